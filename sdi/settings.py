@@ -1,0 +1,74 @@
+"""One typed settings object for the CLI, the ETL, publishing and the server.
+
+Every value can be set with an ``SDI_``-prefixed environment variable or in a ``.env`` file
+at the project root; nothing else in the code reads ``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The checkout this package lives in (installed in editable mode by the setup script).
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SDI_", env_file=PROJECT_DIR / ".env", extra="ignore"
+    )
+
+    home: Path = Field(PROJECT_DIR, description="Project root: etl/, layers/, schemas/ live here")
+    state_dir: Path = Field(
+        PROJECT_DIR / ".sdi", description="Local state: the database cluster, logs, rasters"
+    )
+
+    # Database: an explicit URL wins; otherwise the project's own local cluster is used.
+    database_url: str | None = Field(
+        None, description="postgresql://user:pass@host:port/db of an existing PostGIS"
+    )
+    db_port: int = Field(55432, description="Port of the local cluster (127.0.0.1 only)")
+    db_name: str = Field("sdi", description="Database name in the local cluster")
+    db_user: str = Field("sdi", description="Owner role created in the local cluster")
+
+    # Coordinate reference systems of the province being served.
+    storage_srid: int = Field(4326, description="Storage CRS of every geometry column")
+    province_srid: int = Field(
+        5899, description="Provincial VN-2000 TM-3 CRS: legal areas and lengths are computed in it"
+    )
+    utm_srid: int = Field(3405, description="VN-2000 UTM zone of the province")
+    province_extent: tuple[float, float, float, float] = Field(
+        (106.4, 20.6, 108.2, 21.7), description="lon/lat box the province's data must fall in"
+    )
+
+    # Server.
+    host: str = Field("127.0.0.1", description="Address the OGC API listens on")
+    port: int = Field(5000, description="Port the OGC API listens on")
+    workers: int = Field(2, description="Server worker processes")
+    public_url: str | None = Field(None, description="URL clients see; default http://host:port")
+
+    # ETL.
+    source_dir: Path = Field(
+        PROJECT_DIR / "etl" / "samples", description="Where job specs' relative source paths point"
+    )
+    jobs_dir: Path = Field(PROJECT_DIR / "etl" / "jobs", description="ETL job specifications")
+    layers_dir: Path = Field(PROJECT_DIR / "layers", description="Published collection definitions")
+    pygeoapi_config: Path = Field(
+        PROJECT_DIR / "pygeoapi-config.yml", description="Generated pygeoapi configuration"
+    )
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.state_dir / "pg"
+
+    @property
+    def server_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
