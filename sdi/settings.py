@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     workers: int = Field(2, description="Server worker processes")
     public_url: str | None = Field(None, description="URL clients see; default http://host:port")
 
+    # Service metadata (shown in the landing page, OpenAPI document and catalogue).
+    service_title: str = Field("Urban spatial data infrastructure — Quảng Ninh")
+    service_description: str = Field(
+        "Land, construction, utility and hazard layers of the province's smart cities, "
+        "merged from the departments' deliveries and published as OGC API collections."
+    )
+    organisation: str = Field("Quảng Ninh Department of Science and Technology")
+    organisation_url: str = Field("https://example.org/sdi")
+    contact_email: str = Field("sdi@example.org")
+
     # ETL.
     source_dir: Path = Field(
         PROJECT_DIR / "etl" / "samples", description="Where job specs' relative source paths point"

@@ -1,0 +1,3 @@
+from sdi.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The ``sdi`` command: one entry point for the database, the ETL, publishing and serving."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from sdi.db import ensure_database
+from sdi.db.cli import app as db_app
+from sdi.db.migrate import upgrade
+from sdi.errors import SdiError
+from sdi.etl.cli import app as etl_app
+from sdi.etl.cli import run_jobs
+from sdi.etl.spec import discover_jobs
+from sdi.publish.cli import app as publish_app
+from sdi.publish.cli import publish
+from sdi.serve import Server
+from sdi.settings import get_settings
+
+app = typer.Typer(
+    help="Urban spatial data infrastructure: department files → ETL → PostGIS → OGC API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(etl_app, name="etl")
+app.add_typer(publish_app, name="publish")
+console = Console(stderr=True)
+sample_app = typer.Typer(help="Sample data of four cities for demos and benchmarks.",
+                         no_args_is_help=True)
+app.add_typer(sample_app, name="sample")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the warehouse schema (Alembic migrations; a no-op when current)."""
+    before, after = upgrade(ensure_database())
+    console.print(f"warehouse schema: {before or 'empty'} → {after}"
+                  + (" (already current)" if before == after else ""))
+
+
+@sample_app.command("generate")
+def sample_generate(
+    out: Annotated[Path | None, typer.Option(help="Output folder (default SDI_SOURCE_DIR)")] = None,
+    scale: Annotated[float, typer.Option(help="Multiplies parcels, buildings, permits "
+                                              "(41.67 ≈ 1,000,000 parcels)")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same data")] = 2025,
+    parcels_format: Annotated[str, typer.Option(help="shp (per city, TCVN3) or gpkg (one file)")]
+    = "shp",
+) -> None:
+    """Write the sample deliveries of Hạ Long, Uông Bí, Cẩm Phả and Móng Cái."""
+    from sdi.samples import generate  # heavy imports only when generating
+
+    out = out or get_settings().source_dir
+    manifest = generate(out, scale=scale, seed=seed, parcels_format=parcels_format,
+                        progress=lambda msg: console.print(f"  {msg}"))
+    rows = sum(f["rows"] for f in manifest["files"].values())
+    console.print(f"[green]wrote {len(manifest['files'])} files ({rows:,} rows) to {out}[/]")
+
+
+def _samples_current(out: Path, scale: float) -> bool:
+    manifest = out / "manifest.json"
+    if not manifest.exists():
+        return False
+    data = json.loads(manifest.read_text())
+    return data.get("scale") == scale and all((out / f).exists() for f in data["files"])
+
+
+@app.command()
+def up(
+    scale: Annotated[float, typer.Option(help="Sample data scale")] = 1.0,
+    serve: Annotated[bool, typer.Option(help="Start the OGC API server at the end")] = True,
+) -> None:
+    """The main job: database, migrations, sample data, ETL, publishing, and the OGC API."""
+    settings = get_settings()
+    try:
+        url = ensure_database(settings)
+        console.print("[bold]==> warehouse schema[/]")
+        before, after = upgrade(url, settings)
+        console.print(f"    {before or 'empty'} → {after}")
+        if not _samples_current(settings.source_dir, scale):
+            console.print("[bold]==> generating sample data of four cities[/]")
+            sample_generate(out=settings.source_dir, scale=scale)
+        console.print("[bold]==> ETL: loading every job in etl/jobs/[/]")
+        run_jobs(list(discover_jobs(settings)))
+        console.print("[bold]==> publishing layers/ → pygeoapi-config.yml[/]")
+        publish()
+        if serve:
+            console.print("[bold]==> serving the OGC API[/]")
+            Server(settings).restart()
+            console.print(f"[green bold]OGC API ready: {settings.server_url}/[/]  "
+                          f"(collections: {settings.server_url}/collections; "
+                          f"stop with `./dev sdi serve stop`)")
+    except SdiError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+@app.command("serve")
+def serve_command(
+    action: Annotated[str, typer.Argument(help="start | stop | restart | status | foreground")]
+    = "start",
+) -> None:
+    """Run the OGC API (pygeoapi under gunicorn + uvicorn workers) on SDI_HOST:SDI_PORT."""
+    server = Server(get_settings())
+    try:
+        match action:
+            case "start":
+                server.start()
+            case "restart":
+                server.restart()
+            case "stop":
+                server.stop()
+            case "status":
+                console.print(server.status())
+            case "foreground":
+                server.run_foreground()
+            case _:
+                raise typer.BadParameter(f"unknown action {action!r}")
+    except SdiError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,142 @@
+"""``sdi etl``: run refresh jobs and look at what they did."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sdi.db import connect, ensure_database
+from sdi.errors import SdiError
+from sdi.etl.runner import RunResult, run_job
+from sdi.etl.spec import discover_jobs, load_job, resolve_jobs
+from sdi.settings import get_settings
+
+app = typer.Typer(help="Load department deliveries into the warehouse.", no_args_is_help=True)
+console = Console(stderr=True)
+# Tables go to stdout; when it is a pipe or file, do not squeeze them into 80 columns.
+report_console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def run_jobs(names: list[str], *, force: bool = False, dry_run: bool = False,
+             show_progress: bool = True) -> list[RunResult]:
+    """Run jobs in order; the first failure stops the sequence and is raised."""
+    settings = get_settings()
+    url = ensure_database(settings)
+    jobs = resolve_jobs(names, settings)
+    results = []
+    with Progress(
+        TextColumn("[bold]{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, disable=not show_progress or not console.is_terminal,
+    ) as bar:
+        for job in jobs:
+            task = bar.add_task(job.name, total=None)
+
+            def on_start(total: int | None, task: int = task) -> object:
+                bar.update(task, total=total)
+                return lambda n: bar.advance(task, n)
+
+            result = run_job(job, url, force=force, dry_run=dry_run, settings=settings,
+                             on_start=on_start)
+            bar.update(task, completed=result.rows_read, total=result.rows_read or 1)
+            results.append(result)
+            _print_result(result)
+    return results
+
+
+def _print_result(r: RunResult) -> None:
+    c = r.counts
+    if r.status == "skipped":
+        console.print(f"[dim]{r.job}: skipped — {r.message}[/]")
+        return
+    console.print(
+        f"[green]{r.job}[/] run {r.run_id}: {r.rows_read} read, {c.added} added, "
+        f"{c.updated} updated, {c.unchanged} unchanged, {c.retired} retired, "
+        f"{r.rejected} rejected, {r.repaired} repaired" + (f" — {r.message}" if r.message else "")
+    )
+
+
+@app.command("run")
+def run_command(
+    jobs: Annotated[list[str] | None, typer.Argument(help="Job names (files in etl/jobs/)")] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Run every job in etl/jobs/")] = False,
+    force: Annotated[bool, typer.Option(help="Reload even if the sources are unchanged")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Validate and count changes; write nothing")] = False,
+) -> None:
+    """Run ETL jobs: read, decode, reproject, validate, stage and merge — all or nothing."""
+    names = list(discover_jobs()) if all_jobs else (jobs or [])
+    if not names:
+        raise typer.BadParameter("name one or more jobs, or use --all (see `sdi etl list`)")
+    try:
+        run_jobs(names, force=force, dry_run=dry_run)
+    except SdiError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+
+
+@app.command("list")
+def list_command() -> None:
+    """The job specs in etl/jobs/ and what they load."""
+    table = Table("job", "title", "source", "target", "mode")
+    for name, path in discover_jobs().items():
+        try:
+            job = load_job(path)
+            table.add_row(name, job.title, job.source.path, job.table, job.mode)
+        except SdiError as exc:
+            table.add_row(name, f"[red]{exc}[/]", "", "", "")
+    report_console.print(table)
+
+
+@app.command("runs")
+def runs_command(
+    limit: Annotated[int, typer.Option(help="How many runs")] = 20,
+    job: Annotated[str | None, typer.Option(help="Only this job")] = None,
+) -> None:
+    """Recent runs with their counts."""
+    with connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT run_id, job, status, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'),
+                   round(extract(epoch FROM finished_at - started_at)::numeric, 1),
+                   rows_read, added, updated, unchanged, retired, rejected, repaired, message
+            FROM etl.runs WHERE %(job)s::text IS NULL OR job = %(job)s
+            ORDER BY run_id DESC LIMIT %(limit)s
+            """,
+            {"job": job, "limit": limit},
+        ).fetchall()
+    table = Table("run", "job", "status", "started", "s", "read", "added", "updated",
+                  "unchanged", "retired", "rejected", "repaired", "message")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    report_console.print(table)
+
+
+@app.command("report")
+def report_command(
+    run_id: Annotated[int, typer.Argument(help="Run id (see `sdi etl runs`)")],
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the rejects to CSV")] = None,
+) -> None:
+    """The rows a run rejected, with source file, row number and reason."""
+    with connect() as conn:
+        rows = conn.execute(
+            "SELECT source_path, row_number, natural_key, reason, raw::text FROM etl.rejects "
+            "WHERE run_id = %s ORDER BY source_path, row_number",
+            (run_id,),
+        ).fetchall()
+    if csv_path:
+        with (sys.stdout if str(csv_path) == "-" else csv_path.open("w", newline="")) as out:
+            writer = csv.writer(out)
+            writer.writerow(["source_path", "row_number", "natural_key", "reason", "raw"])
+            writer.writerows(rows)
+        return
+    table = Table("file", "row", "key", "reason")
+    for path, row, key, reason, _ in rows:
+        table.add_row(Path(path).name, str(row), key or "", reason)
+    report_console.print(table)
+    console.print(f"{len(rows)} rejected rows in run {run_id}")

@@ -1,0 +1,106 @@
+"""Validation rules for geometries and keys; failing rows are flagged for the quarantine.
+
+Invalid geometries are repaired where that is safe (``make_valid`` keeping the target's
+dimension), and rejected otherwise; both are counted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from sdi.etl.normalise import Issues
+
+# Target geometry type (PostGIS) → the shapely type ids it accepts.
+_FAMILIES = {
+    "POINT": {0, 4},
+    "MULTIPOINT": {0, 4},
+    "LINESTRING": {1, 5},
+    "MULTILINESTRING": {1, 5},
+    "POLYGON": {3, 6},
+    "MULTIPOLYGON": {3, 6},
+}
+_TYPE_NAMES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString",
+               6: "MultiPolygon", 7: "GeometryCollection"}
+
+
+def _keep_dimension(geometry: shapely.Geometry, accepted: set[int]) -> shapely.Geometry | None:
+    """The parts of a repaired geometry with the target's dimension (None if none are left)."""
+    parts = [p for p in shapely.get_parts(geometry) if shapely.get_type_id(p) in accepted]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    dimension = shapely.get_dimensions(parts[0])
+    if dimension == 2:
+        return shapely.MultiPolygon([q for p in parts for q in shapely.get_parts(p)])
+    if dimension == 1:
+        return shapely.MultiLineString([q for p in parts for q in shapely.get_parts(p)])
+    return shapely.MultiPoint([q for p in parts for q in shapely.get_parts(p)])
+
+
+def check_geometry(geometry: np.ndarray, geometry_type: str, issues: Issues) -> tuple[np.ndarray, int]:
+    """Flag missing, wrongly typed and irreparable geometries; repair the others.
+
+    Returns the (repaired) geometries and how many were repaired.
+    """
+    missing = shapely.is_missing(geometry) | shapely.is_empty(geometry)
+    issues.flag(missing, "no geometry")
+    accepted = _FAMILIES[geometry_type.upper()]
+    type_ids = shapely.get_type_id(geometry)
+    wrong_type = ~missing & ~np.isin(type_ids, list(accepted))
+    if wrong_type.any():
+        got = pd.Series(type_ids).map(lambda t: _TYPE_NAMES.get(t, str(t))).to_numpy()
+        issues.flag(wrong_type, "geometry is " + got + f", expected {geometry_type.title()}")
+
+    invalid = np.flatnonzero(~missing & ~wrong_type & ~shapely.is_valid(geometry))
+    repaired = 0
+    if invalid.size:
+        geometry = geometry.copy()
+        why = shapely.is_valid_reason(geometry[invalid])
+        fixed = shapely.make_valid(geometry[invalid])
+        for position, index in enumerate(invalid):
+            kept = _keep_dimension(fixed[position], accepted)
+            if kept is None or kept.is_empty:
+                issues.flag(np.arange(issues.size) == index,
+                            f"invalid geometry that cannot be repaired: {why[position]}")
+            else:
+                geometry[index] = kept
+                repaired += 1
+    return geometry, repaired
+
+
+def check_bounds(
+    geometry: np.ndarray, bounds: tuple[float, float, float, float], issues: Issues
+) -> None:
+    """Flag geometries (in lon/lat) outside the expected extent: a wrong CRS or swapped axes."""
+    with np.errstate(invalid="ignore"):
+        box = shapely.bounds(geometry)
+        west, south, east, north = bounds
+        outside = (box[:, 0] < west) | (box[:, 2] > east) | (box[:, 1] < south) | (box[:, 3] > north)
+    where = pd.Series(
+        [f"({b[0]:.5f}, {b[1]:.5f})" for b in box[:, :2]] if outside.any() else [""] * len(box)
+    )
+    issues.flag(
+        outside,
+        "outside the expected extent at lon/lat " + where.to_numpy()
+        + f" (expected {west}..{east} E, {south}..{north} N): check source.srid and X/Y order",
+    )
+
+
+class DuplicateKeys:
+    """Remembers the natural keys of one delivery to flag the later duplicates."""
+
+    def __init__(self) -> None:
+        self._first_row: dict[str, str] = {}
+
+    def check(self, keys: pd.Series, rows: np.ndarray, path: str, issues: Issues) -> None:
+        reasons = np.full(len(keys), None, dtype=object)
+        for position, (key, row) in enumerate(zip(keys.to_numpy(), rows, strict=True)):
+            if key is None or not issues.ok[position]:
+                continue
+            first = self._first_row.setdefault(key, f"{path} row {row}")
+            if first != f"{path} row {row}":
+                reasons[position] = f"duplicate natural key {key!r} (first seen at {first})"
+        issues.flag(pd.notna(reasons), reasons)

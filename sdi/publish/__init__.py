@@ -1,0 +1,1 @@
+"""Publishing: ``layers/`` definitions → ``pygeoapi-config.yml``."""

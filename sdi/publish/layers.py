@@ -1,0 +1,81 @@
+"""Published collections, one YAML file each in ``layers/``, checked against a JSON Schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdi.declarative import load_checked
+from sdi.errors import ConfigError
+from sdi.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Layer:
+    id: str
+    path: Path
+    title: str
+    description: str
+    table: str
+    properties: tuple[str, ...]
+    keywords: tuple[str, ...] = ()
+    domain: str | None = None
+    id_field: str = "id"
+    geometry_field: str = "geom"
+    time_field: str | None = None
+    title_field: str | None = None
+    personal: tuple[str, ...] = ()
+    access: str = "public"
+    departments: tuple[str, ...] = ()
+    limits: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def published_properties(self) -> tuple[str, ...]:
+        return self.properties
+
+
+def load_layer(path: Path) -> Layer:
+    data = load_checked(path, "layer.schema.json")
+    personal = tuple(data.get("personal", []))
+    leaked = [p for p in data["properties"] if p in personal]
+    if leaked and not data.get("publish_personal", False):
+        raise ConfigError(
+            f"{path}: properties {', '.join(leaked)} are marked personal; remove them from "
+            "`properties` or set `publish_personal: true` if this layer may show them"
+        )
+    source = data["source"]
+    return Layer(
+        id=path.stem,
+        path=path,
+        title=data["title"],
+        description=" ".join(data["description"].split()),
+        table=source["table"],
+        properties=tuple(data["properties"]),
+        keywords=tuple(data.get("keywords", [])),
+        domain=data.get("domain"),
+        id_field=source.get("id", "id"),
+        geometry_field=source.get("geometry", "geom"),
+        time_field=source.get("time"),
+        title_field=source.get("title_field"),
+        personal=personal,
+        access=data.get("access", "public"),
+        departments=tuple(data.get("departments", [])),
+        limits=data.get("limits", {}),
+        metadata=data.get("metadata", {}),
+    )
+
+
+def load_layers(settings: Settings | None = None) -> list[Layer]:
+    """Every layer definition, sorted by id; all problems of all files in one error."""
+    settings = settings or get_settings()
+    layers, problems = [], []
+    for path in sorted(settings.layers_dir.glob("*.yml")):
+        try:
+            layers.append(load_layer(path))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return layers
