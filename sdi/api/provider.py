@@ -99,7 +99,8 @@ class PostGISProvider(BaseProvider):
         expression = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(srid))
         if north_first:
             expression = sql.SQL("ST_FlipCoordinates({})").format(expression)
-        return sql.SQL("ST_AsGeoJSON({}, {})::json").format(expression, sql.Literal(decimals))
+        # options 0: no "crs" member (RFC 7946); the Content-Crs header names the CRS
+        return sql.SQL("ST_AsGeoJSON({}, {}, 0)::json").format(expression, sql.Literal(decimals))
 
     def _feature(self, select: list[str], skip_geometry: bool,
                  crs_transform_spec: Any) -> sql.Composable:

@@ -57,11 +57,16 @@ def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
     return collection
 
 
+# Machine-specific values are left to environment variables, which pygeoapi expands at start-up
+# (``sdi serve`` sets them from the settings), so the committed file is the same everywhere.
+PUBLIC_URL = "${SDI_PUBLIC_URL:-http://127.0.0.1:5000}"
+
+
 def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
     return {
         "server": {
-            "bind": {"host": settings.host, "port": settings.port},
-            "url": "${SDI_PUBLIC_URL:-" + f"http://{settings.host}:{settings.port}" + "}",
+            "bind": {"host": "${SDI_HOST:-127.0.0.1}", "port": "${SDI_PORT:-5000}"},
+            "url": PUBLIC_URL,
             "mimetype": "application/json; charset=UTF-8",
             "encoding": "utf-8",
             "languages": ["en-US", "vi-VN"],
@@ -81,7 +86,7 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
                              "construction", "utilities", "hazard"],
                 "keywords_type": "theme",
                 "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
-                "url": "${SDI_PUBLIC_URL:-" + f"http://{settings.host}:{settings.port}" + "}",
+                "url": PUBLIC_URL,
             },
             "license": {"name": "CC-BY 4.0 unless a collection says otherwise",
                         "url": "https://creativecommons.org/licenses/by/4.0/"},

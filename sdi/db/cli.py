@@ -1,0 +1,123 @@
+"""``sdi db …``: start, stop and inspect the project's PostGIS database."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sdi.db import ClusterError, LocalCluster, database_url, ensure_database, mask_url
+from sdi.settings import get_settings
+
+app = typer.Typer(
+    help=(
+        "The PostGIS database: the project's own local cluster (under .sdi/pg, on "
+        "127.0.0.1 only), or the existing one named by SDI_DATABASE_URL."
+    ),
+    no_args_is_help=True,
+)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True)
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(getattr(exc, "exit_code", 1))
+
+
+@app.command()
+def start(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server")] = 60.0,
+) -> None:
+    """Start the local cluster and wait until it accepts connections.
+
+    The first start creates the cluster, the database and its PostGIS extensions. With
+    SDI_DATABASE_URL set, only checks that that database answers and has PostGIS.
+    """
+    settings = get_settings()
+    try:
+        if settings.database_url:
+            url = ensure_database(settings)
+            console.print(
+                f"Using SDI_DATABASE_URL [bold]{mask_url(url)}[/]: it answers and has PostGIS. "
+                "The local cluster is not used.",
+                highlight=False,
+            )
+            return
+        cluster = LocalCluster(settings)
+        started = cluster.start(timeout=timeout)
+        cluster.ensure_database(settings.db_name)
+        url = cluster.url(settings.db_name)
+    except ClusterError as exc:
+        raise _fail(exc) from exc
+    state = "started" if started else "already running"
+    console.print(
+        f"PostgreSQL {state}: [bold]{mask_url(url)}[/] (full URL: `sdi db url`)", highlight=False
+    )
+    if cluster.status().note:
+        console.print(f"Note: {cluster.status().note}", highlight=False)
+
+
+@app.command()
+def stop() -> None:
+    """Stop the local cluster (fast shutdown: open sessions are rolled back)."""
+    settings = get_settings()
+    if settings.database_url:
+        console.print("SDI_DATABASE_URL is set: there is no local cluster to stop.")
+        return
+    try:
+        stopped = LocalCluster(settings).stop()
+    except ClusterError as exc:
+        raise _fail(exc) from exc
+    console.print("PostgreSQL stopped." if stopped else "PostgreSQL was not running.")
+
+
+@app.command()
+def status() -> None:
+    """Show where the database is and whether it is running. Exit code 3 when it is down."""
+    settings = get_settings()
+    if settings.database_url:
+        url = settings.database_url
+        try:
+            ensure_database(settings)
+        except ClusterError as exc:
+            raise _fail(exc) from exc
+        console.print(f"Using SDI_DATABASE_URL {mask_url(url)}: it answers and has PostGIS.")
+        return
+    info = LocalCluster(settings).status()
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    running = f"[green]running[/] (pid {info.pid})" if info.running else "[red]stopped[/]"
+    if not info.initialised:
+        running = "[yellow]not created yet[/] (`sdi db start` creates it)"
+    table.add_row("state", running)
+    table.add_row("address", f"{info.host}:{info.port} (TCP, scram-sha-256)")
+    table.add_row("database", f"{settings.db_name} (owner {settings.db_user})")
+    table.add_row("PostgreSQL", f"{info.version or '-'} ({info.bindir or 'binaries not found'})")
+    table.add_row("runs as", info.run_as)
+    table.add_row("data", str(info.data_dir))
+    table.add_row("sockets", str(info.socket_dir))
+    table.add_row("log", str(info.log_file))
+    if info.note:
+        table.add_row("note", info.note)
+    console.print(table)
+    if not info.running:
+        raise typer.Exit(3)
+
+
+@app.command()
+def url(
+    dbname: Annotated[str | None, typer.Option(help="Another database on the same server")] = None,
+) -> None:
+    """Print the database URL, password included (for psql, QGIS, ogr2ogr, …)."""
+    try:
+        typer.echo(database_url(get_settings(), dbname))
+    except ClusterError as exc:
+        raise _fail(exc) from exc
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""ETL: department deliveries → warehouse (read, normalise, validate, stage, merge)."""

@@ -1,0 +1,100 @@
+"""The served OGC API over HTTP (real pygeoapi under uvicorn, real PostGIS)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pyogrio
+import pytest
+import shapely
+from owslib.ogcapi.features import Features
+
+from sdi.publish.layers import load_layers
+
+EPSG_5899 = "http://www.opengis.net/def/crs/EPSG/0/5899"
+HA_LONG_BBOX = (107.06, 20.94, 107.10, 20.97)
+
+
+def test_collections_are_exactly_the_layers(api) -> None:
+    body = api.get("/collections", params={"f": "json"}).json()
+    assert sorted(c["id"] for c in body["collections"]) == sorted(l.id for l in load_layers())
+
+
+def test_parcel_vertex_round_trips_vn2000_within_a_centimetre(api, settings, db) -> None:
+    path = sorted(settings.source_dir.glob("land/parcels_*.shp"))[0]
+    frame = pyogrio.read_dataframe(path, max_features=20)
+    row = frame[shapely.is_valid(frame.geometry.values)].iloc[0]
+    key = f"{row.MAXA}-{row.SOTO}-{row.SOTHUA}"
+    item_id = db.execute(
+        "SELECT id FROM land.parcels_current WHERE natural_key = %s", (key,)).fetchone()[0]
+    response = api.get(f"/collections/parcels/items/{item_id}", params={"crs": EPSG_5899})
+    assert response.status_code == 200
+    assert response.headers["content-crs"] == f"<{EPSG_5899}>"
+    served = shapely.geometry.shape(response.json()["geometry"])
+    source_vertices = shapely.get_coordinates(row.geometry)
+    served_vertices = shapely.get_coordinates(served)
+    assert len(served_vertices) == len(source_vertices)
+    assert abs(served_vertices - source_vertices).max() < 0.01
+
+
+def test_bbox_returns_only_features_inside_the_bbox(api, db) -> None:
+    response = api.get("/collections/lamps/items",
+                       params={"bbox": ",".join(map(str, HA_LONG_BBOX)), "limit": 10000})
+    assert response.status_code == 200
+    body = response.json()
+    box = shapely.box(*HA_LONG_BBOX)
+    assert body["features"], "the test bbox should hold lamps"
+    for feature in body["features"]:
+        assert shapely.geometry.shape(feature["geometry"]).intersects(box)
+    expected = db.execute(
+        "SELECT count(*) FROM utility.street_lamps_current "
+        "WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))", HA_LONG_BBOX
+    ).fetchone()[0]
+    assert body["numberMatched"] == body["numberReturned"] == expected
+
+
+def test_vietnamese_text_is_served_decoded(api) -> None:
+    body = api.get("/collections/communes/items",
+                   params={"commune_code": "06688", "f": "json"}).json()
+    assert [f["properties"]["commune_name"] for f in body["features"]] == ["Phường Hạ Long"]
+
+
+@pytest.mark.parametrize("collection", ["parcels", "permits"])
+def test_personal_fields_are_never_served(api, collection: str) -> None:
+    layer = next(l for l in load_layers() if l.id == collection)
+    body = api.get(f"/collections/{collection}/items", params={"limit": 5}).text
+    assert layer.personal
+    for field in layer.personal:
+        assert field not in body
+    queryables = api.get(f"/collections/{collection}/queryables", params={"f": "json"}).text
+    for field in layer.personal:
+        assert field not in queryables
+
+
+def test_unknown_item_is_a_404_not_a_500(api) -> None:
+    assert api.get("/collections/parcels/items/not-a-number").status_code == 404
+    assert api.get("/collections/parcels/items/999999999").status_code == 404
+
+
+def test_gdal_ogr2ogr_reads_a_bbox_of_the_collection(server, tmp_path, db) -> None:
+    out = tmp_path / "wifi.geojson"
+    subprocess.run(
+        ["ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{server}", "wifi_hotspots",
+         "-spat", *map(str, HA_LONG_BBOX)],
+        check=True, capture_output=True, timeout=120,
+    )
+    features = json.loads(out.read_text())["features"]
+    expected = db.execute(
+        "SELECT count(*) FROM utility.wifi_hotspots_current "
+        "WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))", HA_LONG_BBOX
+    ).fetchone()[0]
+    assert len(features) == expected > 0
+
+
+def test_owslib_lists_collections_and_reads_items(server) -> None:
+    client = Features(server)
+    ids = {c["id"] for c in client.collections()["collections"]}
+    assert {"parcels", "lamps", "flood_zones", "gauges"} <= ids
+    items = client.collection_items("gauges", limit=50)
+    assert items["numberReturned"] == len(items["features"]) > 0

@@ -1,0 +1,138 @@
+"""Shared fixtures: a real PostGIS database, real sample deliveries, a real OGC API server.
+
+The tests use the project's local cluster (or SDI_TEST_DATABASE_URL) with a database of their
+own, ``sdi_test``, recreated for each session; the server runs on a free loopback port and is
+stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from sdi.settings import PROJECT_DIR, Settings, get_settings
+
+TEST_DB = "sdi_test"
+SAMPLE_SCALE = 0.25
+TEST_DATA = Path(__file__).parent / "data"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="sdi-tests-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A fresh, empty test database with PostGIS; its URL becomes SDI_DATABASE_URL."""
+    url = os.environ.get("SDI_TEST_DATABASE_URL")
+    if not url:
+        from sdi.db import LocalCluster
+
+        get_settings.cache_clear()
+        cluster = LocalCluster(get_settings())
+        cluster.start()
+        cluster.drop_database(TEST_DB)
+        cluster.ensure_database(TEST_DB)
+        url = cluster.url(TEST_DB)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, workdir: Path) -> Iterator[Settings]:
+    """Settings pointing every part of the product at the test database and folders."""
+    overrides = {
+        "SDI_DATABASE_URL": database_url,
+        "SDI_STATE_DIR": str(workdir / "state"),
+        "SDI_SOURCE_DIR": str(workdir / "samples"),
+        "SDI_PORT": str(_free_port()),
+    }
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    get_settings.cache_clear()
+    yield get_settings()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> str:
+    from sdi.db.migrate import upgrade
+
+    upgrade(settings.database_url, settings)
+    return settings.database_url
+
+
+@pytest.fixture(scope="session")
+def manifest(settings: Settings) -> dict:
+    """The sample deliveries of four cities, generated once per session."""
+    from sdi.samples import generate
+
+    return generate(settings.source_dir, scale=SAMPLE_SCALE)
+
+
+@pytest.fixture(scope="session")
+def loaded(migrated: str, manifest: dict, settings: Settings) -> dict:
+    """Every job in etl/jobs/ run once against the samples; job name → RunResult."""
+    from sdi.etl.runner import run_job
+    from sdi.etl.spec import discover_jobs, load_job
+
+    return {
+        name: run_job(load_job(path, settings), migrated, settings=settings)
+        for name, path in discover_jobs(settings).items()
+    }
+
+
+@pytest.fixture()
+def db(migrated: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(migrated, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def server(loaded: dict, settings: Settings) -> Iterator[str]:
+    """The OGC API, started like `sdi serve start` on a free port; yields its base URL."""
+    from sdi.serve import Server
+
+    process = Server(settings)
+    process.start()
+    try:
+        yield settings.server_url
+    finally:
+        process.stop(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def api(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=60) as client:
+        yield client
+
+
+def manifest_rows(manifest: dict, relative_path: str) -> int:
+    return manifest["files"][relative_path]["rows"]
+
+
+def read_manifest(settings: Settings) -> dict:
+    return json.loads((settings.source_dir / "manifest.json").read_text())
+
+
+__all__ = ["PROJECT_DIR", "TEST_DATA", "manifest_rows", "read_manifest"]
