@@ -59,10 +59,24 @@ def json_schema(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _unknown_keys(error: jsonschema.ValidationError) -> list[str]:
+    known = error.schema.get("properties", {})
+    return [k for k in error.instance if k not in known]
+
+
+def _location(error: jsonschema.ValidationError) -> Location:
+    """Where to point: the unknown key itself for a misspelt key, else the failing value."""
+    path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and _unknown_keys(error):
+        return (*path, _unknown_keys(error)[0])
+    return path
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
-    key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    key = ".".join(str(part) for part in _location(error)) or "(top level)"
     if error.validator == "additionalProperties":
-        return f"{key}: {error.message} (check the spelling)"
+        allowed = ", ".join(error.schema.get("properties", {}))
+        return f"{key}: unknown key (check the spelling; allowed here: {allowed})"
     if error.validator == "enum":
         allowed = ", ".join(repr(v) for v in error.validator_value)
         return f"{key}: {error.instance!r} is not one of {allowed}"
@@ -82,7 +96,7 @@ def load_checked(path: Path, schema_name: str) -> dict[str, Any]:
     if errors:
         messages = []
         for error in errors:
-            where = tuple(error.absolute_path)
+            where = _location(error)
             while where not in lines and where:
                 where = where[:-1]
             messages.append(f"{path}:{lines.get(where, 1)}: {_describe(error)}")
