@@ -30,8 +30,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(etl_app, name="etl")
 app.add_typer(publish_app, name="publish")
 console = Console(stderr=True)
-sample_app = typer.Typer(help="Sample data of four cities for demos and benchmarks.",
-                         no_args_is_help=True)
+sample_app = typer.Typer(
+    help="Sample data of four cities for demos and benchmarks.", no_args_is_help=True
+)
 app.add_typer(sample_app, name="sample")
 
 
@@ -39,27 +40,40 @@ app.add_typer(sample_app, name="sample")
 def db_upgrade() -> None:
     """Create or upgrade the warehouse schema (Alembic migrations; a no-op when current)."""
     before, after = upgrade(ensure_database())
-    console.print(f"warehouse schema: {before or 'empty'} → {after}"
-                  + (" (already current)" if before == after else ""))
+    console.print(
+        f"warehouse schema: {before or 'empty'} → {after}"
+        + (" (already current)" if before == after else "")
+    )
 
 
 @sample_app.command("generate")
 def sample_generate(
     out: Annotated[Path | None, typer.Option(help="Output folder (default SDI_SOURCE_DIR)")] = None,
-    scale: Annotated[float, typer.Option(help="Multiplies parcels, buildings, permits "
-                                              "(41.67 ≈ 1,000,000 parcels)")] = 1.0,
+    scale: Annotated[
+        float,
+        typer.Option(help="Multiplies parcels, buildings, permits (41.67 ≈ 1,000,000 parcels)"),
+    ] = 1.0,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same data")] = 2025,
-    parcels_format: Annotated[str, typer.Option(help="shp (per city, TCVN3) or gpkg (one file)")]
-    = "shp",
+    parcels_format: Annotated[
+        str, typer.Option(help="shp (per city, TCVN3) or gpkg (one file)")
+    ] = "shp",
 ) -> None:
     """Write the sample deliveries of Hạ Long, Uông Bí, Cẩm Phả and Móng Cái."""
     from sdi.samples import generate  # heavy imports only when generating
 
     out = out or get_settings().source_dir
-    manifest = generate(out, scale=scale, seed=seed, parcels_format=parcels_format,
-                        progress=lambda msg: console.print(f"  {msg}"))
-    rows = sum(f["rows"] for f in manifest["files"].values())
-    console.print(f"[green]wrote {len(manifest['files'])} files ({rows:,} rows) to {out}[/]")
+    manifest = generate(
+        out,
+        scale=scale,
+        seed=seed,
+        parcels_format=parcels_format,
+        progress=lambda msg: console.print(f"  {msg}"),
+    )
+    features = sum(f["rows"] for name, f in manifest["files"].items() if not name.endswith(".tif"))
+    console.print(
+        f"[green]wrote {len(manifest['files'])} files ({features:,} features and rows, "
+        f"plus rasters) to {out}[/]"
+    )
 
 
 def _samples_current(out: Path, scale: float) -> bool:
@@ -92,9 +106,11 @@ def up(
         if serve:
             console.print("[bold]==> serving the OGC API[/]")
             Server(settings).restart()
-            console.print(f"[green bold]OGC API ready: {settings.server_url}/[/]  "
-                          f"(collections: {settings.server_url}/collections; "
-                          f"stop with `./dev sdi serve stop`)")
+            console.print(
+                f"[green bold]OGC API ready: {settings.server_url}/[/]  "
+                f"(collections: {settings.server_url}/collections; "
+                f"stop with `./dev sdi serve stop`)"
+            )
     except SdiError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None
@@ -102,8 +118,9 @@ def up(
 
 @app.command("serve")
 def serve_command(
-    action: Annotated[str, typer.Argument(help="start | stop | restart | status | foreground")]
-    = "start",
+    action: Annotated[
+        str, typer.Argument(help="start | stop | restart | status | foreground")
+    ] = "start",
 ) -> None:
     """Run the OGC API (pygeoapi under gunicorn + uvicorn workers) on SDI_HOST:SDI_PORT."""
     server = Server(get_settings())

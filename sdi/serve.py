@@ -44,26 +44,46 @@ class Server:
         """The OpenAPI document follows the config; regenerate it before every start."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
-            [sys.executable, "-c",
-             "import sys; from pathlib import Path; "
-             "from pygeoapi.openapi import generate_openapi_document as g; "
-             "sys.stdout.write(g(Path(sys.argv[1]), 'yaml'))",
-             str(self.settings.pygeoapi_config)],
-            env=self.environment(), capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; "
+                "from pygeoapi.openapi import generate_openapi_document as g; "
+                "sys.stdout.write(g(Path(sys.argv[1]), 'yaml'))",
+                str(self.settings.pygeoapi_config),
+            ],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if result.returncode != 0:
             raise ServerError(
                 "cannot build the OpenAPI document from pygeoapi-config.yml:\n"
-                + result.stderr.strip().splitlines()[-1] if result.stderr else "no output"
+                + result.stderr.strip().splitlines()[-1]
+                if result.stderr
+                else "no output"
             )
         self.openapi_file.write_text(result.stdout, encoding="utf-8")
 
     def command(self) -> list[str]:
         s = self.settings
         return [
-            sys.executable, "-m", "uvicorn", "sdi.api.app:app",
-            "--host", s.host, "--port", str(s.port), "--workers", str(s.workers),
-            "--log-level", "warning", "--no-server-header", "--timeout-graceful-shutdown", "10",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "sdi.api.app:app",
+            "--host",
+            s.host,
+            "--port",
+            str(s.port),
+            "--workers",
+            str(s.workers),
+            "--log-level",
+            "warning",
+            "--no-server-header",
+            "--timeout-graceful-shutdown",
+            "10",
         ]
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -107,13 +127,19 @@ class Server:
         self.write_openapi()
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
-                self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.settings.home,
+                self.command(),
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.settings.home,
             )
         self.pid_file.write_text(str(process.pid))
         self._wait_ready(process)
-        print(f"OGC API running (pid {process.pid}, log {self.log_file}): "
-              f"{self.settings.server_url}/")
+        print(
+            f"OGC API running (pid {process.pid}, log {self.log_file}): {self.settings.server_url}/"
+        )
 
     def stop(self, quiet: bool = False) -> None:
         pid = self.pid()

@@ -57,7 +57,7 @@ def test_source_crs_must_be_stated(tmp_path: Path) -> None:
         "title: P\nsource: {path: x.shp}\ntarget: {table: land.parcels}\n"
         "natural_key: MAXA\nfields: {a: b}\n"
     )
-    with pytest.raises(ConfigError, match="source.srid is required"):
+    with pytest.raises(ConfigError, match=r"source\.srid is required"):
         load_job(spec)
 
 

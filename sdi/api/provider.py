@@ -57,9 +57,15 @@ def pool() -> ConnectionPool:
     with _pools_lock:
         if url not in _pools:
             _pools[url] = ConnectionPool(
-                url, min_size=1, max_size=4, max_lifetime=1800, max_idle=300, timeout=10,
+                url,
+                min_size=1,
+                max_size=4,
+                max_lifetime=1800,
+                max_idle=300,
+                timeout=10,
                 kwargs={"autocommit": True, "options": "-c statement_timeout=30000"},
-                name="sdi-api", open=True,
+                name="sdi-api",
+                open=True,
             )
         return _pools[url]
 
@@ -102,8 +108,9 @@ class PostGISProvider(BaseProvider):
         # options 0: no "crs" member (RFC 7946); the Content-Crs header names the CRS
         return sql.SQL("ST_AsGeoJSON({}, {}, 0)::json").format(expression, sql.Literal(decimals))
 
-    def _feature(self, select: list[str], skip_geometry: bool,
-                 crs_transform_spec: Any) -> sql.Composable:
+    def _feature(
+        self, select: list[str], skip_geometry: bool, crs_transform_spec: Any
+    ) -> sql.Composable:
         properties = sql.SQL(", ").join(
             sql.SQL("{}, {}").format(sql.Literal(name), sql.Identifier("t", name))
             for name in select
@@ -125,16 +132,20 @@ class PostGISProvider(BaseProvider):
                 f"queryable properties are: {', '.join(self.fields)}"
             )
 
-    def _where(self, bbox: list[float], properties: list[tuple[str, str]],
-               datetime_: str | None) -> tuple[sql.Composable, list[Any]]:
+    def _where(
+        self, bbox: list[float], properties: list[tuple[str, str]], datetime_: str | None
+    ) -> tuple[sql.Composable, list[Any]]:
         clauses: list[sql.Composable] = []
         params: list[Any] = []
         if bbox:
             if len(bbox) != 4:
                 raise ProviderInvalidQueryError(user_msg="bbox must have 4 numbers")
             # The query envelope is built in the storage CRS: the GiST index is used.
-            clauses.append(sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%s, %s, %s, %s, {}))").format(
-                sql.Identifier("t", self.geom_field), sql.Literal(self.storage_srid)))
+            clauses.append(
+                sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%s, %s, %s, %s, {}))").format(
+                    sql.Identifier("t", self.geom_field), sql.Literal(self.storage_srid)
+                )
+            )
             params.extend(float(v) for v in bbox)
         self._check_names([name for name, _ in properties], "property")
         for name, value in properties:
@@ -164,8 +175,10 @@ class PostGISProvider(BaseProvider):
     def _order(self, sortby: list[dict[str, str]]) -> sql.Composable:
         self._check_names([s["property"] for s in sortby], "sortby property")
         keys = [
-            sql.SQL("{} {}").format(sql.Identifier("t", s["property"]),
-                                    sql.SQL("DESC" if s.get("order") == "-" else "ASC"))
+            sql.SQL("{} {}").format(
+                sql.Identifier("t", s["property"]),
+                sql.SQL("DESC" if s.get("order") == "-" else "ASC"),
+            )
             for s in sortby
         ]
         keys.append(sql.Identifier("t", self.id_field))  # stable pages
@@ -178,19 +191,30 @@ class PostGISProvider(BaseProvider):
         except psycopg.errors.QueryCanceled as exc:
             raise ProviderQueryError(user_msg="the query took too long; narrow it") from exc
         except (psycopg.errors.DataException, psycopg.errors.SyntaxError) as exc:
-            raise ProviderInvalidQueryError(user_msg=f"invalid query value: {exc.diag.message_primary}") from exc
+            raise ProviderInvalidQueryError(
+                user_msg=f"invalid query value: {exc.diag.message_primary}"
+            ) from exc
         except psycopg.OperationalError as exc:
             LOGGER.error("database unavailable: %s", exc)
             raise ProviderConnectionError(user_msg="the warehouse is not reachable") from exc
 
     # -- OGC API Features ---------------------------------------------------------------
-    def query(self, offset: int = 0, limit: int = 10, resulttype: str = "results",
-              bbox: list[float] | None = None, datetime_: str | None = None,
-              properties: list[tuple[str, str]] | None = None,
-              sortby: list[dict[str, str]] | None = None,
-              select_properties: list[str] | None = None, skip_geometry: bool = False,
-              q: str | None = None, filterq: Any = None, crs_transform_spec: Any = None,
-              **kwargs: Any) -> dict[str, Any]:
+    def query(
+        self,
+        offset: int = 0,
+        limit: int = 10,
+        resulttype: str = "results",
+        bbox: list[float] | None = None,
+        datetime_: str | None = None,
+        properties: list[tuple[str, str]] | None = None,
+        sortby: list[dict[str, str]] | None = None,
+        select_properties: list[str] | None = None,
+        skip_geometry: bool = False,
+        q: str | None = None,
+        filterq: Any = None,
+        crs_transform_spec: Any = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
         if filterq is not None:
             raise ProviderInvalidQueryError(user_msg="CQL2 filters are not supported yet")
         where, params = self._where(bbox or [], properties or [], datetime_)
@@ -202,17 +226,29 @@ class PostGISProvider(BaseProvider):
             sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(self.table, where), params
         )[0][0]
         if resulttype == "hits":
-            return {"type": "FeatureCollection", "features": [], "numberMatched": matched,
-                    "numberReturned": 0}
+            return {
+                "type": "FeatureCollection",
+                "features": [],
+                "numberMatched": matched,
+                "numberReturned": 0,
+            }
         statement = sql.SQL(
             "SELECT coalesce(json_agg(f.feature), '[]'::json)::text FROM ("
             "SELECT {feature} AS feature FROM {table} t WHERE {where} "
             "ORDER BY {order} LIMIT %s OFFSET %s) f"
-        ).format(feature=self._feature(select, skip_geometry, crs_transform_spec),
-                 table=self.table, where=where, order=self._order(sortby or []))
+        ).format(
+            feature=self._feature(select, skip_geometry, crs_transform_spec),
+            table=self.table,
+            where=where,
+            order=self._order(sortby or []),
+        )
         features = json.loads(self._execute(statement, [*params, int(limit), int(offset)])[0][0])
-        return {"type": "FeatureCollection", "features": features, "numberMatched": matched,
-                "numberReturned": len(features)}
+        return {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": matched,
+            "numberReturned": len(features),
+        }
 
     def get(self, identifier: str, crs_transform_spec: Any = None, **kwargs: Any) -> dict:
         try:
@@ -221,7 +257,9 @@ class PostGISProvider(BaseProvider):
             raise ProviderItemNotFoundError(user_msg=f"no item {identifier!r}") from None
         statement = sql.SQL("SELECT {feature}::text FROM {table} t WHERE {id} = %s").format(
             feature=self._feature(list(self.fields), False, crs_transform_spec),
-            table=self.table, id=sql.Identifier("t", self.id_field))
+            table=self.table,
+            id=sql.Identifier("t", self.id_field),
+        )
         rows = self._execute(statement, [key])
         if not rows:
             raise ProviderItemNotFoundError(user_msg=f"no item {identifier!r}")

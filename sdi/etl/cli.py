@@ -24,16 +24,21 @@ console = Console(stderr=True)
 report_console = Console(width=None if sys.stdout.isatty() else 200)
 
 
-def run_jobs(names: list[str], *, force: bool = False, dry_run: bool = False,
-             show_progress: bool = True) -> list[RunResult]:
+def run_jobs(
+    names: list[str], *, force: bool = False, dry_run: bool = False, show_progress: bool = True
+) -> list[RunResult]:
     """Run jobs in order; the first failure stops the sequence and is raised."""
     settings = get_settings()
     url = ensure_database(settings)
     jobs = resolve_jobs(names, settings)
     results = []
     with Progress(
-        TextColumn("[bold]{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console, disable=not show_progress or not console.is_terminal,
+        TextColumn("[bold]{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress or not console.is_terminal,
     ) as bar:
         for job in jobs:
             task = bar.add_task(job.name, total=None)
@@ -42,8 +47,9 @@ def run_jobs(names: list[str], *, force: bool = False, dry_run: bool = False,
                 bar.update(task, total=total)
                 return lambda n: bar.advance(task, n)
 
-            result = run_job(job, url, force=force, dry_run=dry_run, settings=settings,
-                             on_start=on_start)
+            result = run_job(
+                job, url, force=force, dry_run=dry_run, settings=settings, on_start=on_start
+            )
             bar.update(task, completed=result.rows_read, total=result.rows_read or 1)
             results.append(result)
             _print_result(result)
@@ -67,7 +73,9 @@ def run_command(
     jobs: Annotated[list[str] | None, typer.Argument(help="Job names (files in etl/jobs/)")] = None,
     all_jobs: Annotated[bool, typer.Option("--all", help="Run every job in etl/jobs/")] = False,
     force: Annotated[bool, typer.Option(help="Reload even if the sources are unchanged")] = False,
-    dry_run: Annotated[bool, typer.Option(help="Validate and count changes; write nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Validate and count changes; write nothing")
+    ] = False,
 ) -> None:
     """Run ETL jobs: read, decode, reproject, validate, stage and merge — all or nothing."""
     names = list(discover_jobs()) if all_jobs else (jobs or [])
@@ -110,8 +118,21 @@ def runs_command(
             """,
             {"job": job, "limit": limit},
         ).fetchall()
-    table = Table("run", "job", "status", "started", "s", "read", "added", "updated",
-                  "unchanged", "retired", "rejected", "repaired", "message")
+    table = Table(
+        "run",
+        "job",
+        "status",
+        "started",
+        "s",
+        "read",
+        "added",
+        "updated",
+        "unchanged",
+        "retired",
+        "rejected",
+        "repaired",
+        "message",
+    )
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     report_console.print(table)
@@ -130,7 +151,7 @@ def report_command(
             (run_id,),
         ).fetchall()
     if csv_path:
-        with (sys.stdout if str(csv_path) == "-" else csv_path.open("w", newline="")) as out:
+        with sys.stdout if str(csv_path) == "-" else csv_path.open("w", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(["source_path", "row_number", "natural_key", "reason", "raw"])
             writer.writerows(rows)

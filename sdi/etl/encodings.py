@@ -45,13 +45,15 @@ def encode_tcvn3(text: str) -> bytes:
 
     >>> encode_tcvn3("Cẩm Phả").hex(" ")
     '43 c8 6d 20 50 68 b6'
+    >>> decode_tcvn3(encode_tcvn3("Lý Thái Tổ"))
+    'Lý Thái Tổ'
     """
     out = bytearray()
     for position, char in enumerate(unicodedata.normalize("NFC", text)):
         if char in _UNICODE_TO_TCVN3:
             out.append(_UNICODE_TO_TCVN3[char])
-        elif ord(char) < 0x80:
-            out.append(ord(char))
+        elif ord(char) < 0x100 and ord(char) not in TCVN3_TO_UNICODE:
+            out.append(ord(char))  # bytes TCVN3 leaves as in latin-1 (e.g. 0xFD 'ý')
         else:
             raise ValueError(f"{char!r} at position {position} of {text!r} has no TCVN3 byte")
     return bytes(out)

@@ -38,8 +38,9 @@ def _row_hash(columns: list[str], alias: str) -> sql.Composable:
     return sql.SQL("md5(ROW({})::text)::uuid").format(values)
 
 
-def merge_history(conn: psycopg.Connection, target: TargetTable, columns: list[str],
-                  run_id: int, staged: int) -> MergeCounts:
+def merge_history(
+    conn: psycopg.Connection, target: TargetTable, columns: list[str], run_id: int, staged: int
+) -> MergeCounts:
     attributes = [c for c in columns if c != "geom"]
     insert_columns = sql.SQL(", ").join(
         map(sql.Identifier, [*attributes, "geom", "run_id", "valid_from", "row_hash"])
@@ -69,8 +70,13 @@ def merge_history(conn: psycopg.Connection, target: TargetTable, columns: list[s
             INSERT INTO {table} (id, {insert_columns})
             SELECT c.id, {values} FROM {stage} s JOIN closed c USING (natural_key)
             """
-        ).format(table=table, stage=stage, hash=_row_hash(columns, "s"),
-                 insert_columns=insert_columns, values=values)
+        ).format(
+            table=table,
+            stage=stage,
+            hash=_row_hash(columns, "s"),
+            insert_columns=insert_columns,
+            values=values,
+        )
     ).rowcount
 
     added = conn.execute(
@@ -94,12 +100,14 @@ def merge_history(conn: psycopg.Connection, target: TargetTable, columns: list[s
             """
         ).format(table=table, stage=stage)
     ).rowcount
-    return MergeCounts(added=added, updated=changed, unchanged=staged - added - changed,
-                       retired=retired)
+    return MergeCounts(
+        added=added, updated=changed, unchanged=staged - added - changed, retired=retired
+    )
 
 
-def merge_append(conn: psycopg.Connection, target: TargetTable, columns: list[str],
-                 run_id: int, staged: int) -> MergeCounts:
+def merge_append(
+    conn: psycopg.Connection, target: TargetTable, columns: list[str], run_id: int, staged: int
+) -> MergeCounts:
     keys = [c for c in target.key_columns]
     values = [c for c in columns if c not in keys and c != "natural_key"]
     staged_columns = [c for c in columns if c != "natural_key"]
@@ -128,14 +136,27 @@ def merge_append(conn: psycopg.Connection, target: TargetTable, columns: list[st
             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
             FROM written
             """
-        ).format(table=target.qualified, insert=insert, select=select, keys=key_list,
-                 stage=sql.Identifier(STAGE_TABLE), updates=updates, changed=changed_condition)
+        ).format(
+            table=target.qualified,
+            insert=insert,
+            select=select,
+            keys=key_list,
+            stage=sql.Identifier(STAGE_TABLE),
+            updates=updates,
+            changed=changed_condition,
+        )
     ).fetchone()
     return MergeCounts(added=added, updated=updated, unchanged=staged - added - updated)
 
 
-def merge(conn: psycopg.Connection, mode: str, target: TargetTable, columns: list[str],
-          run_id: int, staged: int) -> MergeCounts:
+def merge(
+    conn: psycopg.Connection,
+    mode: str,
+    target: TargetTable,
+    columns: list[str],
+    run_id: int,
+    staged: int,
+) -> MergeCounts:
     # Writers of one table queue here; readers are never blocked (SHARE ROW EXCLUSIVE).
     conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target.qualified))
     if mode == "append":

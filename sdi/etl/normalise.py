@@ -62,7 +62,7 @@ def natural_keys(frame: pd.DataFrame, template: str) -> pd.Series:
             values = frame[column]
             missing_any |= values.isna() | (values.astype(str).str.strip() == "")
             key = key + values.astype(str).str.strip()
-    return key.where(~missing_any, None)
+    return pd.Series(np.where(missing_any, None, key), index=frame.index, dtype=object)
 
 
 def _cast(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Series:
@@ -79,7 +79,9 @@ def _cast(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Series:
         case "integer":
             number = pd.to_numeric(text, errors="coerce")
             fractional = number.notna() & (number % 1 != 0)
-            issues.flag(fractional, f"{spec.source}: " + text.astype(str) + " is not a whole number")
+            issues.flag(
+                fractional, f"{spec.source}: " + text.astype(str) + " is not a whole number"
+            )
             bad(number, "a number")
             return number.astype("Int64")
         case "float":
@@ -94,7 +96,9 @@ def _cast(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Series:
             bad(parsed, f"a date ({spec.format or 'YYYY-MM-DD'})")
             return parsed.dt.strftime("%Y-%m-%d").where(parsed.notna(), None)
         case "timestamptz":
-            parsed = pd.to_datetime(text, format=spec.format or "ISO8601", utc=True, errors="coerce")
+            parsed = pd.to_datetime(
+                text, format=spec.format or "ISO8601", utc=True, errors="coerce"
+            )
             bad(parsed, "a timestamp with time zone (ISO 8601)")
             return parsed.dt.strftime("%Y-%m-%dT%H:%M:%S%z").where(parsed.notna(), None)
         case _:
@@ -148,7 +152,9 @@ def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
             continue
         values = frame[spec.source]
         if spec.value_map:
-            values = values.map(lambda v, m=spec.value_map: m.get(v, v) if isinstance(v, str) else v)
+            values = values.map(
+                lambda v, m=spec.value_map: m.get(v, v) if isinstance(v, str) else v
+            )
         if spec.codes or spec.split:
             values = _apply_codes(values, spec, issues)
         elif spec.type != "text[]":

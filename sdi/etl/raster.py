@@ -51,9 +51,9 @@ def read_raster(path: Path, job: JobSpec, settings: Settings) -> Iterator[Batch]
             rasterio.shutil.copy(source, partial, driver="COG", COMPRESS="DEFLATE")
             partial.rename(cog)
         footprint = transform_geom(
-            source.crs, f"EPSG:{settings.storage_srid}",
-            shapely.geometry.mapping(shapely.box(*source.bounds).segmentize(
-                max(source.res) * 16)),
+            source.crs,
+            f"EPSG:{settings.storage_srid}",
+            shapely.geometry.mapping(shapely.box(*source.bounds).segmentize(max(source.res) * 16)),
         )
         frame = pd.DataFrame(
             {

@@ -134,8 +134,9 @@ class JobRun:
         self._keep_rejects(batch, frame, rows, issues)
         return frame[issues.ok]
 
-    def _keep_rejects(self, batch: Batch, frame: pd.DataFrame, rows: np.ndarray,
-                      issues: Issues) -> None:
+    def _keep_rejects(
+        self, batch: Batch, frame: pd.DataFrame, rows: np.ndarray, issues: Issues
+    ) -> None:
         bad = np.flatnonzero(~issues.ok)
         if not bad.size:
             return
@@ -146,8 +147,9 @@ class JobRun:
                 for g in batch.geometry[bad]
             ]
         keys = frame["natural_key"].iloc[bad] if "natural_key" in frame else [None] * bad.size
-        for record, row, key, reason in zip(raw.to_dict("records"), rows[bad], keys,
-                                            issues.reasons[bad], strict=True):
+        for record, row, key, reason in zip(
+            raw.to_dict("records"), rows[bad], keys, issues.reasons[bad], strict=True
+        ):
             self.rejects.append(Reject(str(batch.path), int(row), key, reason, record))
 
     # -- whole run -----------------------------------------------------------------------
@@ -159,7 +161,8 @@ class JobRun:
         stage = Stage(self.conn, target, columns)
         for path in files:
             batches = (
-                raster.read_raster(path, self.job, self.settings) if self.job.kind == "raster"
+                raster.read_raster(path, self.job, self.settings)
+                if self.job.kind == "raster"
                 else read_batches(path, self.job.source)
             )
             for batch in batches:
@@ -176,8 +179,12 @@ class JobRun:
         ratio = len(self.rejects) / self.rows_read
         if ratio > self.job.max_reject_ratio:
             # group reasons by their wording, without the values they quote
-            reasons = pd.Series([r.reason for r in self.rejects]).str.replace(
-                r"'[^']*'|\([^)]*\)", "…", regex=True).value_counts().head(3)
+            reasons = (
+                pd.Series([r.reason for r in self.rejects])
+                .str.replace(r"'[^']*'|\([^)]*\)", "…", regex=True)
+                .value_counts()
+                .head(3)
+            )
             summary = "; ".join(f"{n} × {reason}" for reason, n in reasons.items())
             raise RejectThresholdExceeded(
                 f"job {self.job.name}: {len(self.rejects)} of {self.rows_read} rows rejected "
@@ -187,7 +194,9 @@ class JobRun:
 
 
 def _lock_key(job: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"sdi.etl:{job}".encode()).digest()[:8], "big", signed=True)
+    return int.from_bytes(
+        hashlib.sha256(f"sdi.etl:{job}".encode()).digest()[:8], "big", signed=True
+    )
 
 
 def _last_fingerprint(conn: psycopg.Connection, job: str) -> tuple[str | None, set]:
@@ -220,9 +229,20 @@ def _store_rejects(conn: psycopg.Connection, run_id: int, rejects: list[Reject])
         "COPY etl.rejects (run_id, source_path, row_number, natural_key, reason, raw) FROM STDIN"
     ) as copy:
         for r in rejects:
-            copy.write_row((run_id, r.path, r.row_number, r.natural_key, r.reason,
-                            json.dumps({k: _json_value(v) for k, v in r.raw.items()},
-                                       default=str, ensure_ascii=False)))
+            copy.write_row(
+                (
+                    run_id,
+                    r.path,
+                    r.row_number,
+                    r.natural_key,
+                    r.reason,
+                    json.dumps(
+                        {k: _json_value(v) for k, v in r.raw.items()},
+                        default=str,
+                        ensure_ascii=False,
+                    ),
+                )
+            )
 
 
 def _finish(conn: psycopg.Connection, run_id: int, result: RunResult) -> None:
@@ -234,14 +254,30 @@ def _finish(conn: psycopg.Connection, run_id: int, result: RunResult) -> None:
             repaired = %s, message = %s
         WHERE run_id = %s
         """,
-        (result.status, result.rows_read, c.added, c.updated, c.unchanged, c.retired,
-         result.rejected, result.repaired, result.message or None, run_id),
+        (
+            result.status,
+            result.rows_read,
+            c.added,
+            c.updated,
+            c.unchanged,
+            c.retired,
+            result.rejected,
+            result.repaired,
+            result.message or None,
+            run_id,
+        ),
     )
 
 
-def run_job(job: JobSpec, url: str, *, force: bool = False, dry_run: bool = False,
-            settings: Settings | None = None,
-            on_start: Callable[[int | None], Progress | None] | None = None) -> RunResult:
+def run_job(
+    job: JobSpec,
+    url: str,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    settings: Settings | None = None,
+    on_start: Callable[[int | None], Progress | None] | None = None,
+) -> RunResult:
     """Run one job. ``on_start(total_rows)`` may return a progress callback."""
     settings = settings or get_settings()
     files = job.source_files(settings)
@@ -262,18 +298,26 @@ def run_job(job: JobSpec, url: str, *, force: bool = False, dry_run: bool = Fals
         )
         fingerprint = {(str(s.path), s.sha256) for s in sources}
         options = {"spec_sha256": job.spec_sha256, "force": force, "dry_run": dry_run}
-        if not force and not dry_run and _last_fingerprint(conn, job.name) == (
-            job.spec_sha256, fingerprint
+        if (
+            not force
+            and not dry_run
+            and _last_fingerprint(conn, job.name) == (job.spec_sha256, fingerprint)
         ):
             run_id = conn.execute(
                 "INSERT INTO etl.runs (job, status, finished_at, message, options) "
                 "VALUES (%s, 'skipped', clock_timestamp(), %s, %s) RETURNING run_id",
-                (job.name, "sources and spec unchanged since the last successful run",
-                 Jsonb(options)),
+                (
+                    job.name,
+                    "sources and spec unchanged since the last successful run",
+                    Jsonb(options),
+                ),
             ).fetchone()[0]
-            return RunResult(job.name, run_id, "skipped",
-                             message="sources unchanged since the last successful run "
-                                     "(use --force to reload)")
+            return RunResult(
+                job.name,
+                run_id,
+                "skipped",
+                message="sources unchanged since the last successful run (use --force to reload)",
+            )
 
         run_id = conn.execute(
             "INSERT INTO etl.runs (job, status, options) VALUES (%s, 'running', %s) "
@@ -285,8 +329,17 @@ def run_job(job: JobSpec, url: str, *, force: bool = False, dry_run: bool = Fals
             "source_srid) FROM STDIN"
         ) as copy:
             for s in sources:
-                copy.write_row((run_id, str(s.path), s.sha256, s.size_bytes, s.modified_at,
-                                job.source.encoding, job.source.srid))
+                copy.write_row(
+                    (
+                        run_id,
+                        str(s.path),
+                        s.sha256,
+                        s.size_bytes,
+                        s.modified_at,
+                        job.source.encoding,
+                        job.source.srid,
+                    )
+                )
 
         work = JobRun(job, conn, settings)
         result = RunResult(job.name, run_id, "running")

@@ -79,7 +79,8 @@ class Stage:
         if unknown:
             raise ConfigError(
                 f"{target.schema}.{target.name} has no column(s) {', '.join(unknown)}; "
-                f"its columns are: {', '.join(c for c in target.columns if c not in MANAGED_COLUMNS)}"
+                "its columns are: "
+                + ", ".join(c for c in target.columns if c not in MANAGED_COLUMNS)
             )
         self.conn = conn
         self.columns = columns

@@ -21,8 +21,15 @@ _FAMILIES = {
     "POLYGON": {3, 6},
     "MULTIPOLYGON": {3, 6},
 }
-_TYPE_NAMES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString",
-               6: "MultiPolygon", 7: "GeometryCollection"}
+_TYPE_NAMES = {
+    0: "Point",
+    1: "LineString",
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+    7: "GeometryCollection",
+}
 
 
 def _keep_dimension(geometry: shapely.Geometry, accepted: set[int]) -> shapely.Geometry | None:
@@ -40,7 +47,9 @@ def _keep_dimension(geometry: shapely.Geometry, accepted: set[int]) -> shapely.G
     return shapely.MultiPoint([q for p in parts for q in shapely.get_parts(p)])
 
 
-def check_geometry(geometry: np.ndarray, geometry_type: str, issues: Issues) -> tuple[np.ndarray, int]:
+def check_geometry(
+    geometry: np.ndarray, geometry_type: str, issues: Issues
+) -> tuple[np.ndarray, int]:
     """Flag missing, wrongly typed and irreparable geometries; repair the others.
 
     Returns the (repaired) geometries and how many were repaired.
@@ -63,8 +72,10 @@ def check_geometry(geometry: np.ndarray, geometry_type: str, issues: Issues) -> 
         for position, index in enumerate(invalid):
             kept = _keep_dimension(fixed[position], accepted)
             if kept is None or kept.is_empty:
-                issues.flag(np.arange(issues.size) == index,
-                            f"invalid geometry that cannot be repaired: {why[position]}")
+                issues.flag(
+                    np.arange(issues.size) == index,
+                    f"invalid geometry that cannot be repaired: {why[position]}",
+                )
             else:
                 geometry[index] = kept
                 repaired += 1
@@ -78,13 +89,16 @@ def check_bounds(
     with np.errstate(invalid="ignore"):
         box = shapely.bounds(geometry)
         west, south, east, north = bounds
-        outside = (box[:, 0] < west) | (box[:, 2] > east) | (box[:, 1] < south) | (box[:, 3] > north)
+        outside = (
+            (box[:, 0] < west) | (box[:, 2] > east) | (box[:, 1] < south) | (box[:, 3] > north)
+        )
     where = pd.Series(
         [f"({b[0]:.5f}, {b[1]:.5f})" for b in box[:, :2]] if outside.any() else [""] * len(box)
     )
     issues.flag(
         outside,
-        "outside the expected extent at lon/lat " + where.to_numpy()
+        "outside the expected extent at lon/lat "
+        + where.to_numpy()
         + f" (expected {west}..{east} E, {south}..{north} N): check source.srid and X/Y order",
     )
 

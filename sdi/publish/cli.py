@@ -31,8 +31,10 @@ def publish(check: bool = False) -> bool:
         return False
     if current != text:
         path.write_text(text, encoding="utf-8")
-    console.print(f"{path.name}: {'written' if current != text else 'already current'} "
-                  f"({text.count(chr(10))} lines)")
+    console.print(
+        f"{path.name}: {'written' if current != text else 'already current'} "
+        f"({text.count(chr(10))} lines)"
+    )
     return current != text
 
 

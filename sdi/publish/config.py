@@ -24,8 +24,12 @@ HEADER = (
 def output_crs(settings: Settings) -> list[str]:
     """CRS84 (default), EPSG:4326 (lat/lon order), the province's VN-2000 TM-3 and UTM zone."""
     epsg = "http://www.opengis.net/def/crs/EPSG/0/{}"
-    return [CRS84, epsg.format(4326), epsg.format(settings.province_srid),
-            epsg.format(settings.utm_srid)]
+    return [
+        CRS84,
+        epsg.format(4326),
+        epsg.format(settings.province_srid),
+        epsg.format(settings.utm_srid),
+    ]
 
 
 def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
@@ -82,14 +86,22 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
             "identification": {
                 "title": settings.service_title,
                 "description": settings.service_description,
-                "keywords": ["spatial data infrastructure", "urban planning", "land",
-                             "construction", "utilities", "hazard"],
+                "keywords": [
+                    "spatial data infrastructure",
+                    "urban planning",
+                    "land",
+                    "construction",
+                    "utilities",
+                    "hazard",
+                ],
                 "keywords_type": "theme",
                 "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
                 "url": PUBLIC_URL,
             },
-            "license": {"name": "CC-BY 4.0 unless a collection says otherwise",
-                        "url": "https://creativecommons.org/licenses/by/4.0/"},
+            "license": {
+                "name": "CC-BY 4.0 unless a collection says otherwise",
+                "url": "https://creativecommons.org/licenses/by/4.0/",
+            },
             "provider": {"name": settings.organisation, "url": settings.organisation_url},
             "contact": {
                 "name": "SDI service desk",
@@ -109,6 +121,7 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
 
 
 def render_config(layers: list[Layer], settings: Settings) -> str:
-    body = yaml.safe_dump(build_config(layers, settings), sort_keys=False, allow_unicode=True,
-                          width=100)
+    body = yaml.safe_dump(
+        build_config(layers, settings), sort_keys=False, allow_unicode=True, width=100
+    )
     return HEADER + body

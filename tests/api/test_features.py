@@ -13,12 +13,22 @@ from owslib.ogcapi.features import Features
 from sdi.publish.layers import load_layers
 
 EPSG_5899 = "http://www.opengis.net/def/crs/EPSG/0/5899"
-HA_LONG_BBOX = (107.06, 20.94, 107.10, 20.97)
+
+
+def bbox_around(db, table: str, half_width: float = 0.02) -> tuple[float, ...]:
+    """A small bbox centred on a feature of ``table`` in Hạ Long (so it is never empty)."""
+    x, y = db.execute(
+        f"SELECT ST_X(ST_Centroid(f.geom)), ST_Y(ST_Centroid(f.geom)) FROM {table}_current f "
+        "JOIN admin.communes_current c USING (commune_code) WHERE c.city = 'ha_long' "
+        "ORDER BY f.natural_key LIMIT 1"
+    ).fetchone()
+    return (x - half_width, y - half_width, x + half_width, y + half_width)
 
 
 def test_collections_are_exactly_the_layers(api) -> None:
     body = api.get("/collections", params={"f": "json"}).json()
-    assert sorted(c["id"] for c in body["collections"]) == sorted(l.id for l in load_layers())
+    served = sorted(c["id"] for c in body["collections"])
+    assert served == sorted(layer.id for layer in load_layers())
 
 
 def test_parcel_vertex_round_trips_vn2000_within_a_centimetre(api, settings, db) -> None:
@@ -27,7 +37,8 @@ def test_parcel_vertex_round_trips_vn2000_within_a_centimetre(api, settings, db)
     row = frame[shapely.is_valid(frame.geometry.values)].iloc[0]
     key = f"{row.MAXA}-{row.SOTO}-{row.SOTHUA}"
     item_id = db.execute(
-        "SELECT id FROM land.parcels_current WHERE natural_key = %s", (key,)).fetchone()[0]
+        "SELECT id FROM land.parcels_current WHERE natural_key = %s", (key,)
+    ).fetchone()[0]
     response = api.get(f"/collections/parcels/items/{item_id}", params={"crs": EPSG_5899})
     assert response.status_code == 200
     assert response.headers["content-crs"] == f"<{EPSG_5899}>"
@@ -39,30 +50,34 @@ def test_parcel_vertex_round_trips_vn2000_within_a_centimetre(api, settings, db)
 
 
 def test_bbox_returns_only_features_inside_the_bbox(api, db) -> None:
-    response = api.get("/collections/lamps/items",
-                       params={"bbox": ",".join(map(str, HA_LONG_BBOX)), "limit": 10000})
+    bbox = bbox_around(db, "utility.street_lamps")
+    response = api.get(
+        "/collections/lamps/items", params={"bbox": ",".join(map(str, bbox)), "limit": 10000}
+    )
     assert response.status_code == 200
     body = response.json()
-    box = shapely.box(*HA_LONG_BBOX)
+    box = shapely.box(*bbox)
     assert body["features"], "the test bbox should hold lamps"
     for feature in body["features"]:
         assert shapely.geometry.shape(feature["geometry"]).intersects(box)
     expected = db.execute(
         "SELECT count(*) FROM utility.street_lamps_current "
-        "WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))", HA_LONG_BBOX
+        "WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+        bbox,
     ).fetchone()[0]
     assert body["numberMatched"] == body["numberReturned"] == expected
 
 
 def test_vietnamese_text_is_served_decoded(api) -> None:
-    body = api.get("/collections/communes/items",
-                   params={"commune_code": "06688", "f": "json"}).json()
+    body = api.get(
+        "/collections/communes/items", params={"commune_code": "06688", "f": "json"}
+    ).json()
     assert [f["properties"]["commune_name"] for f in body["features"]] == ["Phường Hạ Long"]
 
 
 @pytest.mark.parametrize("collection", ["parcels", "permits"])
 def test_personal_fields_are_never_served(api, collection: str) -> None:
-    layer = next(l for l in load_layers() if l.id == collection)
+    layer = next(x for x in load_layers() if x.id == collection)
     body = api.get(f"/collections/{collection}/items", params={"limit": 5}).text
     assert layer.personal
     for field in layer.personal:
@@ -78,16 +93,28 @@ def test_unknown_item_is_a_404_not_a_500(api) -> None:
 
 
 def test_gdal_ogr2ogr_reads_a_bbox_of_the_collection(server, tmp_path, db) -> None:
+    bbox = bbox_around(db, "utility.wifi_hotspots", 0.05)
     out = tmp_path / "wifi.geojson"
     subprocess.run(
-        ["ogr2ogr", "-f", "GeoJSON", str(out), f"OAPIF:{server}", "wifi_hotspots",
-         "-spat", *map(str, HA_LONG_BBOX)],
-        check=True, capture_output=True, timeout=120,
+        [
+            "ogr2ogr",
+            "-f",
+            "GeoJSON",
+            str(out),
+            f"OAPIF:{server}",
+            "wifi_hotspots",
+            "-spat",
+            *map(str, bbox),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     features = json.loads(out.read_text())["features"]
     expected = db.execute(
         "SELECT count(*) FROM utility.wifi_hotspots_current "
-        "WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))", HA_LONG_BBOX
+        "WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+        bbox,
     ).fetchone()[0]
     assert len(features) == expected > 0
 

@@ -33,12 +33,27 @@ def test_every_feature_table_has_the_bookkeeping_columns_and_a_gist_index(db) ->
     assert len(tables) >= 13
     for schema, table, geometry_type, srid in tables:
         assert srid == 4326 and geometry_type != "GEOMETRY", (schema, table)
-        columns = {r[0] for r in db.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s", (schema, table))}
-        assert {"id", "natural_key", "commune_code", "admin_vintage", "run_id", "valid_from",
-                "valid_to", "geom"} <= columns, table
+        columns = {
+            r[0]
+            for r in db.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s",
+                (schema, table),
+            )
+        }
+        assert {
+            "id",
+            "natural_key",
+            "commune_code",
+            "admin_vintage",
+            "run_id",
+            "valid_from",
+            "valid_to",
+            "geom",
+        } <= columns, table
         gist = db.execute(
             "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND tablename = %s "
-            "AND indexdef ILIKE '%%USING gist (geom)%%'", (schema, table)).fetchone()[0]
+            "AND indexdef ILIKE '%%USING gist (geom)%%'",
+            (schema, table),
+        ).fetchone()[0]
         assert gist == 1, table

@@ -29,8 +29,9 @@ def _expected_rows(manifest: dict, job) -> int:
 
 
 @pytest.mark.parametrize("name", sorted(discover_jobs()))
-def test_job_loads_the_expected_row_count(name: str, loaded: dict, manifest: dict, db,
-                                          settings) -> None:
+def test_job_loads_the_expected_row_count(
+    name: str, loaded: dict, manifest: dict, db, settings
+) -> None:
     job = load_job(discover_jobs(settings)[name], settings)
     result = loaded[name]
     assert result.status == "succeeded", result.message
@@ -45,9 +46,19 @@ def test_job_loads_the_expected_row_count(name: str, loaded: dict, manifest: dic
 
 @pytest.mark.parametrize(
     "table",
-    ["land.parcels", "land.zoning", "construction.buildings", "construction.permits",
-     "utility.street_lamps", "utility.wifi_hotspots", "utility.cameras", "utility.water_pipes",
-     "utility.env_sensors", "hazard.flood_zones", "hazard.gauges"],
+    [
+        "land.parcels",
+        "land.zoning",
+        "construction.buildings",
+        "construction.permits",
+        "utility.street_lamps",
+        "utility.wifi_hotspots",
+        "utility.cameras",
+        "utility.water_pipes",
+        "utility.env_sensors",
+        "hazard.flood_zones",
+        "hazard.gauges",
+    ],
 )
 def test_features_lie_in_all_four_cities_inside_their_commune(table: str, loaded, db) -> None:
     cities = db.execute(
@@ -82,12 +93,14 @@ def test_vietnamese_text_from_tcvn3_shapefiles_is_decoded(loaded, db) -> None:
 
 def test_land_use_codes_are_current_and_superseded_ones_mapped(loaded, db) -> None:
     land_use = code_list("land_use")
-    codes = {c for (c,) in db.execute(
-        "SELECT DISTINCT unnest(land_use_codes) FROM land.parcels_current")}
+    codes = {
+        c for (c,) in db.execute("SELECT DISTINCT unnest(land_use_codes) FROM land.parcels_current")
+    }
     assert codes <= set(land_use.current)
     mapped = db.execute(
         "SELECT land_use_source, land_use_codes FROM land.parcels_current "
-        "WHERE land_use_source = ANY(%s)", (list(land_use.superseded),)
+        "WHERE land_use_source = ANY(%s)",
+        (list(land_use.superseded),),
     ).fetchall()
     assert mapped, "the samples carry superseded codes"
     for source, current in mapped:
@@ -99,11 +112,14 @@ def test_land_use_codes_are_current_and_superseded_ones_mapped(loaded, db) -> No
 
 
 def test_invalid_parcel_geometries_are_repaired_not_lost(loaded, manifest, db) -> None:
-    invalid_keys = manifest["invalid_parcels_keys"]
+    invalid_keys = [
+        f"{k['MAXA']}-{k['SOTO']}-{k['SOTHUA']}" for k in manifest["invalid_parcels_keys"]
+    ]
     assert loaded["land_parcels"].repaired == len(invalid_keys) > 0
     valid = db.execute(
         "SELECT bool_and(ST_IsValid(geom)), count(*) FROM land.parcels_current "
-        "WHERE natural_key = ANY(%s)", (invalid_keys,)
+        "WHERE natural_key = ANY(%s)",
+        (invalid_keys,),
     ).fetchone()
     assert valid == (True, len(invalid_keys))
 
@@ -113,9 +129,12 @@ def test_legal_area_is_computed_in_vn2000(loaded, settings, db) -> None:
     frame = pyogrio.read_dataframe(path, max_features=50)
     frame = frame[shapely.is_valid(frame.geometry.values)]
     keys = [f"{r.MAXA}-{r.SOTO}-{r.SOTHUA}" for r in frame.itertuples()]
-    stored = dict(db.execute(
-        "SELECT natural_key, area_m2 FROM land.parcels_current WHERE natural_key = ANY(%s)",
-        (keys,)).fetchall())
+    stored = dict(
+        db.execute(
+            "SELECT natural_key, area_m2 FROM land.parcels_current WHERE natural_key = ANY(%s)",
+            (keys,),
+        ).fetchall()
+    )
     for key, geometry in zip(keys, frame.geometry, strict=True):
         assert stored[key] == pytest.approx(geometry.area, abs=0.01)
 
@@ -129,8 +148,9 @@ def test_reloading_an_unchanged_delivery_changes_nothing(loaded, settings) -> No
     assert forced.counts.unchanged == loaded["land_parcels"].counts.added
 
 
-CRS_VECTORS = list(csv.DictReader(
-    (TEST_DATA / "crs-test-vectors" / "quang_ninh_crs_test_vectors.csv").open()))
+CRS_VECTORS = list(
+    csv.DictReader((TEST_DATA / "crs-test-vectors" / "quang_ninh_crs_test_vectors.csv").open())
+)
 
 
 @pytest.mark.parametrize("row", CRS_VECTORS, ids=[r["name"] for r in CRS_VECTORS])
@@ -144,8 +164,10 @@ def test_crs_test_vectors_are_reproduced_by_pyproj_and_postgis(row: dict, db) ->
         x, y = Transformer.from_crs(4326, srid, always_xy=True).transform(lon, lat)
         assert np.hypot(x - east, y - north) < 0.01
         x, y = db.execute(
-            "SELECT ST_X(p), ST_Y(p) FROM ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s) p",
-            (lon, lat, srid)).fetchone()
+            "SELECT ST_X(p), ST_Y(p) "
+            "FROM ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4326), %s) p",
+            (lon, lat, srid),
+        ).fetchone()
         assert np.hypot(x - east, y - north) < 0.01
     vn_lon, vn_lat = Transformer.from_crs(4326, 4756, always_xy=True).transform(lon, lat)
     assert abs(vn_lon - float(row["vn2000_lon_epsg4756"])) < 1e-7
