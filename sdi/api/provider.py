@@ -10,6 +10,7 @@ Plugged in by dotted path (``sdi.api.provider.PostGISProvider``) from the genera
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
@@ -67,6 +68,8 @@ def pool() -> ConnectionPool:
                 name="sdi-api",
                 open=True,
             )
+            # Close at exit, or the pool's threads hold the process for 5 s each.
+            atexit.register(_pools[url].close)
         return _pools[url]
 
 
