@@ -190,7 +190,7 @@ def generate_permits(parcels: Parcels, buildings: pd.DataFrame, *, seed: int) ->
         pd.Series(bp["year_built"].to_numpy()).astype(str) + "-01-01", dtype="datetime64[D]"
     )
     issue_b = built_on + rng.integers(0, 365, nb) - rng.integers(120, 540, nb)
-    issue_b = np.minimum(issue_b, REFERENCE_DATE - 5)
+    issue_b = np.minimum(issue_b, REFERENCE_DATE - np.timedelta64(5, "D"))
     status_b = np.where(
         bp["year_built"].to_numpy() >= REFERENCE_YEAR, "under_construction", "completed"
     ).astype(object)
@@ -213,7 +213,9 @@ def generate_permits(parcels: Parcels, buildings: pd.DataFrame, *, seed: int) ->
     issue_s = np.datetime64("2019-01-01") + rng.integers(
         0, (REFERENCE_DATE - np.datetime64("2019-01-01")).astype(int) - 14, ns
     )
-    status_s = np.where(issue_s >= REFERENCE_DATE - 365, "issued", "expired").astype(object)
+    status_s = np.where(
+        issue_s >= REFERENCE_DATE - np.timedelta64(365, "D"), "issued", "expired"
+    ).astype(object)
     floors_s = rng.integers(2, 8, ns)
     floor_area_s = np.round(
         table["area"].to_numpy()[stalled] * rng.uniform(0.5, 0.8, ns) * floors_s, 1

@@ -367,8 +367,6 @@ def generate_parcels(
             )
         )
         corners.append(np.stack([lots["x"], lots["y"]], axis=2))
-        if progress:
-            progress(f"parcels {city.slug} {code}: {n} (shrink {layout.shrink:.2f})")
     table = pd.concat(tables, ignore_index=True)
     corner_arr = np.concatenate(corners)
     n = len(table)
@@ -487,7 +485,7 @@ def generate_zoning(
 
     plan_rng = rng_for(seed, STREAM_ZONING, city.index, 99)
     plan_id = f"QH-{city.abbr}-{PLAN_YEAR[city.slug]}"
-    approved = np.datetime64("2019-01-01") + int(plan_rng.integers(0, 5 * 365))
+    approved = np.datetime64("2019-01-01") + np.timedelta64(int(plan_rng.integers(0, 5 * 365)), "D")
     frames = []
     for code, lay, ub, vb, tu, tv, cls, rng in rows:
         commune = communes[communes["commune_code"] == code].iloc[0]
