@@ -20,7 +20,9 @@ import pytest
 
 from sdi.settings import PROJECT_DIR, Settings, get_settings
 
-TEST_DB = "sdi_test"
+# One database per test session, so concurrent sessions (two checkouts, a developer and CI)
+# never drop each other's data; databases of sessions that died are removed at the next start.
+TEST_DB = f"sdi_test_{os.getpid()}"
 SAMPLE_SCALE = 0.25
 TEST_DATA = Path(__file__).parent / "data"
 
@@ -37,20 +39,32 @@ def workdir() -> Iterator[Path]:
         yield Path(tmp)
 
 
+def _drop_abandoned_test_databases(cluster) -> None:
+    with cluster.connect() as conn:
+        names = conn.execute(
+            "SELECT datname FROM pg_database d WHERE datname LIKE 'sdi\\_test\\_%' AND NOT EXISTS "
+            "(SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)"
+        ).fetchall()
+    for (name,) in names:
+        cluster.drop_database(name)
+
+
 @pytest.fixture(scope="session")
-def database_url() -> str:
+def database_url() -> Iterator[str]:
     """A fresh, empty test database with PostGIS; its URL becomes SDI_DATABASE_URL."""
     url = os.environ.get("SDI_TEST_DATABASE_URL")
-    if not url:
-        from sdi.db import LocalCluster
+    if url:
+        yield url
+        return
+    from sdi.db import LocalCluster
 
-        get_settings.cache_clear()
-        cluster = LocalCluster(get_settings())
-        cluster.start()
-        cluster.drop_database(TEST_DB)
-        cluster.ensure_database(TEST_DB)
-        url = cluster.url(TEST_DB)
-    return url
+    get_settings.cache_clear()
+    cluster = LocalCluster(get_settings())
+    cluster.start()
+    _drop_abandoned_test_databases(cluster)
+    cluster.ensure_database(TEST_DB)
+    yield cluster.url(TEST_DB)
+    cluster.drop_database(TEST_DB)
 
 
 @pytest.fixture(scope="session")
