@@ -262,8 +262,23 @@ python_env() {
   say "Python $version in $VENV: ready"
 }
 
+# Real clients the tests drive (QGIS through Debian's python3-qgis); only for ./dev test.
+test_clients() {
+  if [[ ${SDI_SKIP_APT:-} == 1 ]] || /usr/bin/python3 -c 'import qgis.core' >/dev/null 2>&1; then
+    return
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    info "no apt-get: the QGIS client tests will be skipped"
+    return
+  fi
+  apt_prefix python3-qgis
+  say "installing QGIS for the client tests (python3-qgis, apt; a few minutes the first time)"
+  apt_install python3-qgis
+}
+
 main() {
   system_packages
+  if [[ ${SDI_TEST_CLIENTS:-} == 1 ]]; then test_clients; fi
   python_env
 }
 
