@@ -3,18 +3,26 @@
 - ``history``: a feature whose attributes or geometry changed gets a new version (the old one
   is closed with ``valid_to``); new features are added; current features missing from the
   delivery are retired; unchanged ones are not touched.
+- ``replace_slice``: the same, but only features of the slices present in the delivery (e.g.
+  the communes of one city) are retired: a city can deliver its part alone.
 - ``append``: a time series keyed by the table's primary key; repeated rows are ignored,
   corrected values replace the old ones.
+- contributions: when several departments feed one table, each delivery is versioned in
+  ``etl.contributions`` under its source name, the table is rebuilt from all current
+  contributions by the merge rule (``etl/merge_rules/``), and that is merged with history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
+from sdi.etl.rules import MergeRule
 from sdi.etl.stage import STAGE_TABLE, TargetTable
+
+COMBINED_TABLE = "sdi_combined"
 
 
 @dataclass
@@ -23,6 +31,26 @@ class MergeCounts:
     updated: int = 0
     unchanged: int = 0
     retired: int = 0
+
+
+@dataclass
+class Versioned:
+    """How staged rows (alias ``s``) become versions of rows in a versioned table (alias ``t``)."""
+
+    table: sql.Composable
+    stage: str
+    columns: list[str]  # columns written, besides run_id, valid_from and row_hash
+    values: list[sql.Composable]  # one expression over ``s`` per column
+    row_hash: sql.Composable  # over ``s``; equal hashes mean nothing changed
+    keeps_id: bool = True  # feature tables carry the stable feature id into new versions
+    scope: list[tuple[str, str]] = field(default_factory=list)  # target rows: column = value
+    retire_only: sql.Composable | None = None  # extra condition on retired rows (slices)
+
+    def scoped(self, alias: str) -> sql.Composable:
+        return sql.SQL("").join(
+            sql.SQL(" AND {} = {}").format(sql.Identifier(alias, column), sql.Literal(value))
+            for column, value in self.scope
+        )
 
 
 def _geometry_expression(target: TargetTable, alias: str) -> sql.Composable:
@@ -38,77 +66,96 @@ def _row_hash(columns: list[str], alias: str) -> sql.Composable:
     return sql.SQL("md5(ROW({})::text)::uuid").format(values)
 
 
-def merge_history(
-    conn: psycopg.Connection, target: TargetTable, columns: list[str], run_id: int, staged: int
-) -> MergeCounts:
-    attributes = [c for c in columns if c != "geom"]
+def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: int) -> MergeCounts:
+    """Close changed versions and add new ones, add new features, retire missing ones."""
     insert_columns = sql.SQL(", ").join(
-        map(sql.Identifier, [*attributes, "geom", "run_id", "valid_from", "row_hash"])
+        map(sql.Identifier, [*v.columns, "run_id", "valid_from", "row_hash"])
     )
-    values = sql.SQL(", ").join(
-        [
-            *(sql.Identifier("s", c) for c in attributes),
-            _geometry_expression(target, "s"),
-            sql.Literal(run_id),
-            sql.SQL("now()"),
-            _row_hash(columns, "s"),
-        ]
+    values = sql.SQL(", ").join([*v.values, sql.Literal(run_id), sql.SQL("now()"), v.row_hash])
+    parts = {
+        "table": v.table,
+        "stage": sql.Identifier(v.stage),
+        "hash": v.row_hash,
+        "insert_columns": insert_columns,
+        "values": values,
+        "scope": v.scoped("t"),
+    }
+    id_column, id_value = (
+        (sql.SQL("id, "), sql.SQL("c.id, ")) if v.keeps_id else (sql.SQL(""), sql.SQL(""))
     )
-    table = target.qualified
-    stage = sql.Identifier(STAGE_TABLE)
-
     changed = conn.execute(
         sql.SQL(
             """
             WITH closed AS (
                 UPDATE {table} t SET valid_to = now()
                 FROM {stage} s
-                WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL
+                WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL {scope}
                   AND t.row_hash <> {hash}
-                RETURNING t.id, t.natural_key
+                RETURNING {returning}
             )
-            INSERT INTO {table} (id, {insert_columns})
-            SELECT c.id, {values} FROM {stage} s JOIN closed c USING (natural_key)
+            INSERT INTO {table} ({id_column}{insert_columns})
+            SELECT {id_value}{values} FROM {stage} s JOIN closed c USING (natural_key)
             """
         ).format(
-            table=table,
-            stage=stage,
-            hash=_row_hash(columns, "s"),
-            insert_columns=insert_columns,
-            values=values,
+            returning=sql.SQL("t.id, t.natural_key" if v.keeps_id else "t.natural_key"),
+            id_column=id_column,
+            id_value=id_value,
+            **parts,
         )
     ).rowcount
-
     added = conn.execute(
         sql.SQL(
             """
             INSERT INTO {table} ({insert_columns})
             SELECT {values} FROM {stage} s
             WHERE NOT EXISTS (
-                SELECT 1 FROM {table} t WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL
+                SELECT 1 FROM {table} t
+                WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL {scope}
             )
             """
-        ).format(table=table, stage=stage, insert_columns=insert_columns, values=values)
+        ).format(**parts)
     ).rowcount
-
     retired = conn.execute(
         sql.SQL(
             """
             UPDATE {table} t SET valid_to = now()
-            WHERE t.valid_to IS NULL
+            WHERE t.valid_to IS NULL {scope} {retire_only}
               AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.natural_key = t.natural_key)
             """
-        ).format(table=table, stage=stage)
+        ).format(
+            retire_only=sql.SQL(" AND {}").format(v.retire_only) if v.retire_only else sql.SQL(""),
+            **parts,
+        )
     ).rowcount
     return MergeCounts(
         added=added, updated=changed, unchanged=staged - added - changed, retired=retired
     )
 
 
+def feature_versions(
+    target: TargetTable, columns: list[str], stage: str, slice_column: str | None = None
+) -> Versioned:
+    """A feature table fed from ``stage`` (columns as staged)."""
+    attributes = [c for c in columns if c != "geom"]
+    retire_only = None
+    if slice_column:
+        retire_only = sql.SQL("t.{column} IN (SELECT DISTINCT {column} FROM {stage})").format(
+            column=sql.Identifier(slice_column), stage=sql.Identifier(stage)
+        )
+    return Versioned(
+        table=target.qualified,
+        stage=stage,
+        columns=[*attributes, "geom"],
+        values=[*(sql.Identifier("s", c) for c in attributes), _geometry_expression(target, "s")],
+        row_hash=_row_hash(columns, "s"),
+        retire_only=retire_only,
+    )
+
+
 def merge_append(
     conn: psycopg.Connection, target: TargetTable, columns: list[str], run_id: int, staged: int
 ) -> MergeCounts:
-    keys = [c for c in target.key_columns]
+    keys = list(target.key_columns)
     values = [c for c in columns if c not in keys and c != "natural_key"]
     staged_columns = [c for c in columns if c != "natural_key"]
     insert = sql.SQL(", ").join(map(sql.Identifier, [*staged_columns, "run_id"]))
@@ -149,6 +196,109 @@ def merge_append(
     return MergeCounts(added=added, updated=updated, unchanged=staged - added - updated)
 
 
+# -- several departments, one table ------------------------------------------------------------
+def merge_contribution(
+    conn: psycopg.Connection,
+    target: TargetTable,
+    source: str,
+    columns: list[str],
+    run_id: int,
+    staged: int,
+) -> MergeCounts:
+    """Version this delivery in etl.contributions under its source name."""
+    attributes = [c for c in columns if c not in ("natural_key", "geom")]
+    as_json = sql.SQL("jsonb_build_object({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("{}, {}").format(sql.Literal(c), sql.Identifier("s", c)) for c in attributes
+        )
+    )
+    name = f"{target.schema}.{target.name}"
+    versioned = Versioned(
+        table=sql.Identifier("etl", "contributions"),
+        stage=STAGE_TABLE,
+        columns=["target", "source", "natural_key", "attributes", "geom"],
+        values=[
+            sql.Literal(name),
+            sql.Literal(source),
+            sql.Identifier("s", "natural_key"),
+            as_json,
+            sql.Identifier("s", "geom") if "geom" in columns else sql.NULL,
+        ],
+        row_hash=_row_hash(columns, "s"),
+        keeps_id=False,
+        scope=[("target", name), ("source", source)],
+    )
+    return merge_versions(conn, versioned, run_id, staged)
+
+
+def combine_contributions(
+    conn: psycopg.Connection, target: TargetTable, rule: MergeRule
+) -> tuple[int, list[str]]:
+    """Build the combined stage: per feature and column, the first source in the rule's order
+    that has a value. Returns the number of combined features and the combined columns (every
+    column some source contributes)."""
+    name = f"{target.schema}.{target.name}"
+    contributed = {
+        key
+        for (key,) in conn.execute(
+            "SELECT DISTINCT jsonb_object_keys(attributes) FROM etl.contributions "
+            "WHERE target = %s AND valid_to IS NULL",
+            (name,),
+        )
+    }
+    attributes = [c for c in target.columns if c in contributed]
+
+    def first_of(column: str) -> sql.Composable:
+        return sql.SQL("coalesce({})").format(
+            sql.SQL(", ").join(
+                sql.SQL("nullif(p.by_source -> {} -> {}, 'null'::jsonb)").format(
+                    sql.Literal(source), sql.Literal(column)
+                )
+                for source in rule.priority(column)
+            )
+        )
+
+    merged = sql.SQL("jsonb_build_object({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("{}, {}").format(sql.Literal(c), first_of(c)) for c in attributes
+        )
+    )
+    geometry = sql.SQL("coalesce({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("(array_agg(geom) FILTER (WHERE source = {}))[1]").format(sql.Literal(s))
+            for s in rule.priority("geom")
+        )
+    )
+    conn.execute(
+        sql.SQL(
+            """
+            CREATE TEMP TABLE {combined} ON COMMIT DROP AS
+            WITH p AS (
+                SELECT natural_key, jsonb_object_agg(source, attributes) AS by_source,
+                       {geometry} AS geom
+                FROM etl.contributions
+                WHERE target = {name} AND valid_to IS NULL
+                GROUP BY natural_key
+            )
+            SELECT p.natural_key, {typed}, p.geom
+            FROM p, LATERAL jsonb_populate_record(NULL::{table}, {merged}) r
+            """
+        ).format(
+            combined=sql.Identifier(COMBINED_TABLE),
+            geometry=geometry,
+            name=sql.Literal(name),
+            typed=sql.SQL(", ").join(sql.Identifier("r", c) for c in attributes),
+            table=target.qualified,
+            merged=merged,
+        )
+    )
+    conn.execute(sql.SQL("CREATE INDEX ON {} (natural_key)").format(sql.Identifier(COMBINED_TABLE)))
+    count = conn.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(COMBINED_TABLE))
+    ).fetchone()[0]
+    return count, ["natural_key", *attributes, "geom"]
+
+
 def merge(
     conn: psycopg.Connection,
     mode: str,
@@ -156,9 +306,20 @@ def merge(
     columns: list[str],
     run_id: int,
     staged: int,
+    *,
+    slice_column: str | None = None,
+    contribution: tuple[str, MergeRule] | None = None,
 ) -> MergeCounts:
     # Writers of one table queue here; readers are never blocked (SHARE ROW EXCLUSIVE).
     conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target.qualified))
     if mode == "append":
         return merge_append(conn, target, columns, run_id, staged)
-    return merge_history(conn, target, columns, run_id, staged)
+    if contribution:
+        source, rule = contribution
+        merge_contribution(conn, target, source, columns, run_id, staged)
+        combined, combined_columns = combine_contributions(conn, target, rule)
+        versions = feature_versions(target, combined_columns, COMBINED_TABLE)
+        return merge_versions(conn, versions, run_id, combined)
+    slice_column = slice_column if mode == "replace_slice" else None
+    versions = feature_versions(target, columns, STAGE_TABLE, slice_column)
+    return merge_versions(conn, versions, run_id, staged)

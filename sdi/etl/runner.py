@@ -26,9 +26,10 @@ from sdi.etl import raster
 from sdi.etl.merge import MergeCounts, merge
 from sdi.etl.normalise import Issues, Reprojector, map_fields
 from sdi.etl.read import Batch, count_rows, read_batches
+from sdi.etl.rules import load_rule
 from sdi.etl.spec import JobSpec
 from sdi.etl.stage import Stage, TargetTable
-from sdi.etl.validate import DuplicateKeys, check_bounds, check_geometry
+from sdi.etl.validate import FirstSeen, check_bounds, check_geometry
 from sdi.settings import Settings, get_settings
 
 # Sidecar files that belong to a delivered file and change its meaning.
@@ -105,7 +106,8 @@ class JobRun:
         self.rejects: list[Reject] = []
         self.rows_read = 0
         self.repaired = 0
-        self.duplicates = DuplicateKeys()
+        self.duplicate_keys = FirstSeen("natural key")
+        self.duplicate_geometries = FirstSeen("geometry") if job.unique_geometry else None
         # Raster footprints arrive in the storage CRS (each raster has its own CRS).
         self.reprojector = Reprojector(
             job.source.srid or settings.storage_srid, settings.storage_srid, settings.province_srid
@@ -130,7 +132,9 @@ class JobRun:
             )
         rows = np.arange(batch.first_row, batch.first_row + len(frame))
         if "natural_key" in frame:
-            self.duplicates.check(frame["natural_key"], rows, batch.path.name, issues)
+            self.duplicate_keys.check(frame["natural_key"], rows, batch.path.name, issues)
+        if self.duplicate_geometries and "geom" in frame:
+            self.duplicate_geometries.check(frame["geom"], rows, batch.path.name, issues)
         self._keep_rejects(batch, frame, rows, issues)
         return frame[issues.ok]
 
@@ -350,7 +354,21 @@ def run_job(
                 target = TargetTable.introspect(conn, job.table)
                 stage = work.load(files, target, progress)
                 work.check_threshold()
-                result.counts = merge(conn, job.mode, target, stage.columns, run_id, stage.rows)
+                contribution = (
+                    (job.contributes_as, load_rule(job.table, settings))
+                    if job.contributes_as
+                    else None
+                )
+                result.counts = merge(
+                    conn,
+                    job.mode,
+                    target,
+                    stage.columns,
+                    run_id,
+                    stage.rows,
+                    slice_column=job.slice_column,
+                    contribution=contribution,
+                )
                 result.rows_read, result.rejected = work.rows_read, len(work.rejects)
                 result.repaired = work.repaired
                 if dry_run:

@@ -59,12 +59,15 @@ class JobSpec:
     kind: Literal["vector", "table", "raster"]
     source: SourceSpec
     table: str
-    mode: Literal["history", "append"]
+    mode: Literal["history", "replace_slice", "append"]
     natural_key: str | None
     fields: tuple[FieldSpec, ...]
     max_reject_ratio: float
     bounds: tuple[float, float, float, float]
     department: str | None = None
+    slice_column: str | None = None
+    contributes_as: str | None = None
+    unique_geometry: bool = False
 
     @property
     def spec_sha256(self) -> str:
@@ -115,6 +118,12 @@ def load_job(path: Path, settings: Settings | None = None) -> JobSpec:
             "(e.g. 5899 for VN-2000 / TM-3 107-45), never guess it"
         )
     validation = data.get("validation", {})
+    target = data["target"]
+    if target.get("mode") == "replace_slice" and "slice" not in target:
+        raise ConfigError(
+            f"{path}: target.mode replace_slice needs target.slice: the column whose values in "
+            "the delivery say what it replaces (e.g. commune_code)"
+        )
     return JobSpec(
         name=path.stem,
         path=path,
@@ -131,8 +140,11 @@ def load_job(path: Path, settings: Settings | None = None) -> JobSpec:
             wkt=geometry.get("wkt"),
             delimiter=source.get("delimiter", ","),
         ),
-        table=data["target"]["table"],
-        mode=data["target"].get("mode", "history"),
+        table=target["table"],
+        mode=target.get("mode", "history"),
+        slice_column=target.get("slice"),
+        contributes_as=target.get("contributes_as"),
+        unique_geometry=validation.get("unique_geometry", False),
         natural_key=data.get("natural_key"),
         fields=tuple(_field(name, raw) for name, raw in data.get("fields", {}).items()),
         max_reject_ratio=validation.get("max_reject_ratio", 0.01),

@@ -103,10 +103,11 @@ def check_bounds(
     )
 
 
-class DuplicateKeys:
-    """Remembers the natural keys of one delivery to flag the later duplicates."""
+class FirstSeen:
+    """Remembers values (natural keys, geometries) of one delivery to flag later duplicates."""
 
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
+        self.what = what
         self._first_row: dict[str, str] = {}
 
     def check(self, keys: pd.Series, rows: np.ndarray, path: str, issues: Issues) -> None:
@@ -116,5 +117,6 @@ class DuplicateKeys:
                 continue
             first = self._first_row.setdefault(key, f"{path} row {row}")
             if first != f"{path} row {row}":
-                reasons[position] = f"duplicate natural key {key!r} (first seen at {first})"
+                shown = key if len(key) <= 40 else key[:40] + "…"
+                reasons[position] = f"duplicate {self.what} {shown!r} (first seen at {first})"
         issues.flag(pd.notna(reasons), reasons)

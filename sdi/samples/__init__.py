@@ -18,7 +18,13 @@ import shapely
 
 from sdi.samples.common import CADASTRAL_EPSG, WGS84_EPSG
 from sdi.samples.communes import CITIES, City, load_communes
-from sdi.samples.construction import PERMIT_COLUMNS, generate_buildings, generate_permits
+from sdi.samples.construction import (
+    PERMIT_COLUMNS,
+    SURVEY_COLUMNS,
+    generate_buildings,
+    generate_permits,
+    survey_buildings,
+)
 from sdi.samples.hazard import NODATA, depth_raster, generate_hazard
 from sdi.samples.land import PARCEL_COLUMNS, generate_parcels, generate_zoning, to_multi
 from sdi.samples.utility import (
@@ -256,7 +262,7 @@ def generate(
 
     if parcels_format == "gpkg":
         manifest.add("land/parcels.gpkg", parcel_counts)
-    _write_collected(out, collected, manifest)
+    _write_collected(out, collected, manifest, seed)
 
     result = {
         "seed": int(seed),
@@ -311,7 +317,7 @@ def _write_depth(out: Path, city: City, hazard, manifest: _Manifest) -> None:
 
 
 def _write_collected(
-    out: Path, collected: dict[str, list[pd.DataFrame]], manifest: _Manifest
+    out: Path, collected: dict[str, list[pd.DataFrame]], manifest: _Manifest, seed: int
 ) -> None:
     frames = {k: pd.concat(v, ignore_index=True) for k, v in collected.items()}
 
@@ -329,6 +335,17 @@ def _write_collected(
     buildings = frames["buildings"]
     write_geojson(buildings, out / "construction/buildings.geojson", columns=BUILDING_COLUMNS)
     manifest.add("construction/buildings.geojson", _count(buildings))
+
+    survey = survey_buildings(buildings, seed=seed)
+    write_gpkg(
+        survey,
+        out / "construction/buildings_survey.gpkg",
+        "nha_khao_sat",
+        columns=SURVEY_COLUMNS,
+        geometry_type="Polygon",
+        epsg=CADASTRAL_EPSG,
+    )
+    manifest.add("construction/buildings_survey.gpkg", _count(survey))
 
     permits = frames["permits"]
     write_csv(

@@ -31,6 +31,7 @@ STREAM_SENSORS = 10
 STREAM_FLOOD = 11
 STREAM_READINGS = 12
 STREAM_NAMES = 13
+STREAM_SURVEY = 14
 
 
 def rng_for(seed: int, *keys: int) -> np.random.Generator:

@@ -17,6 +17,7 @@ from sdi.samples.common import (
     REFERENCE_YEAR,
     STREAM_BUILDINGS,
     STREAM_PERMITS,
+    STREAM_SURVEY,
     dates_to_vn,
     rng_for,
 )
@@ -260,3 +261,39 @@ def generate_permits(parcels: Parcels, buildings: pd.DataFrame, *, seed: int) ->
     df["Y"] = np.char.mod("%.3f", df["easting"].to_numpy())
     df["city"] = city.slug
     return df.drop(columns=["issued", "northing", "easting"])
+
+
+SURVEY_COLUMNS = ("ma_cong_trinh", "ma_xa", "so_tang", "chieu_cao_m", "ngay_do")
+
+
+def survey_buildings(buildings: pd.DataFrame, *, seed: int) -> pd.DataFrame:
+    """The survey office's measurements of about 60 % of the buildings (EPSG:5899).
+
+    Footprints are measured (slightly larger than the permitted ones), heights measured, and
+    about 5 % of the surveyed buildings have one floor more than permitted — the values the
+    merge rule must keep even where the construction department's value wins.
+    """
+    rng = rng_for(seed, STREAM_SURVEY)
+    pick = np.flatnonzero(rng.random(len(buildings)) < 0.6)
+    chosen = buildings.iloc[pick]
+    geometry = chosen["geometry"].to_numpy()
+    centre = shapely.get_coordinates(shapely.centroid(geometry))
+    scale = rng.uniform(1.01, 1.04, len(pick))
+    rings = shapely.get_coordinates(shapely.get_exterior_ring(geometry)).reshape(len(pick), -1, 2)
+    rings = centre[:, None, :] + (rings - centre[:, None, :]) * scale[:, None, None]
+    extra_floor = rng.random(len(pick)) < 0.05
+    days = rng.integers(0, 365, len(pick))
+    surveyed = np.datetime64("2024-06-01") + days.astype("timedelta64[D]")
+    return pd.DataFrame(
+        {
+            "ma_cong_trinh": chosen["building_id"].to_numpy(),
+            "ma_xa": chosen["commune_code"].to_numpy(),
+            "so_tang": chosen["floors"].to_numpy() + extra_floor,
+            "chieu_cao_m": np.round(
+                chosen["height_m"].to_numpy() + rng.normal(0, 0.4, len(pick)), 1
+            ),
+            "ngay_do": pd.Series(surveyed).dt.strftime("%Y-%m-%d").to_numpy(),
+            "city": chosen["city"].to_numpy(),
+            "geometry": shapely.polygons(rings),
+        }
+    )
