@@ -14,6 +14,9 @@ import sys
 import time
 import urllib.request
 
+import yaml
+
+from sdi.api.openapi import self_contained
 from sdi.errors import SdiError
 from sdi.settings import Settings
 
@@ -64,7 +67,10 @@ class Server:
                 if result.stderr
                 else "no output"
             )
-        self.openapi_file.write_text(result.stdout, encoding="utf-8")
+        document = self_contained(yaml.safe_load(result.stdout))
+        self.openapi_file.write_text(
+            yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
 
     def command(self) -> list[str]:
         s = self.settings
