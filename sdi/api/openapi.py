@@ -22,6 +22,8 @@ _REMOTE = {
     "https://schemas.opengis.net/cql2/1.0/cql2.json": "#/components/schemas/cql2Expression",
     "https://raw.githubusercontent.com/opengeospatial/ogcapi-records/master/core/openapi/"
     "parameters/sortby.yaml": "#/components/parameters/sortby",
+    "https://raw.githubusercontent.com/opengeospatial/ogcapi-records/master/core/openapi/"
+    "parameters/q.yaml": "#/components/parameters/q",
     "https://schemas.opengis.net/ogcapi/tiles/part1/1.0/openapi/ogcapi-tiles-1.yaml"
     "#/components/schemas/link": "#/components/schemas/link",
     "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi/schemas/exception.yaml": (

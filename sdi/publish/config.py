@@ -32,7 +32,30 @@ def output_crs(settings: Settings) -> list[str]:
     ]
 
 
+def _catalogue(layer: Layer, settings: Settings) -> dict[str, Any]:
+    return {
+        "type": "collection",
+        "title": layer.title,
+        "description": layer.description,
+        "keywords": list(layer.keywords),
+        "links": [],
+        "extents": {"spatial": {"bbox": list(settings.province_extent), "crs": CRS84}},
+        "providers": [
+            {
+                "type": "record",
+                "name": "sdi.api.records.CatalogueProvider",
+                "data": "layers",
+                "id_field": "id",
+                "time_field": "updated",
+                "title_field": "title",
+            }
+        ],
+    }
+
+
 def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
+    if layer.kind == "catalogue":
+        return _catalogue(layer, settings)
     provider: dict[str, Any] = {
         "type": "feature",
         "name": "sdi.api.provider.PostGISProvider",

@@ -17,8 +17,9 @@ class Layer:
     path: Path
     title: str
     description: str
-    table: str
+    table: str | None
     properties: tuple[str, ...]
+    kind: str = "features"
     keywords: tuple[str, ...] = ()
     domain: str | None = None
     id_field: str = "id"
@@ -39,20 +40,21 @@ class Layer:
 def load_layer(path: Path) -> Layer:
     data = load_checked(path, "layer.schema.json")
     personal = tuple(data.get("personal", []))
-    leaked = [p for p in data["properties"] if p in personal]
+    leaked = [p for p in data.get("properties", []) if p in personal]
     if leaked and not data.get("publish_personal", False):
         raise ConfigError(
             f"{path}: properties {', '.join(leaked)} are marked personal; remove them from "
             "`properties` or set `publish_personal: true` if this layer may show them"
         )
-    source = data["source"]
+    source = data.get("source", {})
     return Layer(
         id=path.stem,
         path=path,
         title=data["title"],
         description=" ".join(data["description"].split()),
-        table=source["table"],
-        properties=tuple(data["properties"]),
+        kind=data.get("kind", "features"),
+        table=source.get("table"),
+        properties=tuple(data.get("properties", [])),
         keywords=tuple(data.get("keywords", [])),
         domain=data.get("domain"),
         id_field=source.get("id", "id"),
