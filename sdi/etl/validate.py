@@ -104,19 +104,31 @@ def check_bounds(
 
 
 class FirstSeen:
-    """Remembers values (natural keys, geometries) of one delivery to flag later duplicates."""
+    """Remembers values (natural keys, geometries) of one delivery to flag later duplicates.
+
+    Vectorised: only the (rare) duplicates are looked at one by one.
+    """
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self._first_row: dict[str, str] = {}
+        self._first: dict[str, tuple[str, int]] = {}
 
     def check(self, keys: pd.Series, rows: np.ndarray, path: str, issues: Issues) -> None:
-        reasons = np.full(len(keys), None, dtype=object)
-        for position, (key, row) in enumerate(zip(keys.to_numpy(), rows, strict=True)):
-            if key is None or not issues.ok[position]:
-                continue
-            first = self._first_row.setdefault(key, f"{path} row {row}")
-            if first != f"{path} row {row}":
-                shown = key if len(key) <= 40 else key[:40] + "…"
-                reasons[position] = f"duplicate {self.what} {shown!r} (first seen at {first})"
-        issues.flag(pd.notna(reasons), reasons)
+        values = pd.Series(keys.to_numpy(), dtype=object)
+        candidates = issues.ok & values.notna().to_numpy()
+        first = self._first
+        seen_before = np.fromiter((v in first for v in values), dtype=bool, count=len(values))
+        duplicate = candidates & (values.duplicated(keep="first").to_numpy() | seen_before)
+        fresh = candidates & ~duplicate
+        self._first.update(zip(values[fresh], ((path, int(r)) for r in rows[fresh]), strict=True))
+        if not duplicate.any():
+            return
+        reasons = np.full(len(values), None, dtype=object)
+        for position in np.flatnonzero(duplicate):
+            key = values.iat[position]
+            first_path, first_row = self._first[key]
+            shown = key if len(key) <= 40 else key[:40] + "…"
+            reasons[position] = (
+                f"duplicate {self.what} {shown!r} (first seen at {first_path} row {first_row})"
+            )
+        issues.flag(duplicate, reasons)
