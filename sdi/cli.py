@@ -11,7 +11,6 @@ from rich.console import Console
 
 from sdi.db import ensure_database
 from sdi.db.cli import app as db_app
-from sdi.db.migrate import upgrade
 from sdi.errors import SdiError
 from sdi.etl.cli import app as etl_app
 from sdi.etl.cli import run_jobs
@@ -39,6 +38,8 @@ app.add_typer(sample_app, name="sample")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the warehouse schema (Alembic migrations; a no-op when current)."""
+    from sdi.db.migrate import upgrade
+
     before, after = upgrade(ensure_database())
     console.print(
         f"warehouse schema: {before or 'empty'} → {after}"
@@ -90,6 +91,8 @@ def up(
     serve: Annotated[bool, typer.Option(help="Start the OGC API server at the end")] = True,
 ) -> None:
     """The main job: database, migrations, sample data, ETL, publishing, and the OGC API."""
+    from sdi.db.migrate import upgrade
+
     settings = get_settings()
     try:
         url = ensure_database(settings)

@@ -14,7 +14,8 @@ from rich.table import Table
 
 from sdi.db import connect, ensure_database
 from sdi.errors import SdiError
-from sdi.etl.runner import RunResult, run_job
+from sdi.etl.results import RunResult
+from sdi.etl.runner import run_job
 from sdi.etl.spec import discover_jobs, load_job, resolve_jobs
 from sdi.settings import get_settings
 

@@ -19,18 +19,11 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from sdi.etl.results import MergeCounts
 from sdi.etl.rules import MergeRule
 from sdi.etl.stage import STAGE_TABLE, TargetTable
 
 COMBINED_TABLE = "sdi_combined"
-
-
-@dataclass
-class MergeCounts:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    retired: int = 0
 
 
 @dataclass

@@ -1,0 +1,175 @@
+"""The heavy half of a run: read → normalise → validate → stage, batch by batch.
+
+Imported only once a run has decided to load (a skipped run never pays for pandas, shapely,
+pyogrio and rasterio).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+
+from sdi.errors import RejectThresholdExceeded
+from sdi.etl import raster
+from sdi.etl.normalise import Issues, Reprojector, map_fields
+from sdi.etl.read import Batch, read_batches
+from sdi.etl.spec import JobSpec
+from sdi.etl.stage import Stage, TargetTable
+from sdi.etl.validate import FirstSeen, check_bounds, check_geometry
+from sdi.settings import Settings
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Reject:
+    path: str
+    row_number: int
+    natural_key: str | None
+    reason: str
+    raw: dict[str, Any]
+
+
+def _derive(job: JobSpec, frame: pd.DataFrame, province_geometry: np.ndarray) -> None:
+    for spec in job.fields:
+        if spec.derive == "area":
+            frame[spec.name] = np.round(shapely.area(province_geometry), 2)
+        elif spec.derive == "length":
+            frame[spec.name] = np.round(shapely.length(province_geometry), 2)
+
+
+class JobRun:
+    """One execution of one job against one database connection."""
+
+    def __init__(self, job: JobSpec, conn: psycopg.Connection, settings: Settings) -> None:
+        self.job = job
+        self.conn = conn
+        self.settings = settings
+        self.rejects: list[Reject] = []
+        self.rows_read = 0
+        self.repaired = 0
+        self.duplicate_keys = FirstSeen("natural key")
+        self.duplicate_geometries = FirstSeen("geometry") if job.unique_geometry else None
+        # Raster footprints arrive in the storage CRS (each raster has its own CRS).
+        self.reprojector = Reprojector(
+            job.source.srid or settings.storage_srid, settings.storage_srid, settings.province_srid
+        )
+
+    # -- one batch -----------------------------------------------------------------------
+    def normalise(self, batch: Batch, target: TargetTable) -> pd.DataFrame:
+        issues = Issues(len(batch.frame))
+        frame = map_fields(batch, self.job, issues)
+        if target.geometry_type:
+            geometry = batch.geometry
+            if geometry is None:
+                geometry = np.full(len(frame), None, dtype=object)
+            geometry, repaired = check_geometry(geometry, target.geometry_type, issues)
+            self.repaired += repaired
+            stored = self.reprojector.to_storage(geometry)
+            province = self.reprojector.to_province(geometry)
+            check_bounds(stored, self.job.bounds, issues)
+            _derive(self.job, frame, province)
+            frame["geom"] = shapely.to_wkb(
+                shapely.set_srid(stored, self.settings.storage_srid), hex=True, include_srid=True
+            )
+        rows = np.arange(batch.first_row, batch.first_row + len(frame))
+        if "natural_key" in frame:
+            self.duplicate_keys.check(frame["natural_key"], rows, batch.path.name, issues)
+        if self.duplicate_geometries and "geom" in frame:
+            self.duplicate_geometries.check(frame["geom"], rows, batch.path.name, issues)
+        self._keep_rejects(batch, frame, rows, issues)
+        return frame[issues.ok]
+
+    def _keep_rejects(
+        self, batch: Batch, frame: pd.DataFrame, rows: np.ndarray, issues: Issues
+    ) -> None:
+        bad = np.flatnonzero(~issues.ok)
+        if not bad.size:
+            return
+        raw = batch.frame.iloc[bad].astype(object).where(batch.frame.iloc[bad].notna(), None)
+        if batch.geometry is not None:
+            raw["geometry_wkt"] = [
+                None if g is None else shapely.to_wkt(g, rounding_precision=3)[:2000]
+                for g in batch.geometry[bad]
+            ]
+        keys = frame["natural_key"].iloc[bad] if "natural_key" in frame else [None] * bad.size
+        for record, row, key, reason in zip(
+            raw.to_dict("records"), rows[bad], keys, issues.reasons[bad], strict=True
+        ):
+            self.rejects.append(Reject(str(batch.path), int(row), key, reason, record))
+
+    # -- whole run -----------------------------------------------------------------------
+    def load(self, files: list[Path], target: TargetTable, progress: Progress | None) -> Stage:
+        columns = [c for c in ("natural_key",) if c in target.columns and self.job.natural_key]
+        columns += [f.name for f in self.job.fields]
+        if target.geometry_type:
+            columns.append("geom")
+        stage = Stage(self.conn, target, columns)
+        for path in files:
+            batches = (
+                raster.read_raster(path, self.job, self.settings)
+                if self.job.kind == "raster"
+                else read_batches(path, self.job.source)
+            )
+            for batch in batches:
+                self.rows_read += len(batch.frame)
+                stage.write(self.normalise(batch, target))
+                if progress:
+                    progress(len(batch.frame))
+        stage.finish()
+        return stage
+
+    def check_threshold(self) -> None:
+        if not self.rows_read:
+            raise RejectThresholdExceeded(f"job {self.job.name}: the delivery has no rows")
+        ratio = len(self.rejects) / self.rows_read
+        if ratio > self.job.max_reject_ratio:
+            # group reasons by their wording, without the values they quote
+            reasons = (
+                pd.Series([r.reason for r in self.rejects])
+                .str.replace(r"'[^']*'|\([^)]*\)", "…", regex=True)
+                .value_counts()
+                .head(3)
+            )
+            summary = "; ".join(f"{n} × {reason}" for reason, n in reasons.items())
+            raise RejectThresholdExceeded(
+                f"job {self.job.name}: {len(self.rejects)} of {self.rows_read} rows rejected "
+                f"({ratio:.1%} > the job's limit {self.job.max_reject_ratio:.1%}); nothing was "
+                f"written. Most common: {summary}"
+            )
+
+
+def _json_value(value: Any) -> Any:
+    """JSON has no NaN: missing values read by pandas become null."""
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def store_rejects(conn: psycopg.Connection, run_id: int, rejects: list[Reject]) -> None:
+    with conn.cursor().copy(
+        "COPY etl.rejects (run_id, source_path, row_number, natural_key, reason, raw) FROM STDIN"
+    ) as copy:
+        for r in rejects:
+            copy.write_row(
+                (
+                    run_id,
+                    r.path,
+                    r.row_number,
+                    r.natural_key,
+                    r.reason,
+                    json.dumps(
+                        {k: _json_value(v) for k, v in r.raw.items()},
+                        default=str,
+                        ensure_ascii=False,
+                    ),
+                )
+            )
