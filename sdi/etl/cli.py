@@ -67,6 +67,8 @@ def _print_result(r: RunResult) -> None:
         f"{c.updated} updated, {c.unchanged} unchanged, {c.retired} retired, "
         f"{r.rejected} rejected, {r.repaired} repaired" + (f" — {r.message}" if r.message else "")
     )
+    if r.encoding_report:
+        console.print(f"  [dim]text encoding detected: {r.encoding_report}[/]")
 
 
 @app.command("run")

@@ -54,6 +54,8 @@ class JobRun:
         self.conn = conn
         self.settings = settings
         self.rejects: list[Reject] = []
+        # file → (encoding, evidence): what was detected or declared for its text
+        self.encodings: dict[str, tuple[str, str | None]] = {}
         self.rows_read = 0
         self.repaired = 0
         self.duplicate_keys = FirstSeen("natural key")
@@ -120,6 +122,8 @@ class JobRun:
                 else read_batches(path, self.job.source)
             )
             for batch in batches:
+                if getattr(batch, "encoding", None) is not None:
+                    self.encodings[str(path)] = (batch.encoding, batch.encoding_evidence)
                 self.rows_read += len(batch.frame)
                 stage.write(self.normalise(batch, target))
                 if progress:

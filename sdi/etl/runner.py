@@ -8,6 +8,7 @@ a kill or a bad file leaves every target table exactly as it was.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from sdi.etl.spec import JobSpec
 from sdi.settings import Settings, get_settings
 
 # Sidecar files that belong to a delivered file and change its meaning.
-_SIDECARS = (".dbf", ".shx", ".prj", ".cpg", ".dat", ".id", ".map")
+_SIDECARS = (".dbf", ".shx", ".prj", ".cpg", ".dat", ".id", ".map", ".mid", ".xsd", ".gfs")
 
 
 @dataclass
@@ -97,6 +98,24 @@ def _finish(conn: psycopg.Connection, run_id: int, result: RunResult) -> None:
             run_id,
         ),
     )
+
+
+def record_encodings(
+    conn: psycopg.Connection, run_id: int, encodings: dict[str, tuple[str, str | None]]
+) -> None:
+    """The text encoding each file was read with, and the evidence when it was detected."""
+    for path, (encoding, _) in encodings.items():
+        conn.execute(
+            "UPDATE etl.run_sources SET encoding = %s WHERE run_id = %s AND path = %s",
+            (encoding, run_id, path),
+        )
+    if encodings:
+        report = {p: {"encoding": e, "evidence": why} for p, (e, why) in encodings.items()}
+        conn.execute(
+            "UPDATE etl.runs SET options = options || jsonb_build_object('encodings', %s::jsonb) "
+            "WHERE run_id = %s",
+            (json.dumps(report, ensure_ascii=False), run_id),
+        )
 
 
 def run_job(
@@ -185,6 +204,15 @@ def run_job(
             with conn.transaction():
                 target = TargetTable.introspect(conn, job.table)
                 stage = work.load(files, target, progress)
+                record_encodings(conn, run_id, work.encodings)
+                result.encoding_report = (
+                    "; ".join(
+                        f"{Path(p).name}: {enc}" + (f" ({why})" if why else "")
+                        for p, (enc, why) in work.encodings.items()
+                        if job.source.encoding == "auto"
+                    )
+                    or None
+                )
                 work.check_threshold()
                 contribution = (
                     (job.contributes_as, load_rule(job.table, settings))

@@ -39,7 +39,7 @@ class FieldSpec:
 class SourceSpec:
     path: str
     layer: str | None = None
-    encoding: str = "utf-8"
+    encoding: str = "auto"
     srid: int | None = None
     x: str | None = None
     y: str | None = None
@@ -133,7 +133,7 @@ def load_job(path: Path, settings: Settings | None = None) -> JobSpec:
         source=SourceSpec(
             path=source["path"],
             layer=source.get("layer"),
-            encoding=source.get("encoding", "utf-8"),
+            encoding=source.get("encoding", "auto"),
             srid=source.get("srid"),
             x=geometry.get("x"),
             y=geometry.get("y"),

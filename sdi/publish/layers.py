@@ -27,6 +27,7 @@ class Layer:
     time_field: str | None = None
     title_field: str | None = None
     personal: tuple[str, ...] = ()
+    publish_personal: bool = False
     access: str = "public"
     departments: tuple[str, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)
@@ -62,6 +63,7 @@ def load_layer(path: Path) -> Layer:
         time_field=source.get("time"),
         title_field=source.get("title_field"),
         personal=personal,
+        publish_personal=data.get("publish_personal", False),
         access=data.get("access", "public"),
         departments=tuple(data.get("departments", [])),
         limits=data.get("limits", {}),
