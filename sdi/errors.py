@@ -42,3 +42,9 @@ class DatabaseUnavailable(SdiError):
     """The warehouse cannot be reached or is not set up."""
 
     exit_code = 6
+
+
+class WarehouseRefused(SdiError):
+    """The database refused the load (a constraint, a type, a lock timeout); nothing written."""
+
+    exit_code = 8

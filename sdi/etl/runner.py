@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 from psycopg.types.json import Jsonb
 
-from sdi.errors import JobLockedError, RejectThresholdExceeded, SdiError
+from sdi.errors import JobLockedError, RejectThresholdExceeded, SdiError, WarehouseRefused
 from sdi.etl.results import RunResult
 from sdi.etl.rules import load_rule
 from sdi.etl.spec import JobSpec
@@ -248,9 +248,36 @@ def run_job(
             store_rejects(conn, run_id, work.rejects)
             _finish(conn, run_id, result)
             raise
+        except psycopg.Error as exc:
+            if conn.closed:  # the connection itself is gone: nothing more to record
+                raise WarehouseRefused(f"job {job.name}: lost the database: {exc}") from None
+            result.status = "failed"
+            result.message = _describe_database_error(job, exc)
+            _finish(conn, run_id, result)
+            raise WarehouseRefused(result.message) from None
         except Exception as exc:
             result.status = "failed"
             result.message = f"{type(exc).__name__}: {exc}"
             _finish(conn, run_id, result)
             raise
         return result
+
+
+def _describe_database_error(job: JobSpec, exc: psycopg.Error) -> str:
+    """What the database refused, where, in words an analyst can act on."""
+    diag = exc.diag
+    where = ", ".join(
+        f"{label} {value}"
+        for label, value in (
+            ("table", diag.table_name),
+            ("column", diag.column_name),
+            ("constraint", diag.constraint_name),
+        )
+        if value
+    )
+    detail = f" ({diag.message_detail})" if diag.message_detail else ""
+    return (
+        f"job {job.name}: the warehouse refused the delivery: {diag.message_primary or exc}"
+        f"{detail}{' — ' + where if where else ''}; nothing was written. Fix the delivery or "
+        f"the field mapping in {job.path.name}"
+    )
