@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from pyproj import Transformer
 
@@ -45,6 +47,19 @@ class Issues:
         return pd.isna(self.reasons)
 
 
+def _text(values: pd.Series) -> pa.Array:
+    """Values as trimmed Arrow strings, empty ones as nulls (vectorised in Arrow's C++)."""
+    array = pa.array(values.to_numpy(dtype=object, na_value=None), from_pandas=True)
+    if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
+        array = pc.cast(array, pa.string())
+    trimmed = pc.utf8_trim_whitespace(array)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
+
+
+def _to_series(array: pa.Array, index: pd.Index) -> pd.Series:
+    return pd.Series(array.to_numpy(zero_copy_only=False), index=index, dtype=object)
+
+
 def natural_keys(frame: pd.DataFrame, template: str) -> pd.Series:
     """Build natural keys from a column name or a '{A}-{B}' template, vectorised.
 
@@ -54,66 +69,90 @@ def natural_keys(frame: pd.DataFrame, template: str) -> pd.Series:
     parts = list(string.Formatter().parse(template))
     if len(parts) == 1 and parts[0][1] is None:
         parts = [("", template, "", None)]  # a bare column name
-    missing_any = pd.Series(False, index=frame.index)
-    key = pd.Series("", index=frame.index, dtype=object)
+    pieces: list[pa.Array | str] = []
     for literal, column, _, _ in parts:
-        key = key + literal
+        if literal:
+            pieces.append(literal)
         if column is not None:
-            values = frame[column]
-            missing_any |= values.isna() | (values.astype(str).str.strip() == "")
-            key = key + values.astype(str).str.strip()
-    return pd.Series(np.where(missing_any, None, key), index=frame.index, dtype=object)
+            pieces.append(_text(frame[column]))
+    key = pc.binary_join_element_wise(*pieces, "")  # any null part makes the key null
+    return _to_series(key, frame.index)
+
+
+def _flag_unparsed(
+    present: pd.Series,
+    result: pd.Series,
+    text: pd.Series,
+    spec: FieldSpec,
+    what: str,
+    issues: Issues,
+) -> None:
+    failed = (present & result.isna()).to_numpy()
+    if failed.any():  # build messages only for the rows that failed
+        reasons = np.full(len(text), None, dtype=object)
+        reasons[failed] = [f"{spec.source}: {v!r} is not {what}" for v in text[failed]]
+        issues.flag(failed, reasons)
 
 
 def _cast(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Series:
     """Cast source values to the field's type; values that do not cast are flagged."""
-    present = values.notna() & (values.astype(str).str.strip() != "")
-    text = values.where(present).astype(object)
-    text = text.map(lambda v: v.strip() if isinstance(v, str) else v)
-
-    def bad(result: pd.Series, what: str) -> None:
-        failed = present & result.isna()
-        issues.flag(failed, f"{spec.source}: " + text.astype(str) + f" is not {what}")
+    if spec.type in ("integer", "float") and pd.api.types.is_numeric_dtype(values.dtype):
+        number = values.astype("float64")  # already numbers (GeoPackage, Shapefile N fields)
+        text = values.astype(object)
+    else:
+        text = _to_series(_text(values), values.index)
+        number = None
+    present = text.notna()
 
     match spec.type:
         case "integer":
-            number = pd.to_numeric(text, errors="coerce")
-            fractional = number.notna() & (number % 1 != 0)
-            issues.flag(
-                fractional, f"{spec.source}: " + text.astype(str) + " is not a whole number"
-            )
-            bad(number, "a number")
-            return number.astype("Int64")
+            if number is None:
+                number = pd.to_numeric(text, errors="coerce")
+                _flag_unparsed(present, number, text, spec, "a number", issues)
+            fractional = (number.notna() & (number % 1 != 0)).to_numpy()
+            if fractional.any():
+                _flag_unparsed(
+                    pd.Series(fractional, index=values.index),
+                    number.where(~fractional),
+                    text,
+                    spec,
+                    "a whole number",
+                    issues,
+                )
+            return number.round().astype("Int64")
         case "float":
-            number = pd.to_numeric(
-                text.map(lambda v: v.replace(",", ".") if isinstance(v, str) else v),
-                errors="coerce",
-            )
-            bad(number, "a number")
+            if number is None:
+                number = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+                _flag_unparsed(present, number, text, spec, "a number", issues)
             return number
         case "date":
             parsed = pd.to_datetime(text, format=spec.format, errors="coerce")
-            bad(parsed, f"a date ({spec.format or 'YYYY-MM-DD'})")
+            _flag_unparsed(
+                present, parsed, text, spec, f"a date ({spec.format or 'YYYY-MM-DD'})", issues
+            )
             return parsed.dt.strftime("%Y-%m-%d").where(parsed.notna(), None)
         case "timestamptz":
             parsed = pd.to_datetime(
                 text, format=spec.format or "ISO8601", utc=True, errors="coerce"
             )
-            bad(parsed, "a timestamp with time zone (ISO 8601)")
+            _flag_unparsed(
+                present, parsed, text, spec, "a timestamp with time zone (ISO 8601)", issues
+            )
             return parsed.dt.strftime("%Y-%m-%dT%H:%M:%S%z").where(parsed.notna(), None)
         case _:
-            return text.map(lambda v: str(v) if v is not None and v == v else None)
+            return text
 
 
 def _apply_codes(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Series:
-    """Map a (possibly multi-valued) code field to current codes; unknown codes are flagged."""
+    """Map a (possibly multi-valued) code field to current codes; unknown codes are flagged.
+
+    Code fields have few distinct values: each is converted once, then mapped in bulk.
+    """
     codes = code_list(spec.codes) if spec.codes else None
     separator = spec.split
 
     def convert(value: Any) -> tuple[Any, str | None]:
-        if value is None or value != value:
-            return None, None
-        items = [v for v in str(value).split(separator)] if separator else [str(value)]
+        items = str(value).split(separator) if separator else [str(value)]
         mapped = []
         for item in items:
             current = codes.normalise(item) if codes else item.strip()
@@ -124,10 +163,14 @@ def _apply_codes(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Serie
             return "{" + ",".join(f'"{m}"' for m in mapped) + "}", None
         return mapped[0], None
 
-    converted = values.map(convert)
-    reasons = converted.map(lambda pair: pair[1])
-    issues.flag(reasons.notna(), reasons)
-    return converted.map(lambda pair: pair[0])
+    text = _to_series(_text(values), values.index)
+    table = {value: convert(value) for value in text.dropna().unique()}
+    converted = text.map({k: v[0] for k, v in table.items()})
+    failures = {k: v[1] for k, v in table.items() if v[1]}
+    if failures:
+        reasons = text.map(failures)
+        issues.flag(reasons.notna().to_numpy(), reasons.to_numpy(dtype=object))
+    return converted.astype(object).where(converted.notna(), None)
 
 
 def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
@@ -152,9 +195,8 @@ def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
             continue
         values = frame[spec.source]
         if spec.value_map:
-            values = values.map(
-                lambda v, m=spec.value_map: m.get(v, v) if isinstance(v, str) else v
-            )
+            # values not in the map stay as they are
+            values = values.replace({k: v for k, v in spec.value_map.items()})
         if spec.codes or spec.split:
             values = _apply_codes(values, spec, issues)
         elif spec.type != "text[]":
