@@ -39,14 +39,28 @@ def workdir() -> Iterator[Path]:
         yield Path(tmp)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _drop_abandoned_test_databases(cluster) -> None:
+    """Drop test databases whose pytest process (its pid is in the name) is gone."""
     with cluster.connect() as conn:
-        names = conn.execute(
-            "SELECT datname FROM pg_database d WHERE datname LIKE 'sdi\\_test\\_%' AND NOT EXISTS "
-            "(SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)"
-        ).fetchall()
-    for (name,) in names:
-        cluster.drop_database(name)
+        names = [
+            n
+            for (n,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname ~ '^sdi_test_[0-9]+$'"
+            )
+        ]
+    for name in names:
+        if not _alive(int(name.rsplit("_", 1)[1])):
+            cluster.drop_database(name)
 
 
 @pytest.fixture(scope="session")
