@@ -131,7 +131,11 @@ def run_job(
     settings = settings or get_settings()
     files = job.source_files(settings)
     sources = [SourceFile.fingerprint(p) for p in files]
-    with psycopg.connect(url, autocommit=True) as conn:
+    # If this process is killed, the server notices within a second and rolls the run back
+    # (instead of finishing the statement and holding the job's lock meanwhile).
+    with psycopg.connect(
+        url, autocommit=True, options="-c client_connection_check_interval=1000"
+    ) as conn:
         locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(job.name),)).fetchone()
         if not locked[0]:
             raise JobLockedError(
@@ -233,6 +237,10 @@ def run_job(
                 result.repaired = work.repaired
                 if dry_run:
                     raise _Rollback
+                # Derived data (flood warnings) follows the load, in the same transaction.
+                from sdi.hazard.hooks import after_load
+
+                after_load(conn, job.table, run_id)
                 result.status = "succeeded"
                 store_rejects(conn, run_id, work.rejects)
                 _finish(conn, run_id, result)
