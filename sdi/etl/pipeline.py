@@ -22,7 +22,7 @@ from sdi.etl import raster
 from sdi.etl.normalise import Issues, Reprojector, map_fields
 from sdi.etl.read import Batch, read_batches
 from sdi.etl.spec import JobSpec
-from sdi.etl.stage import Stage, TargetTable
+from sdi.etl.stage import Stage, TargetTable, hex_column
 from sdi.etl.validate import FirstSeen, check_bounds, check_geometry
 from sdi.settings import Settings
 
@@ -69,6 +69,7 @@ class JobRun:
     def normalise(self, batch: Batch, target: TargetTable) -> pd.DataFrame:
         issues = Issues(len(batch.frame))
         frame = map_fields(batch, self.job, issues)
+        stored = None
         if target.geometry_type:
             geometry = batch.geometry
             if geometry is None:
@@ -79,16 +80,21 @@ class JobRun:
             province = self.reprojector.to_province(geometry)
             check_bounds(stored, self.job.bounds, issues)
             _derive(self.job, frame, province)
-            frame["geom"] = shapely.to_wkb(
-                shapely.set_srid(stored, self.settings.storage_srid), hex=True, include_srid=True
-            )
         rows = np.arange(batch.first_row, batch.first_row + len(frame))
         if "natural_key" in frame:
             self.duplicate_keys.check(frame["natural_key"], rows, batch.path.name, issues)
-        if self.duplicate_geometries and "geom" in frame:
-            self.duplicate_geometries.check(frame["geom"], rows, batch.path.name, issues)
+        if self.duplicate_geometries and stored is not None:
+            wkb = pd.Series(shapely.to_wkb(stored), dtype=object)
+            self.duplicate_geometries.check(wkb, rows, batch.path.name, issues)
         self._keep_rejects(batch, frame, rows, issues)
-        return frame[issues.ok]
+        ok = issues.ok
+        accepted = frame[ok]
+        if stored is not None:
+            ewkb = shapely.to_wkb(
+                shapely.set_srid(stored[ok], self.settings.storage_srid), include_srid=True
+            )
+            accepted = accepted.assign(geom=hex_column(ewkb, accepted.index))
+        return accepted
 
     def _keep_rejects(
         self, batch: Batch, frame: pd.DataFrame, rows: np.ndarray, issues: Issues

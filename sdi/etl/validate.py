@@ -106,29 +106,38 @@ def check_bounds(
 class FirstSeen:
     """Remembers values (natural keys, geometries) of one delivery to flag later duplicates.
 
-    Vectorised: only the (rare) duplicates are looked at one by one.
+    Vectorised: a set answers "seen before?"; where a value was first seen is searched for only
+    for the (rare) duplicates.
     """
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self._first: dict[str, tuple[str, int]] = {}
+        self._seen: set[str] = set()
+        self._batches: list[tuple[str, np.ndarray, np.ndarray]] = []  # path, values, rows
+
+    def _first(self, key: str) -> str:
+        for path, values, rows in self._batches:
+            hits = np.flatnonzero(values == key)
+            if hits.size:
+                return f"{path} row {rows[hits[0]]}"
+        return "an earlier row"
 
     def check(self, keys: pd.Series, rows: np.ndarray, path: str, issues: Issues) -> None:
         values = pd.Series(keys.to_numpy(), dtype=object)
         candidates = issues.ok & values.notna().to_numpy()
-        first = self._first
-        seen_before = np.fromiter((v in first for v in values), dtype=bool, count=len(values))
+        seen = self._seen
+        seen_before = np.fromiter(map(seen.__contains__, values), dtype=bool, count=len(values))
         duplicate = candidates & (values.duplicated(keep="first").to_numpy() | seen_before)
         fresh = candidates & ~duplicate
-        self._first.update(zip(values[fresh], ((path, int(r)) for r in rows[fresh]), strict=True))
+        seen.update(values[fresh])
+        self._batches.append((path, values[fresh].to_numpy(), rows[fresh]))
         if not duplicate.any():
             return
         reasons = np.full(len(values), None, dtype=object)
         for position in np.flatnonzero(duplicate):
             key = values.iat[position]
-            first_path, first_row = self._first[key]
             shown = key if len(key) <= 40 else key[:40] + "…"
             reasons[position] = (
-                f"duplicate {self.what} {shown!r} (first seen at {first_path} row {first_row})"
+                f"duplicate {self.what} {shown!r} (first seen at {self._first(key)})"
             )
         issues.flag(duplicate, reasons)
