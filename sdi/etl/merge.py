@@ -21,7 +21,7 @@ from psycopg import sql
 
 from sdi.etl.results import MergeCounts
 from sdi.etl.rules import MergeRule
-from sdi.etl.stage import STAGE_TABLE, TargetTable
+from sdi.etl.stage import DELIVERED_TABLE, STAGE_TABLE, TargetTable
 
 COMBINED_TABLE = "sdi_combined"
 
@@ -38,6 +38,7 @@ class Versioned:
     keeps_id: bool = True  # feature tables carry the stable feature id into new versions
     scope: list[tuple[str, str]] = field(default_factory=list)  # target rows: column = value
     retire_only: sql.Composable | None = None  # extra condition on retired rows (slices)
+    delivered: str | None = None  # table of every delivered key (default: the stage)
 
     def scoped(self, alias: str) -> sql.Composable:
         return sql.SQL("").join(
@@ -54,8 +55,8 @@ def _geometry_expression(target: TargetTable, alias: str) -> sql.Composable:
 
 
 def _row_hash(columns: list[str], alias: str) -> sql.Composable:
-    """md5 of every staged value: equal hashes mean nothing changed."""
-    values = sql.SQL(", ").join(sql.Identifier(alias, c) for c in columns)
+    """md5 of every staged value (not the source hash): equal hashes mean nothing changed."""
+    values = sql.SQL(", ").join(sql.Identifier(alias, c) for c in columns if c != "source_hash")
     return sql.SQL("md5(ROW({})::text)::uuid").format(values)
 
 
@@ -113,13 +114,25 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
             """
             UPDATE {table} t SET valid_to = now()
             WHERE t.valid_to IS NULL {scope} {retire_only}
-              AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.natural_key = t.natural_key)
+              AND NOT EXISTS (SELECT 1 FROM {delivered} s WHERE s.natural_key = t.natural_key)
             """
         ).format(
             retire_only=sql.SQL(" AND {}").format(v.retire_only) if v.retire_only else sql.SQL(""),
+            delivered=sql.Identifier(v.delivered or v.stage),
             **parts,
         )
     ).rowcount
+    if "source_hash" in v.columns:
+        # same content read from different bytes: remember the new source hash, no new version
+        conn.execute(
+            sql.SQL(
+                """
+                UPDATE {table} t SET source_hash = s.source_hash FROM {stage} s
+                WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL {scope}
+                  AND t.source_hash IS DISTINCT FROM s.source_hash
+                """
+            ).format(**parts)
+        )
     return MergeCounts(
         added=added, updated=changed, unchanged=staged - added - changed, retired=retired
     )
@@ -142,6 +155,7 @@ def feature_versions(
         values=[*(sql.Identifier("s", c) for c in attributes), _geometry_expression(target, "s")],
         row_hash=_row_hash(columns, "s"),
         retire_only=retire_only,
+        delivered=DELIVERED_TABLE if stage == STAGE_TABLE else None,
     )
 
 
@@ -220,6 +234,7 @@ def merge_contribution(
         row_hash=_row_hash(columns, "s"),
         keeps_id=False,
         scope=[("target", name), ("source", source)],
+        delivered=DELIVERED_TABLE,
     )
     return merge_versions(conn, versioned, run_id, staged)
 

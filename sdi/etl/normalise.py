@@ -46,6 +46,12 @@ class Issues:
     def ok(self) -> np.ndarray:
         return pd.isna(self.reasons)
 
+    def subset(self, keep: np.ndarray) -> Issues:
+        """The issues of the kept rows only."""
+        kept = Issues(int(keep.sum()))
+        kept.reasons = self.reasons[keep]
+        return kept
+
 
 def _text(values: pd.Series) -> pa.Array:
     """Values as trimmed Arrow strings, empty ones as nulls (vectorised in Arrow's C++)."""
@@ -174,7 +180,7 @@ def _apply_codes(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Serie
 
 
 def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
-    """Target columns (except geometry and derived ones) from the batch's source columns."""
+    """Target columns (except the natural key, geometry and derived ones) from the batch."""
     frame = batch.frame
     wanted = [f.source for f in job.fields if f.source]
     missing = sorted({c for c in wanted if c not in frame.columns})
@@ -184,9 +190,6 @@ def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
             f"the file has: {', '.join(map(str, frame.columns))}"
         )
     out = pd.DataFrame(index=frame.index)
-    if job.natural_key:
-        out["natural_key"] = natural_keys(frame, job.natural_key)
-        issues.flag(out["natural_key"].isna(), f"natural key {job.natural_key} is incomplete")
     for spec in job.fields:
         if spec.derive:
             continue

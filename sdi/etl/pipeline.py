@@ -6,6 +6,8 @@ pyogrio and rasterio).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import shapely
+from psycopg import sql
 
 from sdi.errors import RejectThresholdExceeded
 from sdi.etl import raster
-from sdi.etl.normalise import Issues, Reprojector, map_fields
+from sdi.etl.normalise import Issues, Reprojector, map_fields, natural_keys
 from sdi.etl.read import Batch, read_batches
 from sdi.etl.spec import JobSpec
 from sdi.etl.stage import Stage, TargetTable, hex_column
@@ -59,16 +64,93 @@ class JobRun:
         self.rows_read = 0
         self.repaired = 0
         self.duplicate_keys = FirstSeen("natural key")
+        self.delivered: list[np.ndarray] = []  # every natural key in the delivery
+        self.unchanged = 0  # rows skipped because their source hash is unchanged
+        self.hash_key: str | None = None
+        self.current_keys: pd.Index | None = None
+        self.current_hashes: np.ndarray | None = None
         self.duplicate_geometries = FirstSeen("geometry") if job.unique_geometry else None
         # Raster footprints arrive in the storage CRS (each raster has its own CRS).
         self.reprojector = Reprojector(
             job.source.srid or settings.storage_srid, settings.storage_srid, settings.province_srid
         )
 
+    # -- unchanged rows ------------------------------------------------------------------
+    def track_sources(self, target: TargetTable) -> None:
+        """Remember the source hash of every current feature, so that rows delivered again
+        unchanged skip normalisation, staging and merging altogether."""
+        job = self.job
+        if not (
+            job.natural_key
+            and "source_hash" in target.columns
+            and job.mode == "history"
+            and not job.contributes_as
+        ):
+            return
+        self.hash_key = hashlib.sha256(job.spec_sha256.encode()).hexdigest()[:16]
+        buffer = io.BytesIO()
+        with self.conn.cursor().copy(
+            sql.SQL(
+                "COPY (SELECT natural_key, source_hash FROM {} WHERE valid_to IS NULL "
+                "AND source_hash IS NOT NULL) TO STDOUT (FORMAT csv)"
+            ).format(target.qualified)
+        ) as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+        if not buffer.getbuffer().nbytes:
+            return  # no current feature carries a source hash yet
+        buffer.seek(0)
+        current = pa_csv.read_csv(
+            buffer,
+            read_options=pa_csv.ReadOptions(column_names=["natural_key", "source_hash"]),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={"natural_key": pa.string(), "source_hash": pa.int64()}
+            ),
+        )
+        self.current_keys = pd.Index(current["natural_key"].to_numpy(zero_copy_only=False))
+        self.current_hashes = current["source_hash"].to_numpy()
+
+    def _source_hashes(self, batch: Batch) -> np.ndarray:
+        """A 64-bit hash of each delivered row as read (attributes + geometry) and the spec."""
+        raw = batch.frame
+        if batch.geometry is not None:
+            raw = raw.assign(__geometry__=shapely.to_wkb(batch.geometry))
+        hashes = pd.util.hash_pandas_object(raw, index=False, hash_key=self.hash_key)
+        return hashes.to_numpy().view(np.int64)
+
     # -- one batch -----------------------------------------------------------------------
     def normalise(self, batch: Batch, target: TargetTable) -> pd.DataFrame:
         issues = Issues(len(batch.frame))
+        rows = np.arange(batch.first_row, batch.first_row + len(batch.frame))
+        keys = None
+        if self.job.natural_key:
+            keys = natural_keys(batch.frame, self.job.natural_key)
+            issues.flag(keys.isna(), f"natural key {self.job.natural_key} is incomplete")
+            self.duplicate_keys.check(keys, rows, batch.path.name, issues)
+            self.delivered.append(keys[keys.notna()].to_numpy())
+        hashes = None
+        if self.hash_key:
+            hashes = self._source_hashes(batch)
+            if self.current_keys is not None and len(self.current_keys):
+                position = self.current_keys.get_indexer(keys)
+                same = (position >= 0) & issues.ok
+                same[same] = self.current_hashes[position[same]] == hashes[same]
+                if same.any():
+                    self.unchanged += int(same.sum())
+                    keep = ~same
+                    batch = Batch(
+                        batch.path,
+                        batch.first_row,
+                        batch.frame[keep],
+                        None if batch.geometry is None else batch.geometry[keep],
+                    )
+                    rows, keys, hashes = rows[keep], keys[keep], hashes[keep]
+                    issues = issues.subset(keep)
         frame = map_fields(batch, self.job, issues)
+        if keys is not None and "natural_key" in target.columns:
+            frame.insert(0, "natural_key", keys)
+        if hashes is not None:
+            frame["source_hash"] = hashes
         stored = None
         if target.geometry_type:
             geometry = batch.geometry
@@ -80,9 +162,6 @@ class JobRun:
             province = self.reprojector.to_province(geometry)
             check_bounds(stored, self.job.bounds, issues)
             _derive(self.job, frame, province)
-        rows = np.arange(batch.first_row, batch.first_row + len(frame))
-        if "natural_key" in frame:
-            self.duplicate_keys.check(frame["natural_key"], rows, batch.path.name, issues)
         if self.duplicate_geometries and stored is not None:
             wkb = pd.Series(shapely.to_wkb(stored), dtype=object)
             self.duplicate_geometries.check(wkb, rows, batch.path.name, issues)
@@ -116,8 +195,11 @@ class JobRun:
 
     # -- whole run -----------------------------------------------------------------------
     def load(self, files: list[Path], target: TargetTable, progress: Progress | None) -> Stage:
+        self.track_sources(target)
         columns = [c for c in ("natural_key",) if c in target.columns and self.job.natural_key]
         columns += [f.name for f in self.job.fields]
+        if self.hash_key:
+            columns.append("source_hash")
         if target.geometry_type:
             columns.append("geom")
         stage = Stage(self.conn, target, columns)
@@ -135,6 +217,8 @@ class JobRun:
                 if progress:
                     progress(len(batch.frame))
         stage.finish()
+        if self.job.natural_key and "natural_key" in target.columns:
+            stage.write_delivered(self.delivered)
         return stage
 
     def check_threshold(self) -> None:

@@ -131,11 +131,10 @@ def run_job(
     settings = settings or get_settings()
     files = job.source_files(settings)
     sources = [SourceFile.fingerprint(p) for p in files]
-    # If this process is killed, the server notices within a second and rolls the run back
-    # (instead of finishing the statement and holding the job's lock meanwhile).
-    with psycopg.connect(
-        url, autocommit=True, options="-c client_connection_check_interval=1000"
-    ) as conn:
+    with psycopg.connect(url, autocommit=True) as conn:
+        # If this process is killed, the server notices within a second and rolls the run back
+        # (instead of finishing the statement and holding the job's lock meanwhile).
+        conn.execute("SET client_connection_check_interval = 1000")
         locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(job.name),)).fetchone()
         if not locked[0]:
             raise JobLockedError(
@@ -233,6 +232,7 @@ def run_job(
                     slice_column=job.slice_column,
                     contribution=contribution,
                 )
+                result.counts.unchanged += work.unchanged
                 result.rows_read, result.rejected = work.rows_read, len(work.rejects)
                 result.repaired = work.repaired
                 if dry_run:

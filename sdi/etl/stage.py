@@ -19,8 +19,18 @@ from psycopg import sql
 from sdi.errors import ConfigError
 
 STAGE_TABLE = "sdi_stage"
+DELIVERED_TABLE = "sdi_delivered"
 # Bookkeeping columns the merge fills; never staged from a source.
-MANAGED_COLUMNS = {"version_id", "id", "run_id", "valid_from", "valid_to", "row_hash", "loaded_at"}
+MANAGED_COLUMNS = {
+    "version_id",
+    "id",
+    "run_id",
+    "valid_from",
+    "valid_to",
+    "row_hash",
+    "loaded_at",
+    "source_hash",
+}
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,28 @@ class Stage:
         with self.conn.cursor().copy(statement) as copy:
             copy.write(buffer.getbuffer())
         self.rows += len(frame)
+
+    def write_delivered(self, keys: list[np.ndarray]) -> None:
+        """Every natural key of the delivery (staged, unchanged or rejected): what is not
+        among them is retired."""
+        self.conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} (natural_key text) ON COMMIT DROP").format(
+                sql.Identifier(DELIVERED_TABLE)
+            )
+        )
+        buffer = io.BytesIO()
+        table = pa.table(
+            {"natural_key": pa.array(np.concatenate(keys) if keys else [], type=pa.string())}
+        )
+        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
+        with self.conn.cursor().copy(
+            sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(sql.Identifier(DELIVERED_TABLE))
+        ) as copy:
+            copy.write(buffer.getbuffer())
+        self.conn.execute(
+            sql.SQL("CREATE INDEX ON {} (natural_key)").format(sql.Identifier(DELIVERED_TABLE))
+        )
+        self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(DELIVERED_TABLE)))
 
     def finish(self) -> None:
         """Index and analyse the staged rows so the merge joins by hash or index, not by scan."""
