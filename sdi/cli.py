@@ -15,6 +15,8 @@ from sdi.errors import SdiError
 from sdi.etl.cli import app as etl_app
 from sdi.etl.cli import run_jobs
 from sdi.etl.spec import discover_jobs
+from sdi.hazard.cli import app as hazard_app
+from sdi.keys.cli import app as keys_app
 from sdi.publish.cli import app as publish_app
 from sdi.publish.cli import publish
 from sdi.serve import Server
@@ -28,6 +30,8 @@ app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(etl_app, name="etl")
 app.add_typer(publish_app, name="publish")
+app.add_typer(hazard_app, name="hazard")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 sample_app = typer.Typer(
     help="Sample data of four cities for demos and benchmarks.", no_args_is_help=True

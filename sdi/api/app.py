@@ -1,30 +1,80 @@
 """The ASGI application served: pygeoapi's Starlette app, configured for production.
 
 pygeoapi builds its app at import time from PYGEOAPI_CONFIG and PYGEOAPI_OPENAPI, which
-:mod:`sdi.serve` sets. pygeoapi creates it with ``debug=True``, which would send tracebacks
-to clients on an unexpected error; we switch that off and answer with an OGC exception body.
+:mod:`sdi.serve` sets. Around it, outermost first:
+
+1. :class:`sdi.api.ops.Operations`: ``/healthz``, ``/metrics``, the JSON access log, and a
+   last-resort 500 with an OGC exception body;
+2. :class:`sdi.api.auth.AccessControl`: API keys, internal layers hidden, no anonymous writes;
+3. :class:`sdi.api.media.ItemsMedia`: items as ``application/geo+json``, CQL2 JSON in GET;
+4. pygeoapi, created with ``debug=True`` (which would send tracebacks to clients): we switch
+   that off and answer unexpected errors with an OGC exception body, and a value the database
+   rejects (a malformed date, a number out of range: SQLSTATE class 22) with a 400.
 """
 
 from __future__ import annotations
 
 import logging
 
+import psycopg
 from pygeoapi.starlette_app import APP as pygeoapi_app
+from pygeoapi.starlette_app import CONFIG, api_, api_routes
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from sdi.api import ops
+from sdi.api.auth import AccessControl, AccessPolicy, KeyVerifier, database_lookup
+from sdi.api.media import ItemsMedia
+from sdi.publish.layers import load_layers
+from sdi.settings import get_settings
 
 LOGGER = logging.getLogger("sdi.api")
 
 pygeoapi_app.debug = False
 
 
+def _ogc_error(status: int, code: str, description: str) -> JSONResponse:
+    return JSONResponse({"code": code, "type": code, "description": description}, status)
+
+
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
-    LOGGER.exception("unhandled error on %s", request.url.path)
-    return JSONResponse(
-        {"code": "NoApplicableCode", "description": "internal error; it has been logged"},
-        status_code=500,
+    LOGGER.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _ogc_error(500, "NoApplicableCode", "internal error; it has been logged")
+
+
+async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value taken from the request (SQLSTATE class 22)."""
+    message = getattr(getattr(exc, "diag", None), "message_primary", None) or "invalid value"
+    LOGGER.warning("bad value on %s?%s: %s", request.url.path, request.url.query, message)
+    return _ogc_error(
+        400,
+        "InvalidParameterValue",
+        f"a parameter value is malformed or out of range: {message}",
     )
 
 
+pygeoapi_app.add_exception_handler(psycopg.DataError, _bad_value)
 pygeoapi_app.add_exception_handler(Exception, _server_error)
-app = pygeoapi_app
+
+
+def build(settings=None):
+    """The served app: operations around access control around pygeoapi."""
+    settings = settings or get_settings()
+    ops.prepare_multiprocess_dir(settings.state_dir)  # before prometheus_client is imported
+    collections = [
+        name
+        for name, resource in CONFIG.get("resources", {}).items()
+        if resource.get("type") in ("collection", "stac-collection")
+    ]
+    policy = AccessPolicy(load_layers(settings), collections)
+    protected = AccessControl(ItemsMedia(pygeoapi_app), policy, KeyVerifier(database_lookup), api_)
+    return ops.Operations(
+        protected,
+        metrics=ops.Metrics(),
+        access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
+        health=ops.HealthCheck(ops.database_probe),
+        routes=ops.route_templates(api_routes),
+    )
+
+
+app = build()

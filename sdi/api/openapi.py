@@ -16,6 +16,7 @@ import yaml
 from sdi.errors import ConfigError
 
 _FEATURES = "https://schemas.opengis.net/ogcapi/features/part1/1.0/openapi/ogcapi-features-1.yaml"
+_TILES = "https://schemas.opengis.net/ogcapi/tiles/part1/1.0/openapi/ogcapi-tiles-1.yaml"
 # remote reference → local one (the fragment is kept for the OGC API Features document)
 _REMOTE = {
     _FEATURES: "#",
@@ -24,8 +25,11 @@ _REMOTE = {
     "parameters/sortby.yaml": "#/components/parameters/sortby",
     "https://raw.githubusercontent.com/opengeospatial/ogcapi-records/master/core/openapi/"
     "parameters/q.yaml": "#/components/parameters/q",
-    "https://schemas.opengis.net/ogcapi/tiles/part1/1.0/openapi/ogcapi-tiles-1.yaml"
-    "#/components/schemas/link": "#/components/schemas/link",
+    f"{_TILES}#/components/schemas/link": "#/components/schemas/link",
+    **{
+        f"{_TILES}#/components/parameters/{name}": f"#/components/parameters/{name}"
+        for name in ("tileMatrixSetId", "tileMatrix", "tileRow", "tileCol")
+    },
     "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi/schemas/exception.yaml": (
         "#/components/schemas/exception"
     ),

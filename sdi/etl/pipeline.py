@@ -64,6 +64,7 @@ class JobRun:
         self.rows_read = 0
         self.repaired = 0
         self.duplicate_keys = FirstSeen("natural key")
+        self.dropped_repeats = 0  # time series: the same reading twice in one delivery
         self.delivered: list[np.ndarray] = []  # every natural key in the delivery
         self.unchanged = 0  # rows skipped because their source hash is unchanged
         self.hash_key: str | None = None
@@ -126,7 +127,8 @@ class JobRun:
         if self.job.natural_key:
             keys = natural_keys(batch.frame, self.job.natural_key)
             issues.flag(keys.isna(), f"natural key {self.job.natural_key} is incomplete")
-            self.duplicate_keys.check(keys, rows, batch.path.name, issues)
+            if self.job.mode != "append":  # time series: checked once normalised, below
+                self.duplicate_keys.check(keys, rows, batch.path.name, issues)
             self.delivered.append(keys[keys.notna()].to_numpy())
         hashes = None
         if self.hash_key:
@@ -147,6 +149,11 @@ class JobRun:
                     rows, keys, hashes = rows[keep], keys[keep], hashes[keep]
                     issues = issues.subset(keep)
         frame = map_fields(batch, self.job, issues)
+        repeats = (
+            self._repeated_readings(frame, target, rows, batch.path.name, issues)
+            if self.job.mode == "append"
+            else np.zeros(len(frame), dtype=bool)
+        )
         if keys is not None and "natural_key" in target.columns:
             frame.insert(0, "natural_key", keys)
         if hashes is not None:
@@ -166,7 +173,7 @@ class JobRun:
             wkb = pd.Series(shapely.to_wkb(stored), dtype=object)
             self.duplicate_geometries.check(wkb, rows, batch.path.name, issues)
         self._keep_rejects(batch, frame, rows, issues)
-        ok = issues.ok
+        ok = issues.ok & ~repeats
         accepted = frame[ok]
         if stored is not None:
             ewkb = shapely.to_wkb(
@@ -174,6 +181,26 @@ class JobRun:
             )
             accepted = accepted.assign(geom=hex_column(ewkb, accepted.index))
         return accepted
+
+    def _repeated_readings(
+        self,
+        frame: pd.DataFrame,
+        target: TargetTable,
+        rows: np.ndarray,
+        path: str,
+        issues: Issues,
+    ) -> np.ndarray:
+        """A time series is keyed by its normalised primary key (gauge + instant, however the
+        instant was written): the same reading twice is dropped, two values are rejected."""
+        columns = list(target.key_columns)
+        key = frame[columns[0]].astype(str)
+        for column in columns[1:]:
+            key = key + " @ " + frame[column].astype(str)
+        values = [c for c in frame.columns if c not in columns and c != "natural_key"]
+        contents = pd.util.hash_pandas_object(frame[values], index=False).to_numpy()
+        repeats = self.duplicate_keys.check(key, rows, path, issues, contents)
+        self.dropped_repeats += int(repeats.sum())
+        return repeats
 
     def _keep_rejects(
         self, batch: Batch, frame: pd.DataFrame, rows: np.ndarray, issues: Issues

@@ -235,6 +235,11 @@ def run_job(
                 result.counts.unchanged += work.unchanged
                 result.rows_read, result.rejected = work.rows_read, len(work.rejects)
                 result.repaired = work.repaired
+                if work.dropped_repeats:
+                    result.message = (
+                        f"{work.dropped_repeats} repeated row(s) dropped: same key and values "
+                        "as an earlier row of the delivery"
+                    )
                 if dry_run:
                     raise _Rollback
                 # Derived data (flood warnings) follows the load, in the same transaction.

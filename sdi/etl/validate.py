@@ -114,6 +114,7 @@ class FirstSeen:
         self.what = what
         self._seen: set[str] = set()
         self._batches: list[tuple[str, np.ndarray, np.ndarray]] = []  # path, values, rows
+        self._contents: dict[str, int] = {}  # first contents of each key, when checked with them
 
     def _first(self, key: str) -> str:
         for path, values, rows in self._batches:
@@ -122,22 +123,43 @@ class FirstSeen:
                 return f"{path} row {rows[hits[0]]}"
         return "an earlier row"
 
-    def check(self, keys: pd.Series, rows: np.ndarray, path: str, issues: Issues) -> None:
+    def check(
+        self,
+        keys: pd.Series,
+        rows: np.ndarray,
+        path: str,
+        issues: Issues,
+        contents: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Flag repeated keys; returns the rows to drop (exact repeats, only with ``contents``:
+        a time series sending one reading twice). Other values for one key are a conflict."""
         values = pd.Series(keys.to_numpy(), dtype=object)
         candidates = issues.ok & values.notna().to_numpy()
         seen = self._seen
         seen_before = np.fromiter(map(seen.__contains__, values), dtype=bool, count=len(values))
-        duplicate = candidates & (values.duplicated(keep="first").to_numpy() | seen_before)
+        # Only rows that are otherwise fine count as a first occurrence.
+        repeated = values.where(candidates).duplicated(keep="first").to_numpy()
+        duplicate = candidates & (repeated | seen_before)
         fresh = candidates & ~duplicate
         seen.update(values[fresh])
         self._batches.append((path, values[fresh].to_numpy(), rows[fresh]))
+        if contents is not None:
+            self._contents.update(zip(values[fresh], contents[fresh].tolist(), strict=True))
+        drop = np.zeros(len(values), dtype=bool)
         if not duplicate.any():
-            return
+            return drop
         reasons = np.full(len(values), None, dtype=object)
         for position in np.flatnonzero(duplicate):
             key = values.iat[position]
+            if contents is not None and contents[position] == self._contents.get(key):
+                drop[position] = True
+                continue
             shown = key if len(key) <= 40 else key[:40] + "…"
+            first = self._first(key)
             reasons[position] = (
-                f"duplicate {self.what} {shown!r} (first seen at {self._first(key)})"
+                f"conflicting duplicate {self.what} {shown!r}: other values than at {first}"
+                if contents is not None
+                else f"duplicate {self.what} {shown!r} (first seen at {first})"
             )
-        issues.flag(duplicate, reasons)
+        issues.flag(duplicate & ~drop, reasons)
+        return drop

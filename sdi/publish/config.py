@@ -65,6 +65,8 @@ def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
         "properties": list(layer.published_properties),
         "storage_crs": CRS84,
         "crs": output_crs(settings),
+        # where the provider's own next/prev (keyset cursor) links point
+        "items_url": f"{PUBLIC_URL}/collections/{layer.id}/items",
     }
     if layer.title_field:
         provider["title_field"] = layer.title_field
@@ -79,9 +81,44 @@ def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
         "extents": {"spatial": {"bbox": list(settings.province_extent), "crs": CRS84}},
         "providers": [provider],
     }
+    collection["providers"] += _tile_providers(layer, settings)
     if layer.limits:
         collection["limits"] = dict(layer.limits)
     return collection
+
+
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+def _tile_providers(layer: Layer, settings: Settings) -> list[dict[str, Any]]:
+    """OGC API Tiles for a layer with ``tiles``: vector tiles built by PostGIS (sdi.api.tiles).
+
+    The tiles carry the layer's published properties (less any personal field) and the feature
+    id, nothing else.
+    """
+    if not layer.tiles:
+        return []
+    return [
+        {
+            "type": "tile",
+            "name": "sdi.api.tiles.PostGISTileProvider",
+            "data": {
+                "table": layer.table,
+                "layer": layer.id,
+                "storage_srid": settings.storage_srid,
+                "bounds": list(settings.province_extent),
+            },
+            "id_field": layer.id_field,
+            "geom_field": layer.geometry_field,
+            # personal fields never go into tiles, even on a layer that may publish them
+            "properties": [p for p in layer.published_properties if p not in layer.personal],
+            "options": {
+                "zoom": {"min": layer.tiles["min_zoom"], "max": layer.tiles["max_zoom"]},
+                "schemes": ["WebMercatorQuad"],
+            },
+            "format": {"name": "mvt", "mimetype": MVT},
+        }
+    ]
 
 
 # Machine-specific values are left to environment variables, which pygeoapi expands at start-up

@@ -31,6 +31,8 @@ class Layer:
     access: str = "public"
     departments: tuple[str, ...] = ()
     limits: dict[str, int] = field(default_factory=dict)
+    # OGC API Tiles: {"min_zoom": …, "max_zoom": …}; empty when the layer has no tiles
+    tiles: dict[str, int] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,8 +69,24 @@ def load_layer(path: Path) -> Layer:
         access=data.get("access", "public"),
         departments=tuple(data.get("departments", [])),
         limits=data.get("limits", {}),
+        tiles=_tiles(path, data.get("tiles", False)),
         metadata=data.get("metadata", {}),
     )
+
+
+TILE_ZOOMS = {"min_zoom": 12, "max_zoom": 20}  # `tiles: true`
+
+
+def _tiles(path: Path, value: bool | dict[str, int]) -> dict[str, int]:
+    if value is False:
+        return {}
+    zooms = dict(TILE_ZOOMS) if value is True else {**TILE_ZOOMS, **value}
+    if zooms["min_zoom"] > zooms["max_zoom"]:
+        raise ConfigError(
+            f"{path}: tiles.min_zoom ({zooms['min_zoom']}) is above tiles.max_zoom "
+            f"({zooms['max_zoom']})"
+        )
+    return zooms
 
 
 def load_layers(settings: Settings | None = None) -> list[Layer]:

@@ -28,7 +28,9 @@ def bbox_around(db, table: str, half_width: float = 0.02) -> tuple[float, ...]:
 def test_collections_are_exactly_the_layers(api) -> None:
     body = api.get("/collections", params={"f": "json"}).json()
     served = sorted(c["id"] for c in body["collections"])
-    assert served == sorted(layer.id for layer in load_layers())
+    # an anonymous client sees the public layers; the keyed view is in test_access.py
+    public = [x.id for x in load_layers() if x.access == "public" and not x.departments]
+    assert served == sorted(public)
 
 
 def test_parcel_vertex_round_trips_vn2000_within_a_centimetre(api, settings, db) -> None:
@@ -125,3 +127,72 @@ def test_owslib_lists_collections_and_reads_items(server) -> None:
     assert {"parcels", "lamps", "flood_zones", "gauges"} <= ids
     items = client.collection_items("gauges", limit=50)
     assert items["numberReturned"] == len(items["features"]) > 0
+
+
+# -- media types: sdi.api.media.ItemsMedia around pygeoapi ----------------------------------
+@pytest.fixture(scope="session")
+def media_api(server, settings):
+    """pygeoapi (as configured for the test server) wrapped in ItemsMedia, in this process.
+
+    The same app objects the server runs, over ASGI instead of a socket, so the middleware is
+    tested whether or not sdi/api/app.py registers it.
+    """
+    import os
+
+    from starlette.testclient import TestClient
+
+    os.environ.update(
+        PYGEOAPI_CONFIG=str(settings.pygeoapi_config),
+        PYGEOAPI_OPENAPI=str(settings.state_dir / "server" / "openapi.yml"),
+        SDI_PUBLIC_URL=server,
+    )
+    from pygeoapi.starlette_app import APP
+
+    from sdi.api.media import ItemsMedia
+    from sdi.api.provider import install_pygeoapi_fixes
+
+    install_pygeoapi_fixes()
+    with TestClient(ItemsMedia(APP), base_url=server, raise_server_exceptions=False) as client:
+        yield client
+
+
+def media_type(response) -> str:
+    return response.headers["content-type"].split(";")[0].strip()
+
+
+def test_items_and_item_are_served_as_geojson(media_api, db) -> None:
+    page = media_api.get("/collections/parcels/items", params={"limit": 2})
+    assert page.status_code == 200
+    assert media_type(page) == "application/geo+json"
+    assert page.json()["type"] == "FeatureCollection"
+    as_json = media_api.get("/collections/parcels/items", params={"limit": 2, "f": "json"})
+    assert media_type(as_json) == "application/geo+json"
+    item_id = page.json()["features"][0]["id"]
+    item = media_api.get(f"/collections/parcels/items/{item_id}")
+    assert item.status_code == 200
+    assert media_type(item) == "application/geo+json"
+    assert item.json()["type"] == "Feature"
+
+
+def test_other_responses_keep_their_media_type(media_api) -> None:
+    missing = media_api.get("/collections/parcels/items/999999999")
+    assert missing.status_code == 404
+    assert media_type(missing) == "application/json"
+    bad = media_api.get("/collections/parcels/items", params={"filter": "nope ="})
+    assert bad.status_code == 400
+    assert media_type(bad) == "application/json"
+    assert media_type(media_api.get("/collections/parcels", params={"f": "json"})) == (
+        "application/json"
+    )
+    html = media_api.get("/collections/parcels/items", params={"limit": 1, "f": "html"})
+    assert media_type(html) == "text/html"
+    ld = media_api.get("/collections/parcels/items", params={"limit": 1, "f": "jsonld"})
+    assert media_type(ld) == "application/ld+json"
+
+
+def test_served_items_are_geojson(api) -> None:
+    """The server registers ItemsMedia (sdi/api/app.py)."""
+    response = api.get("/collections/parcels/items", params={"limit": 1})
+    assert media_type(response) == "application/geo+json"
+    item = response.json()["features"][0]["id"]
+    assert media_type(api.get(f"/collections/parcels/items/{item}")) == "application/geo+json"

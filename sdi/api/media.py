@@ -1,0 +1,104 @@
+"""Media types of the items endpoints, around pygeoapi (an ASGI middleware).
+
+Responses: pygeoapi 0.24 serves ``/collections/{id}/items`` and ``…/items/{featureId}`` as
+``application/json``; OGC API Features (and GDAL/QGIS's content negotiation) expect
+``application/geo+json``. pygeoapi has no hook for this short of a formatter (which only
+applies to ``f=`` values other than the default, and never to single items), so successful
+JSON responses of those paths are relabelled here. Nothing else is touched: errors stay
+``application/json``, HTML, JSON-LD and CSV keep their types.
+
+Requests: pygeoapi parses a ``filter`` query parameter as CQL2 text whatever ``filter-lang``
+says, so ``filter-lang=cql2-json`` in a GET fails. Such a filter is rewritten to the CQL2
+text pygeofilter reads (:func:`sdi.api.cql.to_text`; the query string, and so pygeoapi's
+own links, then carry the text), or, when it has no text form (array predicates, quotes in
+a value, open intervals), passed as the request body, which pygeoapi parses as CQL2 JSON
+(the provider's paging cursor carries it on to the next pages).
+
+Register it around pygeoapi's app: ``app = ItemsMedia(pygeoapi_app)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+GEOJSON = b"application/geo+json"
+_ITEMS = re.compile(r"^/collections/[^/]+/items(?:/[^/]+)?/?$")
+
+
+class ItemsMedia:
+    """ASGI middleware: GeoJSON media type out, CQL2 JSON filters in (GET)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not _ITEMS.match(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        if scope.get("method") == "GET":
+            scope, receive = cql2_json_get(scope, receive)
+
+        async def relabel(message: dict) -> None:
+            if message["type"] == "http.response.start" and message.get("status") == 200:
+                message["headers"] = geojson_headers(message.get("headers", []))
+            await send(message)
+
+        await self.app(scope, receive, relabel)
+
+
+def geojson_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``Content-Type: application/json[; params]`` → ``application/geo+json[; params]``."""
+    out = []
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            media, sep, rest = value.partition(b";")
+            if media.strip().lower() == b"application/json":
+                value = GEOJSON + sep + rest
+        out.append((name, value))
+    return out
+
+
+def cql2_json_get(scope: dict, receive: Any) -> tuple[dict, Any]:
+    """A GET with ``filter-lang=cql2-json``: the filter as CQL2 text, else as the body."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    if "cql2-json" not in query:
+        return scope, receive
+    pairs = parse_qsl(query, keep_blank_values=True)
+    params = dict(pairs)
+    if params.get("filter-lang") != "cql2-json" or not params.get("filter"):
+        return scope, receive
+    from sdi.api import cql
+
+    document = params["filter"]
+    try:
+        node = cql.from_json(json.loads(document))
+        text = cql.to_text(node)
+    except (ValueError, cql.FilterError):  # NotText is a ValueError: send the JSON as body
+        kept = [(k, v) for k, v in pairs if k != "filter"]
+        return _with_query(scope, kept), _body(document.encode())
+    rewritten = [
+        (k, text if k == "filter" else "cql2-text" if k == "filter-lang" else v) for k, v in pairs
+    ]
+    return _with_query(scope, rewritten), receive
+
+
+def _with_query(scope: dict, pairs: list[tuple[str, str]]) -> dict:
+    scope = dict(scope)
+    scope["query_string"] = urlencode(pairs).encode("latin-1")
+    return scope
+
+
+def _body(data: bytes) -> Any:
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    return receive

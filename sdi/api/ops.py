@@ -1,0 +1,428 @@
+"""Operations: ``/healthz``, Prometheus ``/metrics``, JSON access log, last-resort error body.
+
+A pure ASGI middleware, the outermost layer of the served app (:mod:`sdi.api.app`):
+
+- ``GET /healthz``: ``200 {"status": "ok", "database": "ok"}`` when the warehouse answers
+  ``SELECT 1`` through the API's connection pool, else ``503`` with ``"database":
+  "unreachable"``. The answer is reused for :data:`HEALTH_TTL` seconds per worker, so probes
+  cost the database at most one query per second and worker.
+- ``GET /metrics``: Prometheus text format. ``sdi_http_requests_total`` (method, route, status),
+  ``sdi_http_request_duration_seconds`` (method, route; histogram) and
+  ``sdi_http_requests_in_flight``. ``route`` is pygeoapi's route *template*
+  (``/collections/{collection_id}/items``), never a collection id, so the metrics name no
+  layer and stay few. Uvicorn runs several worker processes: prometheus_client's multiprocess
+  mode sums them (files in ``<state>/server/metrics/<server pid>-<start time>/``, one folder per
+  server run; folders of servers that are gone are removed when a worker starts).
+- Access log: one JSON object per line in ``<state>/server/access.log`` — time, method, path,
+  query (parameters that could carry a key, and any value shaped like a key, are replaced by
+  ``REDACTED``), route, status, duration_ms, bytes, client, department (``anonymous``, a
+  department, or ``*``) and key_id (the public id of the key, never the key). The file is
+  opened in append mode by every worker and reopened when it is rotated away (logrotate's
+  ``create`` or ``copytruncate`` both work).
+- Query strings longer than :data:`MAX_QUERY` characters: ``414`` with an OGC exception body;
+  Starlette's plain-text 404 (unknown path) and 405 (method a route does not take) become OGC
+  exception bodies too.
+- Any exception that escapes everything else: ``500`` with an OGC exception body without
+  internals (the traceback goes to the server log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY, redact_query, send_body, send_error
+
+LOGGER = logging.getLogger("sdi.api.ops")
+
+HEALTH_TTL = 1.0  # seconds a health answer is reused by a worker
+MAX_QUERY = 16_384  # characters of query string accepted
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+_ERROR_CODES = {404: "NotFound", 405: "MethodNotAllowed"}
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+# -- Prometheus --------------------------------------------------------------------------------
+def _start_time(pid: int) -> str:
+    """The kernel's start time of a process (to tell a pid from a reused one), or ''."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(folder: str) -> bool:
+    pid, _, started = folder.partition("-")
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _start_time(int(pid)) == started
+
+
+def prepare_multiprocess_dir(state_dir: Path) -> Path | None:
+    """Point prometheus_client at this server run's folder; call before importing it.
+
+    The folder is named after the uvicorn supervisor (the worker's parent process) or, with
+    a single worker, the process itself, so every worker of one run shares it and a new run
+    starts from zero. Returns None when prometheus_client was imported earlier without it
+    (then each worker reports its own counts).
+    """
+    if os.environ.get(MULTIPROC_ENV):
+        return Path(os.environ[MULTIPROC_ENV])
+    import sys
+
+    if "prometheus_client" in sys.modules:
+        return None
+    parent = multiprocessing.parent_process()
+    owner = parent.pid if parent is not None else os.getpid()
+    base = state_dir / "server" / "metrics"
+    base.mkdir(parents=True, exist_ok=True)
+    directory = base / f"{owner}-{_start_time(owner)}"
+    for old in base.iterdir():
+        if old.is_dir() and old != directory and not _alive(old.name):
+            shutil.rmtree(old, ignore_errors=True)
+    directory.mkdir(exist_ok=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
+
+class Metrics:
+    """The request metrics of this worker, and their exposition (summed over workers)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV)) and (
+            values.ValueClass.__name__ != "MutexValue"
+        )
+        if self.multiprocess:
+            self._forget_dead_workers(Path(os.environ[MULTIPROC_ENV]))
+        own = CollectorRegistry()
+        self.requests = Counter(
+            "sdi_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=own,
+        )
+        self.duration = Histogram(
+            "sdi_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=own,
+        )
+        self.in_flight = Gauge(
+            "sdi_http_requests_in_flight",
+            "HTTP requests being answered",
+            multiprocess_mode="livesum",
+            registry=own,
+        )
+        self._own = own
+
+    @staticmethod
+    def _forget_dead_workers(directory: Path) -> None:
+        from prometheus_client import multiprocess
+
+        pids = {
+            int(m.group(1))
+            for f in directory.glob("gauge_live*.db")
+            if (m := re.search(r"_(\d+)\.db$", f.name))
+        }
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                multiprocess.mark_process_dead(pid, str(directory))
+            except PermissionError:
+                pass
+
+    def exposition(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self._own), CONTENT_TYPE_LATEST
+
+
+# -- access log --------------------------------------------------------------------------------
+class AccessLog:
+    """JSON lines appended to one file by every worker (one ``write`` per line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._identity: tuple[int, int] | None = None
+        self._checked = 0.0
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        st = os.fstat(self._fd)
+        self._identity = (st.st_dev, st.st_ino)
+
+    def write(self, record: dict[str, Any]) -> None:
+        now = time.monotonic()
+        try:
+            if self._fd is None:
+                self._open()
+            elif now - self._checked > 1.0:  # rotated away? reopen
+                self._checked = now
+                try:
+                    st = os.stat(self.path)
+                    if (st.st_dev, st.st_ino) != self._identity:
+                        self._open()
+                except FileNotFoundError:
+                    self._open()
+            os.write(self._fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        except OSError as exc:  # a full disk must not take the API down
+            LOGGER.error("cannot write the access log %s: %s", self.path, exc)
+
+
+# -- health ------------------------------------------------------------------------------------
+class HealthCheck:
+    """Whether the warehouse answers, asked at most once per ``ttl`` seconds."""
+
+    def __init__(self, probe: Callable[[], None], ttl: float = HEALTH_TTL) -> None:
+        self._probe = probe
+        self.ttl = ttl
+        self._at = -1e9
+        self._ok = False
+        self._lock = asyncio.Lock()
+
+    def _run_probe(self) -> bool:
+        try:
+            self._probe()
+            return True
+        except Exception as exc:
+            LOGGER.warning("health check: the warehouse does not answer: %s", exc)
+            return False
+
+    async def database_ok(self) -> bool:
+        async with self._lock:
+            if time.monotonic() - self._at >= self.ttl:
+                self._ok = await run_in_threadpool(self._run_probe)
+                self._at = time.monotonic()
+            return self._ok
+
+
+def database_probe() -> None:
+    from sdi.api.provider import pool
+
+    with pool().connection(timeout=1.0) as conn:
+        conn.execute("SELECT 1").fetchone()
+
+
+# -- routes ------------------------------------------------------------------------------------
+def route_templates(routes: Iterable[Any]) -> list[tuple[re.Pattern[str], str]]:
+    """(regex, template) of Starlette routes, in their matching order; ``{x:path}`` → ``{x}``."""
+    return [
+        (route.path_regex, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))
+        for route in routes
+        if hasattr(route, "path_regex")
+    ]
+
+
+class PlainErrorsAsOgc:
+    """A ``send`` that turns Starlette's plain-text error answers into OGC exception bodies.
+
+    Starlette answers an unknown path (404) or a method a route does not take (405) with
+    ``text/plain``; clients of an OGC API expect ``code`` and ``description`` in JSON.
+    """
+
+    def __init__(self, send: Send, method: str) -> None:
+        self.send = send
+        self.method = method
+        self.held: Message | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = dict((k.lower(), v) for k, v in message.get("headers", []))
+            plain = headers.get(b"content-type", b"").startswith(b"text/plain")
+            if message["status"] >= 400 and plain:
+                self.held = message
+                return
+        elif message["type"] == "http.response.body" and self.held is not None:
+            if message.get("more_body", False):
+                return
+            status = self.held["status"]
+            headers = [
+                (k, v)
+                for k, v in self.held.get("headers", [])
+                if k.lower() not in (b"content-type", b"content-length")
+            ]
+            allow = next((v.decode() for k, v in headers if k.lower() == b"allow"), None)
+            if status == 404:
+                description = "no such endpoint; the OpenAPI document (/openapi) lists them"
+            elif status == 405:
+                description = f"{self.method} is not allowed here" + (
+                    f"; allowed: {allow}" if allow else ""
+                )
+            else:
+                description = message.get("body", b"").decode("utf-8", "replace")[:200]
+            self.held = None
+            await send_error(
+                self.send,
+                status,
+                _ERROR_CODES.get(status, "NoApplicableCode"),
+                description,
+                extra=headers,
+                head=self.method == "HEAD",
+            )
+            return
+        await self.send(message)
+
+
+class Operations:
+    """The ASGI middleware: operations endpoints, metrics, access log, last-resort 500."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        access_log: AccessLog,
+        health: HealthCheck,
+        routes: list[tuple[re.Pattern[str], str]],
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+        self.health = health
+        self.routes = routes
+
+    def route_of(self, path: str) -> str:
+        if path in ("/healthz", "/metrics"):
+            return path
+        if path.startswith("/static/"):
+            return "/static/{path}"
+        for regex, template in self.routes:
+            if regex.match(path):
+                return template
+        return "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = {"status": None, "bytes": 0, "done": False}
+
+        async def observed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                state["bytes"] += len(message.get("body", b""))
+                state["done"] = not message.get("more_body", False)
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self._answer(scope, receive, observed_send)
+        except Exception:
+            if state["status"] is None:
+                LOGGER.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                await send_error(
+                    observed_send,
+                    500,
+                    "NoApplicableCode",
+                    "internal error; it has been logged",
+                )
+            elif not state["done"]:
+                raise  # the body was cut: let the server drop the connection
+            # else: answered already (Starlette's error handler re-raises after answering)
+        finally:
+            self.metrics.in_flight.dec()
+            self._record(scope, state, time.perf_counter() - started)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"].upper()
+        head = method == "HEAD"
+        if path == "/healthz":
+            if method not in ("GET", "HEAD"):
+                await send_error(send, 405, "MethodNotAllowed", "use GET /healthz")
+                return
+            ok = await self.health.database_ok()
+            body = {
+                "status": "ok" if ok else "unavailable",
+                "database": "ok" if ok else "unreachable",
+            }
+            await send_body(
+                send,
+                200 if ok else 503,
+                json.dumps(body).encode(),
+                extra=[(b"cache-control", b"no-store")],
+                head=head,
+            )
+            return
+        if path == "/metrics":
+            if method not in ("GET", "HEAD"):
+                await send_error(send, 405, "MethodNotAllowed", "use GET /metrics")
+                return
+            body, content_type = await run_in_threadpool(self.metrics.exposition)
+            await send_body(send, 200, body, content_type, [(b"cache-control", b"no-store")], head)
+            return
+        if len(scope.get("query_string", b"")) > MAX_QUERY:
+            await send_error(
+                send,
+                414,
+                "InvalidParameterValue",
+                f"the query string is longer than {MAX_QUERY} characters; "
+                "narrow the request (a bbox, fewer properties) or page through it",
+                head=head,
+            )
+            return
+        await self.app(scope, receive, PlainErrorsAsOgc(send, method))
+
+    def _record(self, scope: Scope, state: dict[str, Any], seconds: float) -> None:
+        status = state["status"] or 499  # nothing sent: the client went away
+        method = scope["method"].upper()
+        route = self.route_of(scope["path"])
+        label = method if method in _METHODS else "other"
+        try:
+            self.metrics.requests.labels(label, route, str(status)).inc()
+            self.metrics.duration.labels(label, route).observe(seconds)
+        except Exception as exc:  # metrics must never break a response
+            LOGGER.error("cannot record metrics: %s", exc)
+        identity = scope.get(SCOPE_IDENTITY, ANONYMOUS)
+        client = scope.get("client")
+        self.access_log.write(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "method": method,
+                "path": scope["path"],
+                "query": redact_query(scope.get("query_string", b"").decode("latin-1")),
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "bytes": state["bytes"],
+                "client": client[0] if client else None,
+                "department": identity.label,
+                "key_id": identity.key_id,
+            }
+        )

@@ -1,0 +1,127 @@
+"""``sdi hazard``: the flood warnings — what is active, what happened, and a manual recompute."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sdi.db import connect, ensure_database
+from sdi.errors import SdiError
+
+app = typer.Typer(help="Flood warnings derived from gauge readings.", no_args_is_help=True)
+console = Console(stderr=True)
+report_console = Console(width=None if sys.stdout.isatty() else 200)
+
+RECOMPUTE_JOB = "hazard_warnings_recompute"
+
+
+@app.command("recompute")
+def recompute_command() -> None:
+    """Recompute the warnings now (loads of readings and exposed layers already do it).
+
+    Recorded as a run of its own (job hazard_warnings_recompute), the lineage of any change.
+    """
+    from sdi.hazard.warnings import recompute
+
+    try:
+        ensure_database()
+        with connect(autocommit=True) as conn:
+            run_id = conn.execute(
+                "INSERT INTO etl.runs (job, status) VALUES (%s, 'running') RETURNING run_id",
+                (RECOMPUTE_JOB,),
+            ).fetchone()[0]
+            try:
+                result = recompute(conn, run_id)
+            except Exception as exc:
+                conn.execute(
+                    "UPDATE etl.runs SET status = 'failed', finished_at = clock_timestamp(), "
+                    "message = %s WHERE run_id = %s",
+                    (f"{type(exc).__name__}: {exc}", run_id),
+                )
+                raise
+            conn.execute(
+                "UPDATE etl.runs SET status = 'succeeded', finished_at = clock_timestamp(), "
+                "message = %s WHERE run_id = %s",
+                (result.summary(), run_id),
+            )
+    except SdiError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    console.print(f"run {run_id}: {result.summary()} in {result.seconds:.2f} s")
+
+
+@app.command("warnings")
+def warnings_command() -> None:
+    """The active warnings, highest level first."""
+    with connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT gauge_code, gauge_name, level_label, water_level_m,
+                   to_char(observed_at, 'YYYY-MM-DD HH24:MI TZ'),
+                   to_char(level_since, 'YYYY-MM-DD HH24:MI TZ'),
+                   array_to_string(zone_codes, ' '), buildings, residents_estimate, parcels,
+                   critical_facilities, street_lamps, round(water_pipes_m), cameras
+            FROM hazard.warnings_current ORDER BY level DESC, gauge_code
+            """
+        ).fetchall()
+    table = Table(
+        "gauge",
+        "name",
+        "level",
+        "water m",
+        "reading",
+        "level since",
+        "zones",
+        "buildings",
+        "residents≈",
+        "parcels",
+        "facilities",
+        "lamps",
+        "pipes m",
+        "cameras",
+    )
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    report_console.print(table)
+    console.print(f"{len(rows)} active warning(s)")
+
+
+@app.command("history")
+def history_command(
+    gauge: Annotated[str | None, typer.Option(help="Only this gauge")] = None,
+    limit: Annotated[int, typer.Option(help="How many events")] = 20,
+) -> None:
+    """Raises, escalations, de-escalations and clears, newest first."""
+    with connect() as conn:
+        rows = conn.execute(
+            """
+            SELECT id, to_char(valid_from, 'YYYY-MM-DD HH24:MI:SS'), gauge_code, event,
+                   level_from || ' → ' || level_to, water_level_m,
+                   to_char(observed_at, 'YYYY-MM-DD HH24:MI TZ'), buildings,
+                   residents_estimate, run_id, reason
+            FROM hazard.warning_history
+            WHERE %(gauge)s::text IS NULL OR gauge_code = %(gauge)s
+            ORDER BY id DESC LIMIT %(limit)s
+            """,
+            {"gauge": gauge, "limit": limit},
+        ).fetchall()
+    table = Table(
+        "event",
+        "recorded",
+        "gauge",
+        "what",
+        "levels",
+        "water m",
+        "reading",
+        "buildings",
+        "residents≈",
+        "run",
+        "reason",
+    )
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    report_console.print(table)

@@ -1,0 +1,25 @@
+"""What the ETL runner calls at the end of a successful load, inside the load's transaction.
+
+A load of any table the warnings are derived from (readings, gauges, flood zones, and the
+exposed buildings, parcels, lamps, pipes and cameras) recomputes them, so the published
+warnings always match the committed warehouse: a failed recompute fails (and rolls back) the
+load, and a run marked ``succeeded`` has its warnings up to date.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from sdi.hazard.model import INPUT_TABLES
+
+
+def after_load(conn: psycopg.Connection, table: str, run_id: int) -> str | None:
+    """Recompute the warnings when ``table`` is one of their inputs; returns a summary line."""
+    if table not in INPUT_TABLES:
+        return None
+    installed = conn.execute("SELECT to_regclass('hazard.warnings') IS NOT NULL").fetchone()[0]
+    if not installed:  # a warehouse not yet upgraded to migration 0004
+        return None
+    from sdi.hazard.warnings import recompute
+
+    return recompute(conn, run_id, trigger=table).summary()

@@ -1,0 +1,155 @@
+"""API keys: issued, listed and revoked with ``sdi keys``, checked by the API on each request.
+
+A key looks like ``sdi_k3x9q2m7a4_<43 random characters>``: the part between the underscores
+is its public id (shown by ``sdi keys list``, used to revoke it and in the access log), the rest
+is 32 random bytes. The database (``auth.api_keys``, migration 0003) holds the id and the
+SHA-256 of the whole key, never the key: it is printed once, when it is created.
+
+>>> key_id, key = new_key()
+>>> parse_key(key) == key_id
+True
+>>> parse_key("sdi_short_x") is None
+True
+>>> normalise_department(" Construction ")
+'construction'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from sdi.errors import SdiError
+
+PREFIX = "sdi"
+ADMIN = "*"  # the department of an administrator's key: every layer, and writes
+# Seconds an API worker trusts what it read about a key: a revocation takes effect within it.
+CACHE_TTL = 5.0
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_ID_LENGTH = 10
+_KEY_RE = re.compile(rf"^{PREFIX}_([a-z0-9]{{8,32}})_([A-Za-z0-9_-]{{32,128}})$")
+_DEPARTMENT_RE = re.compile(r"^[a-z0-9_.-]+$")
+
+
+class ApiKeyError(SdiError):
+    """A key cannot be created or revoked as asked."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One row of ``auth.api_keys`` (without the hash)."""
+
+    key_id: str
+    name: str
+    department: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def normalise_department(department: str) -> str:
+    return department.strip().lower()
+
+
+def new_key() -> tuple[str, str]:
+    """A fresh (key id, key); nothing is stored."""
+    key_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(_ID_LENGTH))
+    return key_id, f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
+
+
+def parse_key(key: str) -> str | None:
+    """The key id of a well-formed key, or None (then it is certainly not valid)."""
+    match = _KEY_RE.match(key.strip())
+    return match.group(1) if match else None
+
+
+def key_hash(key: str) -> bytes:
+    return hashlib.sha256(key.strip().encode("utf-8")).digest()
+
+
+def hash_matches(key: str, stored: bytes) -> bool:
+    """Constant-time comparison of a presented key with a stored hash."""
+    return hmac.compare_digest(key_hash(key), bytes(stored))
+
+
+def _check_table(conn: psycopg.Connection) -> None:
+    if conn.execute("SELECT to_regclass('auth.api_keys')").fetchone()[0] is None:
+        raise ApiKeyError(
+            "the warehouse has no table auth.api_keys yet: run `sdi db upgrade` first"
+        )
+
+
+def create_key(conn: psycopg.Connection, department: str, name: str) -> tuple[ApiKey, str]:
+    """Store a new key of ``department`` (``*`` for an administrator); returns it and the key."""
+    department = normalise_department(department)
+    if department != ADMIN and not _DEPARTMENT_RE.match(department):
+        raise ApiKeyError(
+            f"department {department!r}: use the short name layers use in `departments` "
+            "(letters, digits, '.', '_' or '-', e.g. construction), or '*' for an administrator"
+        )
+    if not name.strip():
+        raise ApiKeyError(
+            "--name is required: say who uses the key (e.g. 'QGIS of the planning office')"
+        )
+    _check_table(conn)
+    key_id, key = new_key()
+    row = conn.execute(
+        "INSERT INTO auth.api_keys (key_id, name, department, key_sha256) VALUES (%s, %s, %s, %s) "
+        "RETURNING key_id, name, department, created_at, created_by, revoked_at",
+        (key_id, name.strip(), department, key_hash(key)),
+    ).fetchone()
+    conn.commit()
+    return ApiKey(*row), key
+
+
+def list_keys(conn: psycopg.Connection, include_revoked: bool = True) -> list[ApiKey]:
+    _check_table(conn)
+    rows = conn.execute(
+        "SELECT key_id, name, department, created_at, created_by, revoked_at FROM auth.api_keys "
+        + ("" if include_revoked else "WHERE revoked_at IS NULL ")
+        + "ORDER BY created_at, key_id"
+    ).fetchall()
+    return [ApiKey(*row) for row in rows]
+
+
+def revoke_key(conn: psycopg.Connection, key_id: str) -> ApiKey:
+    """Revoke a key by its id (or by the whole key, if that is what was pasted)."""
+    _check_table(conn)
+    key_id = parse_key(key_id) or key_id.strip()
+    row = conn.execute(
+        "UPDATE auth.api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL "
+        "RETURNING key_id, name, department, created_at, created_by, revoked_at",
+        (key_id,),
+    ).fetchone()
+    conn.commit()
+    if row is None:
+        known = conn.execute(
+            "SELECT revoked_at FROM auth.api_keys WHERE key_id = %s", (key_id,)
+        ).fetchone()
+        if known:
+            raise ApiKeyError(f"key {key_id} was already revoked on {known[0]:%Y-%m-%d %H:%M}")
+        raise ApiKeyError(f"no key {key_id!r}; `sdi keys list` shows the ids")
+    return ApiKey(*row)
+
+
+def find_key(conn: psycopg.Connection, key_id: str) -> tuple[str, bytes, bool] | None:
+    """(department, stored hash, revoked) of a key id, or None: what the API checks."""
+    row = conn.execute(
+        "SELECT department, key_sha256, revoked_at IS NOT NULL FROM auth.api_keys "
+        "WHERE key_id = %s",
+        (key_id,),
+    ).fetchone()
+    return (row[0], bytes(row[1]), row[2]) if row else None
