@@ -605,10 +605,10 @@ class PostGISProvider(BaseProvider):
             raise ProviderItemNotFoundError(user_msg=f"no item {identifier!r}") from None
         if not -(2**63) <= key < 2**63:
             raise ProviderItemNotFoundError(user_msg=f"no item {identifier!r}")
+        crs = crs_transform_spec.target_crs_uri if crs_transform_spec else None
+        parts = self._rendered_parts(tuple(self._columns), False, crs, ())
         statement = sql.SQL("SELECT {feature}::text FROM {table} t WHERE {id} = %(id)s").format(
-            feature=self._feature(list(self._columns), False, crs_transform_spec),
-            table=self.table,
-            id=sql.Identifier("t", self.id_field),
+            feature=parts["feature"], table=parts["table"], id=sql.Identifier("t", self.id_field)
         )
         rows = self._execute(statement, {"id": key})
         if not rows:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from functools import cached_property, lru_cache
+from functools import cached_property
 from http import HTTPStatus
 from typing import Any
 
@@ -38,6 +38,7 @@ from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.tile import ProviderTilesetIdNotFoundError
 from pygeoapi.util import url_join
 
+from sdi.api.provider import _columns as provider_columns
 from sdi.api.provider import pool
 
 LOGGER = logging.getLogger(__name__)
@@ -142,25 +143,9 @@ _JSON_SCHEMA = {
 }
 
 
-@lru_cache(maxsize=128)
 def _column_types(table: str, published: tuple[str, ...]) -> dict[str, str]:
-    """PostgreSQL types of the published columns, in the order they are published."""
-    with pool().connection() as conn:
-        rows = conn.execute(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
-            (table,),
-        ).fetchall()
-    if not rows:
-        raise ProviderConnectionError(user_msg="this collection's table is not available")
-    types = dict(rows)
-    missing = [p for p in published if p not in types]
-    if missing:
-        raise ProviderConnectionError(
-            user_msg="this collection is misconfigured",
-            msg=f"{table} has no column(s) {', '.join(missing)}",
-        )
-    return {name: types[name] for name in published}
+    """PostgreSQL types of the published columns: the feature provider's cached look-up."""
+    return provider_columns(table, published)
 
 
 class PostGISTileProvider(BaseMVTProvider):
