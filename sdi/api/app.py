@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 import psycopg
+from pygeoapi.provider.base import ProviderGenericError
 from pygeoapi.starlette_app import APP as pygeoapi_app
 from pygeoapi.starlette_app import CONFIG, api_, api_routes
 from starlette.requests import Request
@@ -53,6 +54,12 @@ async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _provider_error(request: Request, exc: ProviderGenericError) -> JSONResponse:
+    """A provider error pygeoapi let through (e.g. tileset metadata): its own status."""
+    return _ogc_error(exc.http_status_code, exc.ogc_exception_code, exc.message)
+
+
+pygeoapi_app.add_exception_handler(ProviderGenericError, _provider_error)
 pygeoapi_app.add_exception_handler(psycopg.DataError, _bad_value)
 pygeoapi_app.add_exception_handler(Exception, _server_error)
 

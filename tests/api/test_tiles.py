@@ -296,11 +296,6 @@ def test_bad_tile_requests_are_ogc_exceptions(api, path: str, status: int, code)
     assert body["code"] == (code or body["code"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pygeoapi 0.24 does not catch provider errors in the tileset metadata endpoint: "
-    "needs a ProviderGenericError handler in sdi/api/app.py (until then: 500, OGC body)",
-)
 def test_unknown_tileset_metadata_is_404(api) -> None:
     response = api.get("/collections/lamps/tiles/NoSuchSet", params={"f": "json"})
     assert response.status_code == 404
