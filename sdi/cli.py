@@ -85,8 +85,14 @@ def _samples_current(out: Path, scale: float) -> bool:
     manifest = out / "manifest.json"
     if not manifest.exists():
         return False
+    from sdi.samples import GENERATOR_VERSION
+
     data = json.loads(manifest.read_text())
-    return data.get("scale") == scale and all((out / f).exists() for f in data["files"])
+    return (
+        data.get("scale") == scale
+        and data.get("generator_version") == GENERATOR_VERSION
+        and all((out / f).exists() for f in data["files"])
+    )
 
 
 @app.command()
