@@ -62,12 +62,19 @@ def parcels_gpkg(data_dir: Path) -> Path:
 # -- database -----------------------------------------------------------------------------
 def bench_database(url: str | None = None) -> str:
     """URL of the migrated bench database: ``url`` or ``sdi_bench`` on the local cluster."""
-    from sdi.db import LocalCluster
+    from sdi.db import ClusterError, LocalCluster
     from sdi.db.migrate import upgrade
 
     if url is None:
         cluster = LocalCluster()
-        cluster.start()
+        for attempt in range(4):  # others share the cluster: it may be restarting just now
+            try:
+                cluster.start()
+                break
+            except ClusterError:
+                if attempt == 3:
+                    raise
+                time.sleep(5)
         cluster.ensure_database(BENCH_DB)
         url = cluster.url(BENCH_DB)
     upgrade(url)

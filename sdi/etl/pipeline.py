@@ -134,7 +134,7 @@ class JobRun:
         if self.hash_key:
             hashes = self._source_hashes(batch)
             if self.current_keys is not None and len(self.current_keys):
-                position = self.current_keys.get_indexer(keys)
+                position = self.current_keys.get_indexer(keys.to_numpy(dtype=object))
                 same = (position >= 0) & issues.ok
                 same[same] = self.current_hashes[position[same]] == hashes[same]
                 if same.any():
