@@ -1,4 +1,4 @@
-"""Citizen incident reports with a change log (issue 6).
+"""Derived planning layers and operations-centre summaries (issue 6).
 
 Revision ID: 0008
 Revises: 0007

@@ -1,4 +1,4 @@
-"""Derived planning layers and operations-centre summaries (issue 6).
+"""Citizen incident reports with a change log (issue 6).
 
 Revision ID: 0007
 Revises: 0006
