@@ -114,8 +114,8 @@ def up(
             sample_generate(out=settings.source_dir, scale=scale)
         console.print("[bold]==> ETL: loading every job in etl/jobs/[/]")
         run_jobs(list(discover_jobs(settings)))
-        console.print("[bold]==> publishing layers/ → pygeoapi-config.yml[/]")
-        publish()
+        console.print("[bold]==> publishing layers/ → pygeoapi-config.yml, QGIS styles[/]")
+        publish(styles=True)  # also the default QGIS styles in the warehouse
         if serve:
             console.print("[bold]==> serving the OGC API[/]")
             Server(settings).restart()

@@ -34,6 +34,8 @@ class Layer:
     # OGC API Tiles: {"min_zoom": …, "max_zoom": …}; empty when the layer has no tiles
     tiles: dict[str, int] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # QGIS style name (layers/styles/<style>.qml); None: a plain default by geometry type
+    style: str | None = None
 
     @property
     def published_properties(self) -> tuple[str, ...]:
@@ -71,7 +73,18 @@ def load_layer(path: Path) -> Layer:
         limits=data.get("limits", {}),
         tiles=_tiles(path, data.get("tiles", False)),
         metadata=data.get("metadata", {}),
+        style=_style(path, data.get("style")),
     )
+
+
+def _style(path: Path, name: str | None) -> str | None:
+    if name is not None and not (path.parent / "styles" / f"{name}.qml").is_file():
+        available = sorted(p.stem for p in (path.parent / "styles").glob("*.qml"))
+        raise ConfigError(
+            f"{path}: style: {name}: no file styles/{name}.qml next to the layer files "
+            f"(styles there: {', '.join(available) or 'none'})"
+        )
+    return name
 
 
 TILE_ZOOMS = {"min_zoom": 12, "max_zoom": 20}  # `tiles: true`
