@@ -20,8 +20,8 @@ from pathlib import Path
 # unchanged palette give byte-identical files (clean diffs). Must be set before Qt loads.
 os.environ["QT_HASH_SEED"] = "0"
 
-import yaml  # noqa: E402
-from qgis.core import (  # noqa: E402
+import yaml
+from qgis.core import (
     QgsApplication,
     QgsCategorizedSymbolRenderer,
     QgsMapLayer,
@@ -31,7 +31,7 @@ from qgis.core import (  # noqa: E402
     QgsVectorLayer,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtGui import QColor  # noqa: E402
+from qgis.PyQt.QtGui import QColor
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLES = ROOT / "layers" / "styles"
