@@ -4,7 +4,8 @@ Usage: QT_QPA_PLATFORM=offscreen python3 qgis_project_probe.py PROJECT [CONNINFO
 
 Opens the QGIS project headless and prints JSON: the project's CRS, its groups and, per map
 layer, validity, provider, CRS, renderer (type, attribute, category count), the scale
-visibility and one feature read from the layer's extent. With CONNINFO (a libpq connection
+visibility and one feature read from the layer's extent, with its first vertex transformed
+by QGIS into the project's CRS. With CONNINFO (a libpq connection
 string) and schema.table names, also opens each table as a PostGIS layer the way a planner
 does (no style given) and reports the renderer QGIS applied from the layer_styles table.
 """
@@ -14,6 +15,7 @@ import sys
 
 from qgis.core import (
     QgsApplication,
+    QgsCoordinateTransform,
     QgsFeatureRequest,
     QgsLayerTreeGroup,
     QgsProject,
@@ -32,6 +34,16 @@ def renderer(layer):
     return info
 
 
+def in_project_crs(layer, feature):
+    transform = QgsCoordinateTransform(
+        layer.crs(), QgsProject.instance().crs(), QgsProject.instance()
+    )
+    point = transform.transform(
+        feature.geometry().vertexAt(0).x(), feature.geometry().vertexAt(0).y()
+    )
+    return [point.x(), point.y()]
+
+
 def describe(layer):
     result = {"valid": layer.isValid(), "name": layer.name(), "provider": layer.providerType()}
     if not layer.isValid():
@@ -44,6 +56,7 @@ def describe(layer):
         min_scale=layer.minimumScale() if layer.hasScaleBasedVisibility() else None,
         feature=features[0].attributes() if features else None,
         geometry=features[0].geometry().asWkt(3)[:40] if features else None,
+        projected=in_project_crs(layer, features[0]) if features else None,
     )
     return result
 
