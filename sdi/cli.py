@@ -17,6 +17,7 @@ from sdi.etl.cli import run_jobs
 from sdi.etl.spec import discover_jobs
 from sdi.hazard.cli import app as hazard_app
 from sdi.keys.cli import app as keys_app
+from sdi.planning.cli import app as planning_app
 from sdi.publish.cli import app as publish_app
 from sdi.publish.cli import publish
 from sdi.serve import Server
@@ -32,6 +33,7 @@ app.add_typer(etl_app, name="etl")
 app.add_typer(publish_app, name="publish")
 app.add_typer(hazard_app, name="hazard")
 app.add_typer(keys_app, name="keys")
+app.add_typer(planning_app, name="planning")
 console = Console(stderr=True)
 sample_app = typer.Typer(
     help="Sample data of four cities for demos and benchmarks.", no_args_is_help=True

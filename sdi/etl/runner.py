@@ -242,8 +242,9 @@ def run_job(
                     )
                 if dry_run:
                     raise _Rollback
-                # Derived data (flood warnings) follows the load, in the same transaction.
-                from sdi.hazard.hooks import after_load
+                # Derived data (flood warnings, planning and operations layers) follows the
+                # load, in the same transaction: the registry is sdi/etl/hooks.py.
+                from sdi.etl.hooks import after_load
 
                 after_load(conn, job.table, run_id)
                 result.status = "succeeded"

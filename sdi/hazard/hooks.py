@@ -1,4 +1,5 @@
-"""What the ETL runner calls at the end of a successful load, inside the load's transaction.
+"""What the ETL runner calls at the end of a successful load, inside the load's transaction
+(registered with its inputs in ``sdi/etl/hooks.py``).
 
 A load of any table the warnings are derived from (readings, gauges, flood zones, and the
 exposed buildings, parcels, lamps, pipes and cameras) recomputes them, so the published
