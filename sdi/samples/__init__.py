@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import shapely
+from affine import Affine
 
-from sdi.samples.common import CADASTRAL_EPSG, WGS84_EPSG
+from sdi.samples.common import CADASTRAL_EPSG, UTM_EPSG, WGS84_EPSG
 from sdi.samples.communes import CITIES, City, load_communes
 from sdi.samples.construction import (
     PERMIT_COLUMNS,
@@ -27,6 +29,7 @@ from sdi.samples.construction import (
 )
 from sdi.samples.hazard import NODATA, depth_raster, generate_hazard
 from sdi.samples.land import PARCEL_COLUMNS, generate_parcels, generate_zoning, to_multi
+from sdi.samples.terrain import DEM_NODATA, dem_raster, generate_terrain
 from sdi.samples.utility import (
     generate_cameras,
     generate_lamps,
@@ -43,12 +46,14 @@ from sdi.samples.writers import (
     write_geojson,
     write_geotiff,
     write_gpkg,
+    write_kml,
+    write_shapefile,
     write_shapefile_tcvn3,
 )
 
 __all__ = ["CITIES", "GENERATOR_VERSION", "generate"]
 
-GENERATOR_VERSION = "2"  # bump when the files or their content change
+GENERATOR_VERSION = "3"  # bump when the files or their content change
 PARCELS_FORMATS = ("shp", "gpkg")
 
 # DBF fields of the land office's parcel shapefile (names ≤ 10 characters).
@@ -100,14 +105,10 @@ LAMP_COLUMNS = (
 )
 WIFI_COLUMNS = ("hotspot_id", "name", "ssid", "lon", "lat", "status", "provider", "commune_code")
 CAMERA_COLUMNS = ("camera_id", "name", "sector", "kind", "status", "commune_code")
-PIPE_COLUMNS = (
-    "pipe_id",
-    "diameter_mm",
-    "material",
-    "install_year",
-    "pressure_zone",
-    "commune_code",
-)
+# fmt: off
+PIPE_COLUMNS = ("pipe_id", "diameter_mm", "material", "install_year", "pressure_zone",
+                "commune_code")
+# fmt: on
 SENSOR_COLUMNS = ("sensor_id", "name", "kind", "lon", "lat", "status", "commune_code", "parameters")
 FLOOD_COLUMNS = ("zone_id", "return_period", "depth_class", "gauge_id", "commune_code", "name")
 GAUGE_COLUMNS = (
@@ -123,6 +124,49 @@ GAUGE_COLUMNS = (
     "datum",
 )
 READING_COLUMNS = ("gauge_id", "observed_at", "water_level_m")
+# The geology institute's landslide susceptibility map (DBF names of at most 10 characters).
+LANDSLIDE_COLUMNS = ("MA_VUNG", "MUC_NGUY", "CHI_SO", "DO_DOC", "KHAI_THAC", "MA_XA")
+SURGE_COLUMNS = ("Name", "ma_vung", "cap_bao", "nuoc_dang_m", "cap_nuoc_dang", "ma_xa")
+
+
+@dataclass(frozen=True)
+class _Output:
+    """One delivered vector or table file: its collected frame, path (the extension says the
+    format), columns, and for GeoPackages and shapefiles layer, geometry type and CRS."""
+
+    frame: str
+    rel: str
+    columns: tuple[str, ...]
+    layer: str | None = None
+    geometry_type: str | None = None
+    epsg: int = CADASTRAL_EPSG
+    excel: bool = False  # a CSV exported from Excel: BOM and CRLF
+
+
+OUTPUTS = (
+    _Output("zoning", "land/zoning_plan.gpkg", ZONING_COLUMNS, "quy_hoach", "MultiPolygon"),
+    _Output("buildings", "construction/buildings.geojson", BUILDING_COLUMNS),
+    _Output(
+        "survey", "construction/buildings_survey.gpkg", SURVEY_COLUMNS, "nha_khao_sat", "Polygon"
+    ),
+    _Output("permits", "construction/building_permits.csv", PERMIT_COLUMNS, excel=True),
+    _Output("lamps", "utility/street_lamps.gpkg", LAMP_COLUMNS, "den_chieu_sang", "Point"),
+    _Output("wifi", "utility/wifi_hotspots.csv", WIFI_COLUMNS),
+    _Output("cameras", "utility/cameras.geojson", CAMERA_COLUMNS),
+    _Output("pipes", "utility/water_pipes.gpkg", PIPE_COLUMNS, "ong_cap_nuoc", "LineString"),
+    _Output("sensors", "utility/env_sensors.csv", SENSOR_COLUMNS),
+    _Output("zones", "hazard/flood_zones.gpkg", FLOOD_COLUMNS, "vung_ngap", "MultiPolygon"),
+    _Output("gauges", "hazard/gauge_stations.csv", GAUGE_COLUMNS),
+    _Output("readings", "hazard/gauge_readings.csv", READING_COLUMNS),
+    _Output(
+        "landslide",
+        "hazard/landslide_susceptibility.shp",
+        LANDSLIDE_COLUMNS,
+        geometry_type="MultiPolygon",
+        epsg=UTM_EPSG,
+    ),
+    _Output("surge", "hazard/storm_surge_zones.kml", SURGE_COLUMNS),
+)
 
 
 def _with_lonlat(df: pd.DataFrame) -> pd.DataFrame:
@@ -256,12 +300,34 @@ def generate(
         collected["zones"].append(hazard.zones)
         collected["gauges"].append(hazard.gauges)
         collected["readings"].append(hazard.readings.assign(city=city.slug))
-        _write_depth(out, city, hazard, manifest)
+        _write_raster(
+            out,
+            f"hazard/flood_depth_{city.slug}.tif",
+            city,
+            depth_raster(hazard),
+            manifest,
+            epsg=CADASTRAL_EPSG,
+            nodata=NODATA,
+        )
         say(f"{city.slug}: buildings {len(buildings)}, lamps {len(collected['lamps'][-1])}")
         del parcels, table
 
     if parcels_format == "gpkg":
         manifest.add("land/parcels.gpkg", parcel_counts)
+    terrain = generate_terrain(communes, seed=seed)
+    collected["landslide"] = [terrain.landslide]
+    collected["surge"] = [terrain.surge]
+    for city in CITIES:
+        _write_raster(
+            out,
+            f"hazard/elevation_{city.slug}.tif",
+            city,
+            dem_raster(communes, city, terrain.sites),
+            manifest,
+            epsg=UTM_EPSG,
+            nodata=DEM_NODATA,
+        )
+    say(f"terrain: {len(terrain.landslide)} landslide zones, {len(terrain.surge)} surge zones")
     _write_collected(out, collected, manifest, seed)
 
     result = {
@@ -309,107 +375,67 @@ def _clean_other_format(out: Path, parcels_format: str) -> None:
             path.unlink()
 
 
-def _write_depth(out: Path, city: City, hazard, manifest: _Manifest) -> None:
-    depth, transform = depth_raster(hazard)
-    rel = f"hazard/flood_depth_{city.slug}.tif"
-    write_geotiff(depth, transform, out / rel, epsg=CADASTRAL_EPSG, nodata=NODATA)
-    manifest.add(rel, {city.slug: int(depth.size)}, width=depth.shape[1], height=depth.shape[0])
+def _write_raster(
+    out: Path,
+    rel: str,
+    city: City,
+    raster: tuple[np.ndarray, Affine],
+    manifest: _Manifest,
+    *,
+    epsg: int,
+    nodata: float,
+) -> None:
+    array, transform = raster
+    write_geotiff(array, transform, out / rel, epsg=epsg, nodata=nodata, unit="m")
+    manifest.add(rel, {city.slug: int(array.size)}, width=array.shape[1], height=array.shape[0])
+
+
+def _prepare(frames: dict[str, pd.DataFrame], seed: int) -> None:
+    """Derived frames and the text formatting the delivering software uses."""
+    frames["survey"] = survey_buildings(frames["buildings"], seed=seed)
+    frames["wifi"] = _with_lonlat(frames["wifi"])
+    frames["sensors"] = _with_lonlat(frames["sensors"])
+    gauges = _with_lonlat(frames["gauges"])
+    for col in ("alarm_1", "alarm_2", "alarm_3"):
+        gauges[col] = np.char.mod("%.2f", gauges[col].to_numpy(dtype=float))
+    frames["gauges"] = gauges
+    readings = frames["readings"]
+    frames["readings"] = readings.assign(
+        water_level_m=np.char.mod("%.3f", readings["water_level_m"].to_numpy(dtype=float))
+    )
+
+
+def _write_output(out: Path, df: pd.DataFrame, spec: _Output, manifest: _Manifest) -> None:
+    """Write one delivered file in the format its extension says, and record it."""
+    path = out / spec.rel
+    parts: tuple[str, ...] = ()
+    if path.suffix == ".gpkg":
+        write_gpkg(
+            df,
+            path,
+            spec.layer,
+            columns=spec.columns,
+            geometry_type=spec.geometry_type,
+            epsg=spec.epsg,
+        )
+    elif path.suffix == ".geojson":
+        write_geojson(df, path, columns=spec.columns)
+    elif path.suffix == ".kml":
+        write_kml(df, path, columns=spec.columns)
+    elif path.suffix == ".shp":
+        write_shapefile(
+            df, path, columns=spec.columns, geometry_type=spec.geometry_type, epsg=spec.epsg
+        )
+        parts = (".shx", ".dbf", ".prj", ".cpg")
+    else:
+        write_csv(df[list(spec.columns)], path, bom=spec.excel, crlf=spec.excel)
+    manifest.add(spec.rel, _count(df), parts)
 
 
 def _write_collected(
     out: Path, collected: dict[str, list[pd.DataFrame]], manifest: _Manifest, seed: int
 ) -> None:
     frames = {k: pd.concat(v, ignore_index=True) for k, v in collected.items()}
-
-    zoning = frames["zoning"]
-    write_gpkg(
-        zoning,
-        out / "land/zoning_plan.gpkg",
-        "quy_hoach",
-        columns=ZONING_COLUMNS,
-        geometry_type="MultiPolygon",
-        epsg=CADASTRAL_EPSG,
-    )
-    manifest.add("land/zoning_plan.gpkg", _count(zoning))
-
-    buildings = frames["buildings"]
-    write_geojson(buildings, out / "construction/buildings.geojson", columns=BUILDING_COLUMNS)
-    manifest.add("construction/buildings.geojson", _count(buildings))
-
-    survey = survey_buildings(buildings, seed=seed)
-    write_gpkg(
-        survey,
-        out / "construction/buildings_survey.gpkg",
-        "nha_khao_sat",
-        columns=SURVEY_COLUMNS,
-        geometry_type="Polygon",
-        epsg=CADASTRAL_EPSG,
-    )
-    manifest.add("construction/buildings_survey.gpkg", _count(survey))
-
-    permits = frames["permits"]
-    write_csv(
-        permits[list(PERMIT_COLUMNS)],
-        out / "construction/building_permits.csv",
-        bom=True,
-        crlf=True,
-    )
-    manifest.add("construction/building_permits.csv", _count(permits))
-
-    lamps = frames["lamps"]
-    write_gpkg(
-        lamps,
-        out / "utility/street_lamps.gpkg",
-        "den_chieu_sang",
-        columns=LAMP_COLUMNS,
-        geometry_type="Point",
-        epsg=CADASTRAL_EPSG,
-    )
-    manifest.add("utility/street_lamps.gpkg", _count(lamps))
-
-    wifi = _with_lonlat(frames["wifi"])
-    write_csv(wifi[list(WIFI_COLUMNS)], out / "utility/wifi_hotspots.csv")
-    manifest.add("utility/wifi_hotspots.csv", _count(wifi))
-
-    cameras = frames["cameras"]
-    write_geojson(cameras, out / "utility/cameras.geojson", columns=CAMERA_COLUMNS)
-    manifest.add("utility/cameras.geojson", _count(cameras))
-
-    pipes = frames["pipes"]
-    write_gpkg(
-        pipes,
-        out / "utility/water_pipes.gpkg",
-        "ong_cap_nuoc",
-        columns=PIPE_COLUMNS,
-        geometry_type="LineString",
-        epsg=CADASTRAL_EPSG,
-    )
-    manifest.add("utility/water_pipes.gpkg", _count(pipes))
-
-    sensors = _with_lonlat(frames["sensors"])
-    write_csv(sensors[list(SENSOR_COLUMNS)], out / "utility/env_sensors.csv")
-    manifest.add("utility/env_sensors.csv", _count(sensors))
-
-    zones = frames["zones"]
-    write_gpkg(
-        zones,
-        out / "hazard/flood_zones.gpkg",
-        "vung_ngap",
-        columns=FLOOD_COLUMNS,
-        geometry_type="MultiPolygon",
-        epsg=CADASTRAL_EPSG,
-    )
-    manifest.add("hazard/flood_zones.gpkg", _count(zones))
-
-    gauges = _with_lonlat(frames["gauges"])
-    for col in ("alarm_1", "alarm_2", "alarm_3"):
-        gauges[col] = np.char.mod("%.2f", gauges[col].to_numpy(dtype=float))
-    write_csv(gauges[list(GAUGE_COLUMNS)], out / "hazard/gauge_stations.csv")
-    manifest.add("hazard/gauge_stations.csv", _count(gauges))
-
-    readings = frames["readings"]
-    readings = readings.assign(
-        water_level_m=np.char.mod("%.3f", readings["water_level_m"].to_numpy(dtype=float))
-    )
-    write_csv(readings[list(READING_COLUMNS)], out / "hazard/gauge_readings.csv")
-    manifest.add("hazard/gauge_readings.csv", _count(readings))
+    _prepare(frames, seed)
+    for spec in OUTPUTS:
+        _write_output(out, frames[spec.frame], spec, manifest)

@@ -18,7 +18,7 @@ import shapely
 from pyproj import CRS
 
 from sdi.etl.encodings import decode_tcvn3_mojibake
-from sdi.samples.common import CADASTRAL_EPSG, WGS84_EPSG, to_wgs84
+from sdi.samples.common import CADASTRAL_EPSG, UTM_EPSG, WGS84_EPSG, to_wgs84, transformer
 from sdi.samples.writers import sha256_file
 
 
@@ -53,8 +53,8 @@ def _vertices_lonlat(geoms: np.ndarray, epsg: int) -> tuple[np.ndarray, np.ndarr
     coords, index = shapely.get_coordinates(geoms, return_index=True)
     if epsg == WGS84_EPSG:
         return coords[:, 0], coords[:, 1], index
-    lon, lat = to_wgs84(coords[:, 0], coords[:, 1])
-    return lon, lat, index
+    lon, lat = transformer(epsg, WGS84_EPSG).transform(coords[:, 0], coords[:, 1])
+    return np.asarray(lon), np.asarray(lat), index
 
 
 def check(out_dir: Path) -> list[str]:
@@ -84,6 +84,7 @@ def check(out_dir: Path) -> list[str]:
     _check_construction(p, out, manifest, communes)
     _check_utility(p, out, manifest, communes)
     _check_hazard(p, out, manifest, communes)
+    _check_terrain(p, out, manifest, communes)
     return list(p)
 
 
@@ -297,6 +298,51 @@ def _check_hazard(p: _Problems, out: Path, manifest: dict, communes: pd.DataFram
     alarm = gauges.set_index("gauge_id")
     above2 = final > alarm["alarm_2"].reindex(final.index)
     p.expect(list(final.index[above2]) == ["G-HL-01"], "readings: rising gauge is not G-HL-01")
+
+
+def _check_terrain(p: _Problems, out: Path, manifest: dict, communes: pd.DataFrame) -> None:
+    from sdi.hazard.rasters import stats_over_files
+    from sdi.samples.terrain import DEM_NODATA, DEM_PIXEL, LANDSLIDE_CLASSES, SURGE_SCENARIOS
+
+    path = out / "hazard/landslide_susceptibility.shp"
+    p.expect(path.with_suffix(".cpg").read_text() == "UTF-8", "landslides: .cpg is not UTF-8")
+    slides = pyogrio.read_dataframe(path)
+    _rows(p, manifest, "hazard/landslide_susceptibility.shp", len(slides))
+    p.expect(_epsg(slides.crs) == UTM_EPSG, "landslides: CRS is not EPSG:3405")
+    labels = {c[0] for c in LANDSLIDE_CLASSES}
+    p.expect(set(slides["MUC_NGUY"]) == labels, "landslides: classes differ")
+    lon, lat, index = _vertices_lonlat(slides.geometry.values, UTM_EPSG)
+    _inside(p, "landslides", communes, slides["MA_XA"].to_numpy()[index], lon, lat)
+
+    surge = pyogrio.read_dataframe(out / "hazard/storm_surge_zones.kml")
+    _rows(p, manifest, "hazard/storm_surge_zones.kml", len(surge))
+    lon, lat, index = _vertices_lonlat(surge.geometry.values, WGS84_EPSG)
+    _inside(p, "surge zones", communes, surge["ma_xa"].to_numpy()[index], lon, lat)
+    by = surge.set_index("ma_vung").geometry
+    for key in by.index:
+        bigger = f"{key[:-1]}{int(key[-1]) + 1}"
+        if bigger in by.index:
+            p.expect(
+                shapely.covers(shapely.buffer(by[bigger], 1e-6), by[key]),
+                f"surge zones: {key} ⊄ {bigger}",
+            )
+
+    dems = [out / f"hazard/elevation_{slug}.tif" for slug in manifest["cities"]]
+    for dem in dems:
+        with rasterio.open(dem) as src:
+            p.expect(src.crs.to_epsg() == UTM_EPSG, f"{dem.name}: CRS is not EPSG:3405")
+            p.expect(
+                src.res == (DEM_PIXEL, DEM_PIXEL) and src.nodata == DEM_NODATA,
+                f"{dem.name}: grid",
+            )
+    # The zone of a surge of h metres is the land below h m: its highest pixel is below h.
+    heights = {level: height for level, height, _class in SURGE_SCENARIOS}
+    for zone in surge.itertuples(index=False):
+        stats = stats_over_files(zone.geometry, dems)
+        p.expect(
+            stats["count"] > 0 and stats["max"] <= heights[zone.cap_bao] + 0.05,
+            f"surge zones: {zone.ma_vung} reaches {stats['max']} m",
+        )
 
 
 def _abbr(manifest: dict, slug: str) -> str:

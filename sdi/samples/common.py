@@ -10,6 +10,7 @@ from pyproj import Transformer
 
 CADASTRAL_EPSG = 5899  # VN-2000 / TM-3 107-45, the cadastral CRS of Quảng Ninh
 WGS84_EPSG = 4326
+UTM_EPSG = 3405  # VN-2000 / UTM 48N: national DEMs and the geology institute's maps
 PROVINCE_CODE = "22"
 
 # Reference instant of the sample: the last gauge reading, the "today" of permits and lamps.
@@ -32,6 +33,7 @@ STREAM_FLOOD = 11
 STREAM_READINGS = 12
 STREAM_NAMES = 13
 STREAM_SURVEY = 14
+STREAM_LANDSLIDE = 15
 
 
 def rng_for(seed: int, *keys: int) -> np.random.Generator:

@@ -53,7 +53,8 @@ def _depth_class(depth: float) -> str:
     return DEPTH_CLASSES[int(np.searchsorted([0.5, 1.0, 2.0], depth))]
 
 
-def _radius(shape: pd.Series, phi: np.ndarray) -> np.ndarray:
+def star_radius(shape, phi: np.ndarray) -> np.ndarray:
+    """Radius of an irregular star-shaped outline (``radius``, ``amp``, ``phase``) at ``phi``."""
     a, p = shape["amp"], shape["phase"]
     return shape["radius"] * (
         1
@@ -110,7 +111,7 @@ def generate_hazard(parcels: Parcels, communes: pd.DataFrame, *, seed: int) -> H
             }
         )
         phi = np.linspace(0, 2 * np.pi, N_VERTICES, endpoint=False)
-        r = _radius(pd.Series(shape), phi)
+        r = star_radius(pd.Series(shape), phi)
         for rp in RETURN_PERIODS:
             f = ZONE_FACTOR[rp]
             ring = np.stack(
@@ -188,7 +189,7 @@ def depth_raster(hazard: Hazard) -> tuple[np.ndarray, Affine]:
         py = y1 - (np.arange(r0, r1) + 0.5) * PIXEL
         gx, gy = np.meshgrid(px, py)
         dx, dy = gx - shape.x, gy - shape.y
-        rho = np.hypot(dx, dy) / _radius(pd.Series(shape._asdict()), np.arctan2(dy, dx))
+        rho = np.hypot(dx, dy) / star_radius(pd.Series(shape._asdict()), np.arctan2(dy, dx))
         d = np.maximum(shape.depth * (1 - rho**2), 0.05)
         d = np.where(shapely.contains_xy(zone, gx, gy), d, 0.0).astype(np.float32)
         window = depth[r0:r1, c0:c1]

@@ -119,6 +119,37 @@ def write_shapefile_tcvn3(
     _remove(path, (".cpg",))
 
 
+def write_shapefile(
+    df: pd.DataFrame, path: Path, *, columns: Iterable[str], geometry_type: str, epsg: int
+) -> None:
+    """A newer office's shapefile: UTF-8 DBF declared by a .cpg, a .prj, DBF date fixed.
+
+    Geometries are EPSG:5899 and written in ``epsg``."""
+    _remove(path, (".shp", ".shx", ".dbf", ".prj", ".cpg"))
+    geoms = df["geometry"].to_numpy()
+    if epsg != CADASTRAL_EPSG:
+        geoms = reproject(geoms, CADASTRAL_EPSG, epsg)
+    gdf = gpd.GeoDataFrame(df[list(columns)], geometry=geoms, crs=f"EPSG:{epsg}")
+    pyogrio.write_dataframe(
+        gdf,
+        path,
+        driver="ESRI Shapefile",
+        geometry_type=geometry_type,
+        encoding="UTF-8",
+        layer_options={"DBF_DATE_LAST_UPDATE": FIXED_DATE},
+    )
+
+
+def write_kml(df: pd.DataFrame, path: Path, *, columns: Iterable[str]) -> None:
+    """KML (WGS84 lon/lat) as exported from Google Earth / GIS tools: ``Name`` is the
+    placemark's name, the other columns its ExtendedData."""
+    _remove(path)
+    gdf = gpd.GeoDataFrame(
+        df[list(columns)], geometry=reproject(df["geometry"].to_numpy()), crs=f"EPSG:{WGS84_EPSG}"
+    )
+    pyogrio.write_dataframe(gdf, path, driver="KML", layer=path.stem)
+
+
 def write_geojson(df: pd.DataFrame, path: Path, *, columns: Iterable[str]) -> None:
     """RFC 7946 GeoJSON (WGS84 lon/lat, 7 decimals) from EPSG:5899 geometries."""
     _remove(path)
@@ -152,9 +183,15 @@ def lonlat_columns(x: np.ndarray, y: np.ndarray, decimals: int = 6) -> tuple[lis
 
 
 def write_geotiff(
-    array: np.ndarray, transform: Affine, path: Path, *, epsg: int, nodata: float
+    array: np.ndarray,
+    transform: Affine,
+    path: Path,
+    *,
+    epsg: int,
+    nodata: float,
+    unit: str | None = None,
 ) -> None:
-    """A tiled, deflate-compressed single-band float32 GeoTIFF."""
+    """A tiled, deflate-compressed single-band float32 GeoTIFF (band ``unit`` tag if given)."""
     _remove(path)
     profile = {
         "driver": "GTiff",
@@ -173,6 +210,8 @@ def write_geotiff(
     }
     with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path, "w", **profile) as dst:
         dst.write(array.astype(np.float32), 1)
+        if unit:
+            dst.update_tags(1, unit=unit)
     aux = Path(str(path) + ".aux.xml")
     if aux.exists():
         os.remove(aux)

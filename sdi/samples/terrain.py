@@ -1,0 +1,269 @@
+"""Terrain hazards: an elevation model, landslide susceptibility zones and storm-surge zones.
+
+One province-wide terrain, so that the four cities' rasters agree where they overlap:
+
+- **Coast**: a wavy line through the southern edge of the four cities (in VN-2000 / UTM 48N,
+  EPSG:3405, where the DEM lives). South of it is sea: the DEM has nodata there.
+- **Elevation**: a coastal plain rising 2.5 m per km inland; beyond 2.5 km from the coast,
+  hills (a rolling relief rising with the distance) and one steep massif at each landslide
+  site. Islands are not modelled (Vĩnh Thực, off Móng Cái, is sea on the DEM).
+- **Storm surge**: the zone flooded by a surge of height h is exactly the land below h m, i.e.
+  the strip of the coastal plain within h / 2.5 km of the coast (the hills start further
+  inland), cut per commune: four nested typhoon scenarios, the way the marine forecasting centre
+  maps them (levels 8-9, 10-11, 12-13, 14-15 of the Beaufort scale used in Vietnam).
+- **Landslides**: sites on the hills (at least 6 km inland; the coal-mining hills of Hạ Long,
+  Uông Bí and Cẩm Phả, fewer in Móng Cái), each a core of very high susceptibility ringed by
+  high, moderate and low classes — the susceptibility map the geology institute delivers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import shapely
+from affine import Affine
+
+from sdi.samples.common import (
+    CADASTRAL_EPSG,
+    STREAM_LANDSLIDE,
+    UTM_EPSG,
+    rng_for,
+    transformer,
+)
+from sdi.samples.communes import CITIES, City
+from sdi.samples.hazard import N_VERTICES, star_radius
+from sdi.samples.writers import reproject
+
+DEM_PIXEL = 50.0
+DEM_NODATA = -32768.0
+DEM_MARGIN = 500.0
+PLAIN_SLOPE = 2.5  # metres per km of the coastal plain
+PLAIN_KM = 2.5  # the hills start this far inland (beyond the largest surge zone)
+LANDSLIDE_MIN_KM = 6.0  # landslide sites lie at least this far inland
+
+# Control points of the coastline (EPSG:3405 easting, northing), west to east.
+COAST = np.array(
+    [
+        (660_000, 2_322_500),
+        (683_000, 2_324_000),
+        (700_000, 2_318_500),
+        (711_000, 2_316_800),
+        (720_500, 2_315_000),
+        (730_000, 2_321_800),
+        (742_000, 2_323_800),
+        (790_000, 2_377_000),
+        (805_000, 2_377_500),
+        (840_000, 2_380_000),
+    ],
+    dtype=float,
+)
+
+# Typhoon scenarios: (level on the Beaufort scale, surge height in metres, surge class).
+SURGE_SCENARIOS = (
+    ("8-9", 1.0, "0-1"),
+    ("10-11", 2.0, "1-2"),
+    ("12-13", 3.0, "2-3"),
+    ("14-15", 4.5, ">3"),
+)
+SURGE_MIN_AREA_M2 = 10_000.0
+
+LANDSLIDE_SITES = {"ha_long": 3, "uong_bi": 3, "cam_pha": 3, "mong_cai": 2}
+MINING_CITIES = ("ha_long", "uong_bi", "cam_pha")  # coal basin of Quảng Ninh
+# Susceptibility classes, most to least: (label as the institute writes it, outline factor,
+# index range, mean slope range in degrees).
+LANDSLIDE_CLASSES = (
+    ("Rất cao", 0.3, (0.8, 0.95), (30.0, 40.0)),
+    ("Cao", 0.55, (0.6, 0.8), (22.0, 30.0)),
+    ("Trung bình", 0.8, (0.4, 0.6), (15.0, 22.0)),
+    ("Thấp", 1.0, (0.2, 0.4), (8.0, 15.0)),
+)
+
+
+@dataclass
+class Terrain:
+    """Terrain hazards of the four cities."""
+
+    sites: pd.DataFrame  # landslide sites: x, y (EPSG:3405), amplitude, sigma
+    landslide: pd.DataFrame  # landslide zone columns, EPSG:5899 geometry, city
+    surge: pd.DataFrame  # storm-surge zone columns, EPSG:5899 geometry, city
+
+
+def coast_northing(x: np.ndarray) -> np.ndarray:
+    """Northing (EPSG:3405) of the coastline at easting ``x``."""
+    x = np.asarray(x, dtype=float)
+    return (
+        np.interp(x, COAST[:, 0], COAST[:, 1])
+        + 300.0 * np.sin(2 * np.pi * x / 5200 + 1.0)
+        + 140.0 * np.sin(2 * np.pi * x / 1900 + 2.0)
+    )
+
+
+def elevation(x: np.ndarray, y: np.ndarray, sites: pd.DataFrame) -> np.ndarray:
+    """Elevation in metres at EPSG:3405 points (NaN at sea), rounded to 0.1 m."""
+    dk = (y - coast_northing(x)) / 1000.0
+    t = np.clip((dk - PLAIN_KM) / 3.5, 0.0, 1.0)
+    hills = 12.0 * np.maximum(dk - PLAIN_KM, 0.0) + 40.0 * (
+        1.0 + np.sin(x / 2300.0 + 0.7) * np.cos(y / 1900.0 + 1.3)
+    )
+    for site in sites.itertuples(index=False):
+        r2 = (x - site.x) ** 2 + (y - site.y) ** 2
+        hills = hills + site.amplitude * np.exp(-r2 / (2.0 * site.sigma**2))
+    z = PLAIN_SLOPE * dk + t * t * (3.0 - 2.0 * t) * hills
+    return np.where(dk > 0, np.round(z, 1), np.nan)
+
+
+def dem_raster(
+    communes: pd.DataFrame, city: City, sites: pd.DataFrame
+) -> tuple[np.ndarray, Affine]:
+    """The city's DEM (float32, EPSG:3405, 50 m, nodata at sea) and its transform.
+
+    The grid covers the city's communes plus 500 m and is aligned to multiples of 50 m, so
+    neighbouring cities' rasters share pixel centres (and values) where they overlap.
+    """
+    mine = communes.loc[communes["city"] == city.slug, "geometry"].to_numpy()
+    xmin, ymin, xmax, ymax = shapely.total_bounds(reproject(mine, CADASTRAL_EPSG, UTM_EPSG))
+    x0 = np.floor((xmin - DEM_MARGIN) / DEM_PIXEL) * DEM_PIXEL
+    y1 = np.ceil((ymax + DEM_MARGIN) / DEM_PIXEL) * DEM_PIXEL
+    nx = int(np.ceil((xmax + DEM_MARGIN - x0) / DEM_PIXEL))
+    ny = int(np.ceil((y1 - (ymin - DEM_MARGIN)) / DEM_PIXEL))
+    px = x0 + (np.arange(nx) + 0.5) * DEM_PIXEL
+    py = y1 - (np.arange(ny) + 0.5) * DEM_PIXEL
+    gx, gy = np.meshgrid(px, py)
+    near = sites[
+        (sites["x"] > px[0] - 5 * sites["sigma"])
+        & (sites["x"] < px[-1] + 5 * sites["sigma"])
+        & (sites["y"] > py[-1] - 5 * sites["sigma"])
+        & (sites["y"] < py[0] + 5 * sites["sigma"])
+    ]
+    z = elevation(gx, gy, near)
+    dem = np.where(np.isnan(z), DEM_NODATA, z).astype(np.float32)
+    return dem, Affine(DEM_PIXEL, 0, x0, 0, -DEM_PIXEL, y1)
+
+
+def _inland_km(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Distance inland (km, north of the coast) of EPSG:5899 points."""
+    ux, uy = transformer(CADASTRAL_EPSG, UTM_EPSG).transform(x, y)
+    return (np.asarray(uy) - coast_northing(np.asarray(ux))) / 1000.0
+
+
+def _landslides(communes: pd.DataFrame, city: City, seed: int) -> tuple[list, list]:
+    """Landslide sites (EPSG:3405, for the DEM) and zones (EPSG:5899) of one city."""
+    rng = rng_for(seed, STREAM_LANDSLIDE, city.index)
+    mine = communes[communes["city"] == city.slug].reset_index(drop=True)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(mine["inner"].to_numpy())
+    xs = rng.uniform(xmin, xmax, 4000)
+    ys = rng.uniform(ymin, ymax, 4000)
+    owner = np.full(xs.size, -1)
+    for i, inner in enumerate(mine["inner"]):
+        owner[(owner < 0) & shapely.contains_xy(inner, xs, ys)] = i
+    inland = _inland_km(xs, ys)
+    sites, zones = [], []
+    for k in np.flatnonzero((owner >= 0) & (inland >= LANDSLIDE_MIN_KM)):
+        if len(sites) == LANDSLIDE_SITES[city.slug]:
+            break
+        if any(np.hypot(xs[k] - s["cx"], ys[k] - s["cy"]) < 4000 for s in sites):
+            continue
+        commune = mine.iloc[owner[k]]
+        shape = {
+            "radius": float(rng.uniform(500.0, 900.0)),
+            "amp": rng.uniform([0.08, 0.04, 0.02], [0.15, 0.1, 0.05]),
+            "phase": rng.uniform(0, 2 * np.pi, 3),
+        }
+        n = len(sites) + 1
+        sites.append({"cx": xs[k], "cy": ys[k], "radius": shape["radius"]})
+        phi = np.linspace(0, 2 * np.pi, N_VERTICES, endpoint=False)
+        r = star_radius(shape, phi)
+        mining = "Có" if city.slug in MINING_CITIES and n < LANDSLIDE_SITES[city.slug] else "Không"
+        previous = None
+        for rank, (label, factor, index, slope) in zip(
+            range(4, 0, -1), LANDSLIDE_CLASSES, strict=True
+        ):
+            outline = shapely.polygons(
+                np.stack([xs[k] + factor * r * np.cos(phi), ys[k] + factor * r * np.sin(phi)], 1)
+            )
+            ring = outline if previous is None else shapely.difference(outline, previous)
+            previous = outline
+            part = shapely.intersection(ring, commune["inner"])
+            if shapely.area(part) < 100.0:
+                continue
+            zones.append(
+                {
+                    "MA_VUNG": f"LS-{city.abbr}-{n:02d}-{rank}",
+                    "MUC_NGUY": label,
+                    "CHI_SO": round(float(rng.uniform(*index)), 3),
+                    "DO_DOC": round(float(rng.uniform(*slope)), 1),
+                    "KHAI_THAC": mining,
+                    "MA_XA": commune["commune_code"],
+                    "geometry": part,
+                    "city": city.slug,
+                }
+            )
+    ux, uy = transformer(CADASTRAL_EPSG, UTM_EPSG).transform(
+        np.array([s["cx"] for s in sites]), np.array([s["cy"] for s in sites])
+    )
+    utm = [
+        {
+            "x": float(x),
+            "y": float(y),
+            "amplitude": float(rng.uniform(150, 300)),
+            "sigma": 0.8 * s["radius"],
+        }
+        for x, y, s in zip(np.atleast_1d(ux), np.atleast_1d(uy), sites, strict=True)
+    ]
+    return utm, zones
+
+
+def _surge(communes: pd.DataFrame, city: City) -> list[dict]:
+    """Storm-surge zones of one city: per coastal commune, one zone per typhoon scenario."""
+    mine = communes[communes["city"] == city.slug]
+    xmin, _ymin, xmax, _ymax = shapely.total_bounds(
+        reproject(mine["geometry"].to_numpy(), CADASTRAL_EPSG, UTM_EPSG)
+    )
+    x = np.arange(xmin - 1000.0, xmax + 1000.0, 50.0)
+    coast = coast_northing(x)
+    zones = []
+    for number, (level, height, klass) in enumerate(SURGE_SCENARIOS, start=1):
+        top = coast + height / PLAIN_SLOPE * 1000.0
+        ring = np.concatenate([np.stack([x, coast], 1), np.stack([x[::-1], top[::-1]], 1)])
+        band = reproject(np.array([shapely.polygons(ring)]), UTM_EPSG, CADASTRAL_EPSG)[0]
+        for commune in mine.itertuples(index=False):
+            part = shapely.intersection(band, commune.inner)
+            if shapely.area(part) < SURGE_MIN_AREA_M2:
+                continue
+            zones.append(
+                {
+                    "ma_vung": f"SS-{city.abbr}-{commune.commune_code}-{number}",
+                    "Name": f"Vùng nước dâng do bão cấp {level} - {commune.commune_name}",
+                    "cap_bao": level,
+                    "nuoc_dang_m": f"{height:.1f}",
+                    "cap_nuoc_dang": klass,
+                    "ma_xa": commune.commune_code,
+                    "geometry": part,
+                    "city": city.slug,
+                }
+            )
+    return zones
+
+
+def _multipolygons(geoms: list) -> np.ndarray:
+    """MultiPolygons of the polygonal parts (an intersection can add slivers of lines)."""
+    parts, index = shapely.get_parts(np.asarray(geoms, dtype=object), return_index=True)
+    keep = shapely.get_type_id(parts) == 3
+    return shapely.multipolygons(parts[keep], indices=index[keep])
+
+
+def generate_terrain(communes: pd.DataFrame, *, seed: int) -> Terrain:
+    """Landslide sites and zones, and storm-surge zones, of the four cities."""
+    sites, landslide, surge = [], [], []
+    for city in CITIES:
+        city_sites, city_zones = _landslides(communes, city, seed)
+        sites += city_sites
+        landslide += city_zones
+        surge += _surge(communes, city)
+    landslide_df = pd.DataFrame(landslide)
+    landslide_df["geometry"] = _multipolygons(list(landslide_df["geometry"]))
+    surge_df = pd.DataFrame(surge)
+    surge_df["geometry"] = _multipolygons(list(surge_df["geometry"]))
+    return Terrain(pd.DataFrame(sites), landslide_df, surge_df)
