@@ -9,7 +9,7 @@ import psycopg
 import typer
 from rich.console import Console
 
-from sdi.errors import ConfigError, SdiError, WarehouseRefused
+from sdi.errors import ConfigError, DatabaseUnavailable, SdiError, WarehouseRefused
 from sdi.publish.config import render_config
 from sdi.publish.layers import Layer, load_layers
 from sdi.settings import Settings, get_settings
@@ -51,7 +51,15 @@ def publish_styles(layers: list[Layer], settings: Settings) -> None:
     from sdi.db import connect
     from sdi.publish.styles import write_styles
 
-    with connect(settings) as conn:
+    try:
+        conn = connect(settings)
+    except DatabaseUnavailable as exc:
+        # the config is written by then: say so, and how to publish without the warehouse
+        raise type(exc)(
+            f"{settings.pygeoapi_config.name} is written, but the QGIS styles are not: {exc}\n"
+            "(`sdi publish --no-styles` publishes without the warehouse)"
+        ) from None
+    with conn:
         try:
             result = write_styles(conn, layers, settings.layers_dir)
         except psycopg.Error as exc:

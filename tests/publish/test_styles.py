@@ -216,3 +216,34 @@ def test_project_groups_layers_by_domain(migrated: str, settings: Settings, tmp_
     assert planning.get("geometry") == "Polygon"
     assert maplayers["sdi_oapif_parcels"].get("minScale") == "25000"
     assert root.find("projectCrs/spatialrefsys/authid").text == f"EPSG:{settings.province_srid}"
+
+
+def test_publish_command_writes_styles_and_project(
+    migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from sdi.cli import app
+    from sdi.settings import get_settings
+
+    config = tmp_path / "pygeoapi-config.yml"  # never the repository's copy
+    monkeypatch.setenv("SDI_PYGEOAPI_CONFIG", str(config))
+    get_settings.cache_clear()
+    try:
+        project = tmp_path / "qgis" / "sdi.qgs"
+        args = ["publish", "--qgis-project", str(project), "--service-url", "http://x.test:8"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "QGIS styles in layer_styles" in result.output and config.exists()
+        assert "url='http://x.test:8' typename='lamps'" in project.read_text(encoding="utf-8")
+
+        # no warehouse: the config is still written, the message says what was not
+        config.unlink()
+        monkeypatch.setenv("SDI_DATABASE_URL", "postgresql://sdi:x@127.0.0.1:1/none")
+        get_settings.cache_clear()
+        result = CliRunner().invoke(app, ["publish"])
+        assert result.exit_code == 6 and config.exists()
+        assert "the QGIS styles are not" in result.output and "--no-styles" in result.output
+        assert CliRunner().invoke(app, ["publish", "--no-styles"]).exit_code == 0
+    finally:
+        get_settings.cache_clear()
