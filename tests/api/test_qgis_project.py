@@ -49,6 +49,14 @@ def test_qgis_opens_the_project_and_the_styled_postgis_layers(
     with psycopg.connect(settings.database_url) as conn:
         write_styles(conn, layers, settings.layers_dir)
         kinds = geometry_kinds(conn, layers)
+        # a collection may be empty in the sample data (reports that only come by POST):
+        # it must then open valid; every other one must give QGIS a feature
+        filled = {
+            layer.table
+            for layer in layers
+            if layer.id in kinds
+            and conn.execute(f"SELECT EXISTS (SELECT FROM {layer.table})").fetchone()[0]
+        }
     project = tmp_path / "sdi.qgs"
     project.write_text(render_project(layers, kinds, settings, server), encoding="utf-8")
     public = [layer for layer in public_layers(layers) if layer.id in kinds]
@@ -82,9 +90,13 @@ def test_qgis_opens_the_project_and_the_styled_postgis_layers(
     for layer in public:
         got = out["layers"][layer_id(layer)]
         assert got["valid"] and got["provider"] == "OAPIF", layer.id
-        assert got["feature"] is not None, f"{layer.id}: no feature read through OAPIF"
+        if layer.table in filled:
+            assert got["feature"] is not None, f"{layer.id}: no feature read through OAPIF"
         style = layer.style or f"default_{kinds[layer.id]}"
         assert _renderer(got) == expected_renderer(settings.layers_dir, style), layer.id
+    assert {"parcels", "zoning", "buildings", "lamps", "flood_zones", "warnings"} <= {
+        layer.id for layer in public if layer.table in filled
+    }
     assert out["layers"]["sdi_oapif_parcels"]["min_scale"] == 25000
 
     # QGIS puts the service's WGS 84 points where the service's own VN-2000 output is
@@ -98,7 +110,7 @@ def test_qgis_opens_the_project_and_the_styled_postgis_layers(
 
     for table, style in defaults.items():
         got = out["postgis"][table]
-        assert got["valid"] and got["feature"] is not None, table
+        assert got["valid"] and (got["feature"] is not None or table not in filled), table
         assert _renderer(got) == expected_renderer(settings.layers_dir, style), table
 
 
