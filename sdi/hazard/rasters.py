@@ -145,6 +145,11 @@ def _transform(geom: BaseGeometry, transformer: Transformer) -> BaseGeometry:
     )
 
 
+def _as_stored(value: float) -> float:
+    """A pixel value as the raster stores it: float32 0.1 is 0.1, not 0.10000000149011612."""
+    return float(str(np.float32(value)))
+
+
 def _one_raster(
     path: Path, polygon: BaseGeometry, covered: list[tuple[str, BaseGeometry]], threshold
 ) -> tuple[_Sums, tuple[str, BaseGeometry]]:
@@ -195,8 +200,8 @@ def _one_raster(
             count=int(picked.size),
             nodata=int(inside.sum() - picked.size),
             total=float(picked.sum()),
-            low=float(picked.min()) if picked.size else math.inf,
-            high=float(picked.max()) if picked.size else -math.inf,
+            low=_as_stored(picked.min()) if picked.size else math.inf,
+            high=_as_stored(picked.max()) if picked.size else -math.inf,
             area=picked.size * pixel_area,
             above_area=(
                 int((picked > threshold).sum()) * pixel_area if threshold is not None else 0.0
