@@ -7,6 +7,8 @@ pygeoapi builds its app at import time from PYGEOAPI_CONFIG and PYGEOAPI_OPENAPI
    last-resort 500 with an OGC exception body;
 2. :class:`sdi.api.auth.AccessControl`: API keys, internal layers hidden, no anonymous writes;
 3. :class:`sdi.api.media.ItemsMedia`: items as ``application/geo+json``, CQL2 JSON in GET;
+   :class:`sdi.api.contract.QueryContract`: query parameters checked against the OpenAPI
+   document (400 for what it does not allow);
 4. pygeoapi, created with ``debug=True`` (which would send tracebacks to clients): we switch
    that off and answer unexpected errors with an OGC exception body, and a value the database
    rejects (a malformed date, a number out of range: SQLSTATE class 22) with a 400.
@@ -19,13 +21,16 @@ import logging
 import psycopg
 from pygeoapi.provider.base import ProviderGenericError
 from pygeoapi.starlette_app import APP as pygeoapi_app
-from pygeoapi.starlette_app import CONFIG, api_, api_routes
+from pygeoapi.starlette_app import CONFIG, OPENAPI, api_, api_routes
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sdi.api import ops
 from sdi.api.auth import AccessControl, AccessPolicy, KeyVerifier, database_lookup
+from sdi.api.contract import QueryContract
 from sdi.api.media import ItemsMedia
+from sdi.dashboard import ROUTES as DASHBOARD_ROUTES
+from sdi.dashboard import Dashboard
 from sdi.publish.layers import load_layers
 from sdi.settings import get_settings
 
@@ -74,13 +79,15 @@ def build(settings=None):
         if resource.get("type") in ("collection", "stac-collection")
     ]
     policy = AccessPolicy(load_layers(settings), collections)
-    protected = AccessControl(ItemsMedia(pygeoapi_app), policy, KeyVerifier(database_lookup), api_)
+    # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
+    inner = Dashboard(ItemsMedia(QueryContract(pygeoapi_app, OPENAPI)))
+    protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
     return ops.Operations(
         protected,
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),
-        routes=ops.route_templates(api_routes),
+        routes=ops.route_templates([*DASHBOARD_ROUTES, *api_routes]),
     )
 
 
