@@ -2,6 +2,7 @@
 # Installs what the project needs; safe to run again, and quick when there is nothing to do.
 #   1. System packages (apt): a PostgreSQL server >= 13, the matching PostGIS 3, gdal-bin.
 #   2. A Python >= 3.12 virtualenv in .venv with the project installed: pip install -e '.[test]'.
+#   3. The dashboard's browser libraries in node_modules: npm ci (nodejs + npm from apt if missing).
 #
 # Usage: scripts/setup.sh [--quiet]      (--quiet: print only what is being installed)
 # Environment:
@@ -33,7 +34,7 @@ for arg in "$@"; do
   case $arg in
     -q | --quiet) QUIET=1 ;;
     -h | --help)
-      sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *) die "unknown option: $arg (try --help)" ;;
@@ -276,10 +277,59 @@ test_clients() {
   apt_install python3-qgis
 }
 
+# The dashboard's browser libraries (package.json / package-lock.json, served by the service
+# from node_modules): npm ci when the lock file changed since the last install.
+NODE_STAMP=node_modules/.sdi-installed
+node_env() {
+  local hash log
+  [[ -f package-lock.json ]] || return 0
+  hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+  if [[ -f $NODE_STAMP && $(<"$NODE_STAMP") == "$hash" ]]; then
+    info "dashboard libraries (npm): up to date"
+    return
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    if [[ ${SDI_SKIP_APT:-} == 1 ]] || ! command -v apt-get >/dev/null 2>&1; then
+      die "npm is missing: install Node.js with npm, then run ./dev setup again" \
+        "(the dashboard's map library is installed with npm ci)"
+    fi
+    apt_prefix nodejs npm
+    say "installing nodejs npm (apt)"
+    apt_install nodejs npm
+  fi
+  say "installing the dashboard's libraries (npm ci --omit=dev)"
+  log=$(mktemp "${TMPDIR:-/tmp}/sdi-npm.XXXXXX")
+  if ! npm ci --omit=dev --no-audit --no-fund >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    die "npm ci failed (output above, full log: $log)"
+  fi
+  rm -f "$log"
+  printf '%s\n' "$hash" >"$NODE_STAMP"
+}
+
+# Headless Chromium for the dashboard's browser test (Debian's package; no downloaded builds),
+# with a font that has Vietnamese letters; only for ./dev test.
+test_browser() {
+  if [[ ${SDI_SKIP_APT:-} == 1 ]] || command -v chromium >/dev/null 2>&1; then
+    return
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    info "no apt-get: the dashboard's browser test will be skipped"
+    return
+  fi
+  apt_prefix chromium fonts-dejavu-core
+  say "installing Chromium for the dashboard test (chromium, apt)"
+  apt_install chromium fonts-dejavu-core
+}
+
 main() {
   system_packages
-  if [[ ${SDI_TEST_CLIENTS:-} == 1 ]]; then test_clients; fi
+  if [[ ${SDI_TEST_CLIENTS:-} == 1 ]]; then
+    test_clients
+    test_browser
+  fi
   python_env
+  node_env
 }
 
 # Sourcing the file (to try one function) runs nothing.
