@@ -24,8 +24,10 @@ import yaml
 from qgis.core import (
     QgsApplication,
     QgsCategorizedSymbolRenderer,
+    QgsGraduatedSymbolRenderer,
     QgsMapLayer,
     QgsRendererCategory,
+    QgsRendererRange,
     QgsSingleSymbolRenderer,
     QgsSymbol,
     QgsVectorLayer,
@@ -74,8 +76,8 @@ def symbol(kind: str, colour: str, spec: dict) -> QgsSymbol:
     elif kind == "line":
         sym.setWidth(spec.get("width", 0.5))
     else:
-        layer.setStrokeColor(fill.darker(150))
-        layer.setStrokeWidth(0.26)
+        layer.setStrokeColor(QColor(spec["outline"]) if "outline" in spec else fill.darker(150))
+        layer.setStrokeWidth(spec.get("outline_width", 0.26))
     return sym
 
 
@@ -83,6 +85,12 @@ def renderer(spec: dict, palette: dict):
     kind = spec["geometry"]
     if "single" in spec:
         return QgsSingleSymbolRenderer(symbol(kind, spec["single"], spec))
+    if "ranges" in spec:  # graduated: lower < value <= upper (the first range includes lower)
+        ranges = [
+            QgsRendererRange(lower, upper, symbol(kind, colour, spec), str(label))
+            for lower, upper, label, colour in spec["ranges"]
+        ]
+        return QgsGraduatedSymbolRenderer(spec["field"], ranges)
     if "land_use_groups" in spec:
         colours = palette["land_use_group_colors"]
         groups = land_use_groups()

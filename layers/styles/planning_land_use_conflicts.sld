@@ -1,0 +1,275 @@
+<?xml version="1.0" encoding="UTF-8"?>
+<StyledLayerDescriptor xmlns="http://www.opengis.net/sld" xmlns:se="http://www.opengis.net/se" xsi:schemaLocation="http://www.opengis.net/sld http://schemas.opengis.net/sld/1.1.0/StyledLayerDescriptor.xsd" xmlns:ogc="http://www.opengis.net/ogc" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xlink="http://www.w3.org/1999/xlink" version="1.1.0">
+  <NamedLayer>
+    <se:Name>planning_land_use_conflicts</se:Name>
+    <UserStyle>
+      <se:Name>planning_land_use_conflicts</se:Name>
+      <se:FeatureTypeStyle>
+        <se:Rule>
+          <se:Name>Residential (ODT, ONT)</se:Name>
+          <se:Description>
+            <se:Title>Residential (ODT, ONT)</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>residential</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#f4a6a6</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Agriculture, forest, aquaculture</se:Name>
+          <se:Description>
+            <se:Title>Agriculture, forest, aquaculture</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>agricultural</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#c5dc6a</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>State offices (TSC)</se:Name>
+          <se:Description>
+            <se:Title>State offices (TSC)</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>state_offices</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#e06666</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Defence and security (CQP, CAN)</se:Name>
+          <se:Description>
+            <se:Title>Defence and security (CQP, CAN)</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>defence_security</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#8e7cc3</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Public services: culture, health, education, sport (D..)</se:Name>
+          <se:Description>
+            <se:Title>Public services: culture, health, education, sport (D..)</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>public_service</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#f6b26b</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Business, industry, commerce (SK., TMD)</se:Name>
+          <se:Description>
+            <se:Title>Business, industry, commerce (SK., TMD)</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>business</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#c27ba0</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Public use: transport, irrigation, energy, markets, parks</se:Name>
+          <se:Description>
+            <se:Title>Public use: transport, irrigation, energy, markets, parks</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>public_use</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#bcbcbc</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Religion, beliefs, cemeteries (TON, TIN, NTD)</se:Name>
+          <se:Description>
+            <se:Title>Religion, beliefs, cemeteries (TON, TIN, NTD)</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>religious_cemetery</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#a2c4c9</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Rivers and water surfaces (SON, MNC)</se:Name>
+          <se:Description>
+            <se:Title>Rivers and water surfaces (SON, MNC)</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>water</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#6fa8dc</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Other non-agricultural (PNK) and unknown codes</se:Name>
+          <se:Description>
+            <se:Title>Other non-agricultural (PNK) and unknown codes</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>other</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#e0e0e0</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:Name>Unused land (BCS, DCS, NCS)</se:Name>
+          <se:Description>
+            <se:Title>Unused land (BCS, DCS, NCS)</se:Title>
+          </se:Description>
+          <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
+            <ogc:PropertyIsEqualTo>
+              <ogc:PropertyName>CASE WHEN "planned_land_use" IN ('ODT', 'ONT') THEN 'residential' WHEN "planned_land_use" IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN "planned_land_use" IN ('TSC') THEN 'state_offices' WHEN "planned_land_use" IN ('CQP', 'CAN') THEN 'defence_security' WHEN "planned_land_use" IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN "planned_land_use" IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN "planned_land_use" IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN "planned_land_use" IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN "planned_land_use" IN ('SON', 'MNC') THEN 'water' WHEN "planned_land_use" IN ('PNK') THEN 'other' WHEN "planned_land_use" IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END</ogc:PropertyName>
+              <ogc:Literal>unused</ogc:Literal>
+            </ogc:PropertyIsEqualTo>
+          </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
+          <se:PolygonSymbolizer>
+            <se:Fill>
+              <se:SvgParameter name="fill">#f7f3e3</se:SvgParameter>
+            </se:Fill>
+            <se:Stroke>
+              <se:SvgParameter name="stroke">#d7301f</se:SvgParameter>
+              <se:SvgParameter name="stroke-width">2</se:SvgParameter>
+              <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
+            </se:Stroke>
+          </se:PolygonSymbolizer>
+        </se:Rule>
+      </se:FeatureTypeStyle>
+    </UserStyle>
+  </NamedLayer>
+</StyledLayerDescriptor>
