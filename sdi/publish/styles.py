@@ -159,7 +159,10 @@ def write_styles(conn: psycopg.Connection, layers: list[Layer], layers_dir: Path
             if layer.kind != "features":
                 continue
             if layer.id not in kinds:
-                result.skipped[layer.id] = f"{layer.table}.{layer.geometry_field} not found"
+                result.skipped[layer.id] = (
+                    f"{layer.table}.{layer.geometry_field} is not in the warehouse yet: "
+                    "`sdi db upgrade`, then publish again"
+                )
                 continue
             style = style_of(layer, kinds[layer.id], directory)
             if style is None:
