@@ -172,10 +172,15 @@ def _one_raster(
         local = local.intersection(extent)
         if local.is_empty or local.area == 0:
             return _Sums(), (wkt, extent)
-        window = (
-            rasterio.windows.from_bounds(*local.bounds, transform=src.transform)
-            .round_offsets(op="floor")
-            .round_lengths(op="ceil")
+        # the pixels the bounds touch: floor of the start, ceil of the end (rounding offset
+        # and length separately can drop the last row or column)
+        exact = rasterio.windows.from_bounds(*local.bounds, transform=src.transform)
+        col0, row0 = math.floor(exact.col_off), math.floor(exact.row_off)
+        window = rasterio.windows.Window(
+            col0,
+            row0,
+            math.ceil(exact.col_off + exact.width) - col0,
+            math.ceil(exact.row_off + exact.height) - row0,
         )
         full = rasterio.windows.Window(0, 0, src.width, src.height)
         try:
