@@ -5,8 +5,11 @@ pygeoapi builds its app at import time from PYGEOAPI_CONFIG and PYGEOAPI_OPENAPI
 
 1. :class:`sdi.api.ops.Operations`: ``/healthz``, ``/metrics``, the JSON access log, and a
    last-resort 500 with an OGC exception body;
-2. :class:`sdi.api.auth.AccessControl`: API keys, internal layers hidden, no anonymous writes;
-3. :class:`sdi.api.media.ItemsMedia`: items as ``application/geo+json``, CQL2 JSON in GET;
+2. :class:`sdi.api.contract.MethodContract`: 405 for a method the OpenAPI document has not;
+   :class:`sdi.api.auth.AccessControl`: API keys, internal layers hidden, no anonymous writes;
+3. :class:`sdi.api.incidents.IncidentWrites`: writes to incident collections (Part 4) carry
+   the writer to the provider; PATCH as a partial PUT; DELETE refused;
+   :class:`sdi.api.media.ItemsMedia`: items as ``application/geo+json``, CQL2 JSON in GET;
    :class:`sdi.api.contract.QueryContract`: query parameters checked against the OpenAPI
    document (400 for what it does not allow);
 4. pygeoapi, created with ``debug=True`` (which would send tracebacks to clients): we switch
@@ -25,10 +28,12 @@ from pygeoapi.starlette_app import CONFIG, OPENAPI, api_, api_routes
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from sdi.api import ops
+from sdi.api import ops, processes
 from sdi.api.auth import AccessControl, AccessPolicy, KeyVerifier, database_lookup
-from sdi.api.contract import QueryContract
+from sdi.api.contract import MethodContract, QueryContract
+from sdi.api.incidents import IncidentWrites, document_writes
 from sdi.api.media import ItemsMedia
+from sdi.api.processes import CallerHeader
 from sdi.dashboard import ROUTES as DASHBOARD_ROUTES
 from sdi.dashboard import Dashboard
 from sdi.publish.layers import load_layers
@@ -80,10 +85,18 @@ def build(settings=None):
     ]
     policy = AccessPolicy(load_layers(settings), collections)
     # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
-    inner = Dashboard(ItemsMedia(QueryContract(pygeoapi_app, OPENAPI)))
+    # CallerHeader: the job manager's view of who asks (sdi.api.processes)
+    processes.install()
+    # Writes to incident collections carry the writer (identified by the access control) to
+    # their provider; the served document says so (PATCH, no DELETE) before it is compiled.
+    writes = IncidentWrites.from_config(
+        ItemsMedia(QueryContract(CallerHeader(pygeoapi_app), OPENAPI)), CONFIG
+    )
+    document_writes(OPENAPI, writes.collections)
+    inner = Dashboard(writes)
     protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
     return ops.Operations(
-        protected,
+        MethodContract(protected, OPENAPI),
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),

@@ -23,8 +23,11 @@ A pure ASGI middleware in front of pygeoapi (:mod:`sdi.api.app` registers it):
   filtered: the landing page and ``/collections`` (JSON, JSON-LD and HTML, re-rendered with
   pygeoapi's own template) and the OpenAPI document (paths and tags).
 - **Writes** (any method but GET, HEAD and OPTIONS, including CQL2 POST searches) are never
-  anonymous: 401 without a key, 403 with a key that is not an administrator's; an
-  administrator's write without a ``Content-Type`` is a 400 (pygeoapi would fail with a 500).
+  anonymous: 401 without a key, 403 with a key that is neither an administrator's nor given
+  the write right for the collection (``sdi keys create … --write incidents``: then it may
+  POST, PUT, PATCH and DELETE under ``/collections/incidents/items``, where the collection's
+  provider validates the write, :mod:`sdi.api.incidents`); a write without a ``Content-Type``
+  is a 400 (pygeoapi would fail with a 500).
 
 Every refusal is an OGC exception body (``code``, ``type``, ``description``) naming no layer.
 """
@@ -46,7 +49,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sdi.keys import ADMIN, CACHE_TTL, hash_matches, normalise_department, parse_key
+from sdi.keys import ADMIN, CACHE_TTL, KeyRecord, hash_matches, normalise_department, parse_key
 from sdi.publish.layers import Layer
 
 LOGGER = logging.getLogger("sdi.api.auth")
@@ -62,6 +65,11 @@ ABSENT_ID = "sdi-no-such-collection"
 SCOPE_IDENTITY = "sdi.identity"
 
 _JSON_TYPES = ("application/json", "application/ld+json", "application/vnd.oai.openapi+json")
+# The paths a collection's write right opens: its items and each item (OGC API Features Part 4).
+_ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?/?$")
+# Executing a process is a read-only computation on public layers, not a write: anyone may
+# POST it (sdi.api.processes: asynchronous jobs need a key, and are shown to that key only).
+_EXECUTION_PATH = re.compile(r"^/processes/[^/]+/execution/?$")
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,24 @@ class Identity:
 
     key_id: str | None = None
     department: str | None = None
+    name: str | None = None  # who the key was issued to (``sdi keys create --name``)
+    writes: frozenset[str] = frozenset()  # collections it may write to
+
+    def may_write(self, path: str) -> bool:
+        """Whether this identity may send a write (POST, PUT, PATCH, DELETE) to ``path``.
+
+        >>> Identity("k1", "operations", writes=frozenset({"incidents"})).may_write(
+        ...     "/collections/incidents/items/7")
+        True
+        >>> Identity("k1", "operations").may_write("/collections/incidents/items")
+        False
+        >>> Identity("k2", "*").may_write("/processes/x/execution")
+        True
+        """
+        if self.admin:
+            return True
+        match = _ITEMS_PATH.match(path)
+        return match is not None and match.group(1) in self.writes
 
     @property
     def anonymous(self) -> bool:
@@ -310,14 +336,14 @@ class KeyVerifier:
 
     def __init__(
         self,
-        lookup: Callable[[str], tuple[str, bytes, bool] | None],
+        lookup: Callable[[str], KeyRecord | None],
         ttl: float = CACHE_TTL,
         max_entries: int = 10_000,
     ) -> None:
         self._lookup = lookup
         self.ttl = ttl
         self.max_entries = max_entries
-        self._cache: dict[str, tuple[float, tuple[str, bytes, bool] | None]] = {}
+        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
 
     async def identify(self, key: str) -> Identity | None:
         """The identity of a valid key, or None (malformed, unknown, revoked or wrong)."""
@@ -335,13 +361,12 @@ class KeyVerifier:
             record = cached[1]
         if record is None:
             return None
-        department, stored, revoked = record
-        if revoked or not hash_matches(key, stored):
+        if record.revoked or not hash_matches(key, record.key_sha256):
             return None
-        return Identity(key_id, department)
+        return Identity(key_id, record.department, record.name, record.writes)
 
 
-def database_lookup(key_id: str) -> tuple[str, bytes, bool] | None:
+def database_lookup(key_id: str) -> KeyRecord | None:
     """Read one key from the warehouse through the API's connection pool."""
     import psycopg
     from psycopg_pool import PoolTimeout
@@ -352,8 +377,10 @@ def database_lookup(key_id: str) -> tuple[str, bytes, bool] | None:
     try:
         with pool().connection(timeout=3) as conn:
             return find_key(conn, key_id)
-    except psycopg.errors.UndefinedTable:
-        LOGGER.error("table auth.api_keys is missing: run `sdi db upgrade`; every key is refused")
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+        LOGGER.error(
+            "table auth.api_keys is missing or old: run `sdi db upgrade`; every key is refused"
+        )
         return None
     except (psycopg.OperationalError, PoolTimeout) as exc:
         raise KeyStoreUnavailable(str(exc)) from exc
@@ -421,19 +448,27 @@ class AccessControl:
             identity = found
         scope[SCOPE_IDENTITY] = identity
 
-        if method not in SAFE_METHODS:
+        if method not in SAFE_METHODS and not (
+            method == "POST" and _EXECUTION_PATH.match(scope["path"])
+        ):
             if identity.anonymous:
                 await send_error(
                     send,
                     401,
                     "Unauthorized",
-                    f"{method} needs an administrator's API key in the X-API-Key header",
+                    f"{method} needs an API key with the right to write here, in the X-API-Key "
+                    "header; anonymous writes are not accepted",
                     extra=[(b"www-authenticate", b'Basic realm="sdi", charset="UTF-8"')],
                 )
                 return
-            if not identity.admin:
+            if not identity.may_write(scope["path"]):
+                # Same answer for a collection that is hidden or absent: nothing is revealed.
                 await send_error(
-                    send, 403, "Forbidden", f"this API key may not use {method}: it can only read"
+                    send,
+                    403,
+                    "Forbidden",
+                    f"this API key may not use {method} here: it can only read; ask the SDI "
+                    "service desk for a key with the write right for this collection",
                 )
                 return
             if method in ("POST", "PUT", "PATCH") and _header(scope, b"content-type") is None:

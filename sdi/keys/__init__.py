@@ -5,6 +5,10 @@ is its public id (shown by ``sdi keys list``, used to revoke it and in the acces
 is 32 random bytes. The database (``auth.api_keys``, migration 0003) holds the id and the
 SHA-256 of the whole key, never the key: it is printed once, when it is created.
 
+A key reads; it writes only to the collections it was given the write right for
+(``sdi keys create … --write incidents``, column ``write_collections``, migration 0007). An
+administrator's key (department ``*``) reads and writes everything.
+
 >>> key_id, key = new_key()
 >>> parse_key(key) == key_id
 True
@@ -21,8 +25,10 @@ import hmac
 import re
 import secrets
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import psycopg
 
@@ -36,6 +42,7 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 _ID_LENGTH = 10
 _KEY_RE = re.compile(rf"^{PREFIX}_([a-z0-9]{{8,32}})_([A-Za-z0-9_-]{{32,128}})$")
 _DEPARTMENT_RE = re.compile(r"^[a-z0-9_.-]+$")
+_COLLECTION_RE = re.compile(r"^[a-z0-9_]+$")  # a layer file's stem (the collection id)
 
 
 class ApiKeyError(SdiError):
@@ -54,10 +61,21 @@ class ApiKey:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    writes: tuple[str, ...] = ()  # collections it may write to
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class KeyRecord(NamedTuple):
+    """What the API needs to know about a presented key id (:func:`find_key`)."""
+
+    department: str
+    key_sha256: bytes
+    revoked: bool
+    name: str = ""
+    writes: frozenset[str] = frozenset()
 
 
 def normalise_department(department: str) -> str:
@@ -92,9 +110,32 @@ def _check_table(conn: psycopg.Connection) -> None:
         )
 
 
-def create_key(conn: psycopg.Connection, department: str, name: str) -> tuple[ApiKey, str]:
-    """Store a new key of ``department`` (``*`` for an administrator); returns it and the key."""
+def normalise_writes(collections: Iterable[str]) -> tuple[str, ...]:
+    """Collection ids a key may write to, checked and sorted.
+
+    >>> normalise_writes([" incidents", "incidents"])
+    ('incidents',)
+    """
+    writes = sorted({c.strip() for c in collections})
+    bad = [c for c in writes if not _COLLECTION_RE.match(c)]
+    if bad:
+        raise ApiKeyError(
+            f"--write {bad[0]!r}: give a collection id, the name of its file in layers/ "
+            "without .yml (lower-case letters, digits and '_', e.g. incidents)"
+        )
+    return tuple(writes)
+
+
+_COLUMNS = "key_id, name, department, created_at, created_by, revoked_at, write_collections"
+
+
+def create_key(
+    conn: psycopg.Connection, department: str, name: str, writes: Iterable[str] = ()
+) -> tuple[ApiKey, str]:
+    """Store a new key of ``department`` (``*`` for an administrator) that may write to the
+    collections ``writes``; returns it and the key."""
     department = normalise_department(department)
+    write_collections = normalise_writes(writes)
     if department != ADMIN and not _DEPARTMENT_RE.match(department):
         raise ApiKeyError(
             f"department {department!r}: use the short name layers use in `departments` "
@@ -107,22 +148,26 @@ def create_key(conn: psycopg.Connection, department: str, name: str) -> tuple[Ap
     _check_table(conn)
     key_id, key = new_key()
     row = conn.execute(
-        "INSERT INTO auth.api_keys (key_id, name, department, key_sha256) VALUES (%s, %s, %s, %s) "
-        "RETURNING key_id, name, department, created_at, created_by, revoked_at",
-        (key_id, name.strip(), department, key_hash(key)),
+        "INSERT INTO auth.api_keys (key_id, name, department, key_sha256, write_collections) "
+        f"VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+        (key_id, name.strip(), department, key_hash(key), list(write_collections)),
     ).fetchone()
     conn.commit()
-    return ApiKey(*row), key
+    return _api_key(row), key
+
+
+def _api_key(row: tuple) -> ApiKey:
+    return ApiKey(*row[:6], writes=tuple(row[6] or ()))
 
 
 def list_keys(conn: psycopg.Connection, include_revoked: bool = True) -> list[ApiKey]:
     _check_table(conn)
     rows = conn.execute(
-        "SELECT key_id, name, department, created_at, created_by, revoked_at FROM auth.api_keys "
+        f"SELECT {_COLUMNS} FROM auth.api_keys "
         + ("" if include_revoked else "WHERE revoked_at IS NULL ")
         + "ORDER BY created_at, key_id"
     ).fetchall()
-    return [ApiKey(*row) for row in rows]
+    return [_api_key(row) for row in rows]
 
 
 def revoke_key(conn: psycopg.Connection, key_id: str) -> ApiKey:
@@ -131,7 +176,7 @@ def revoke_key(conn: psycopg.Connection, key_id: str) -> ApiKey:
     key_id = parse_key(key_id) or key_id.strip()
     row = conn.execute(
         "UPDATE auth.api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL "
-        "RETURNING key_id, name, department, created_at, created_by, revoked_at",
+        f"RETURNING {_COLUMNS}",
         (key_id,),
     ).fetchone()
     conn.commit()
@@ -142,14 +187,16 @@ def revoke_key(conn: psycopg.Connection, key_id: str) -> ApiKey:
         if known:
             raise ApiKeyError(f"key {key_id} was already revoked on {known[0]:%Y-%m-%d %H:%M}")
         raise ApiKeyError(f"no key {key_id!r}; `sdi keys list` shows the ids")
-    return ApiKey(*row)
+    return _api_key(row)
 
 
-def find_key(conn: psycopg.Connection, key_id: str) -> tuple[str, bytes, bool] | None:
-    """(department, stored hash, revoked) of a key id, or None: what the API checks."""
+def find_key(conn: psycopg.Connection, key_id: str) -> KeyRecord | None:
+    """Department, stored hash, revocation, name and write rights of a key id, or None."""
     row = conn.execute(
-        "SELECT department, key_sha256, revoked_at IS NOT NULL FROM auth.api_keys "
-        "WHERE key_id = %s",
+        "SELECT department, key_sha256, revoked_at IS NOT NULL, name, write_collections "
+        "FROM auth.api_keys WHERE key_id = %s",
         (key_id,),
     ).fetchone()
-    return (row[0], bytes(row[1]), row[2]) if row else None
+    if row is None:
+        return None
+    return KeyRecord(row[0], bytes(row[1]), row[2], row[3], frozenset(row[4] or ()))

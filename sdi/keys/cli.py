@@ -1,4 +1,5 @@
-"""``sdi keys``: issue, list and revoke the API keys that open internal layers."""
+"""``sdi keys``: issue, list and revoke the API keys that open internal layers and let
+authorised apps write to editable collections (``--write incidents``)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ def _connection():
     return connect(settings)
 
 
+def _editable_layers() -> set[str]:
+    from sdi.publish.config import editable_provider
+    from sdi.publish.layers import load_layers
+
+    try:
+        return {layer.id for layer in load_layers() if editable_provider(layer)}
+    except SdiError:
+        return set()
+
+
 def _departments_in_layers() -> set[str]:
     from sdi.publish.layers import load_layers
 
@@ -51,16 +62,33 @@ def create_command(
         typer.Option(help="Department of the key, as layers name it in `departments`; '*' = admin"),
     ],
     name: Annotated[str, typer.Option(help="Who uses it, e.g. 'QGIS of the planning office'")],
+    write: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--write",
+            metavar="COLLECTION",
+            help="A collection the key may write to (OGC API Features Part 4), e.g. incidents; "
+            "repeat for several",
+        ),
+    ] = None,
 ) -> None:
     """Create a key and print it (only this once: it is stored hashed)."""
     try:
         with _connection() as conn:
-            record, key = create_key(conn, department, name)
+            record, key = create_key(conn, department, name, write or ())
     except SdiError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None
     who = "administrator (every layer, writes)" if record.department == ADMIN else record.department
     console.print(f"created key [bold]{record.key_id}[/] for {who}: {record.name}")
+    if record.writes:
+        console.print(f"it may write to: {', '.join(record.writes)}")
+        not_editable = sorted(set(record.writes) - _editable_layers())
+        if not_editable:
+            console.print(
+                f"[yellow]note:[/] {', '.join(not_editable)}: no layer with `editable:` by that "
+                "id in layers/; writes there are refused until one exists"
+            )
     if record.department != ADMIN and record.department not in _departments_in_layers():
         console.print(
             f"[yellow]note:[/] no layer lists department {record.department!r} in `departments`; "
@@ -84,12 +112,13 @@ def list_command(
     except SdiError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None
-    table = Table("id", "department", "name", "created", "by", "revoked")
+    table = Table("id", "department", "name", "writes", "created", "by", "revoked")
     for k in keys:
         table.add_row(
             k.key_id,
             k.department,
             k.name,
+            "everything" if k.department == ADMIN else ", ".join(k.writes),
             f"{k.created_at:%Y-%m-%d %H:%M}",
             k.created_by,
             f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",

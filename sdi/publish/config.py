@@ -53,6 +53,18 @@ def _catalogue(layer: Layer, settings: Settings) -> dict[str, Any]:
     }
 
 
+def editable_provider(layer: Layer) -> str | None:
+    """The provider of a layer with ``editable: {provider: …}`` (writes), else None.
+
+    Read from the layer's file (the ``Layer`` object does not carry it), which the schema
+    checked when the layers were loaded.
+    """
+    from sdi.declarative import load_yaml
+
+    data, _ = load_yaml(layer.path)
+    return ((data or {}).get("editable") or {}).get("provider")
+
+
 def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
     if layer.kind == "catalogue":
         return _catalogue(layer, settings)
@@ -68,6 +80,10 @@ def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
         # where the provider's own next/prev (keyset cursor) links point
         "items_url": f"{PUBLIC_URL}/collections/{layer.id}/items",
     }
+    write_provider = editable_provider(layer)
+    if write_provider:  # OGC API Features Part 4 through a provider that validates the writes
+        provider["name"] = write_provider
+        provider["editable"] = True
     if layer.title_field:
         provider["title_field"] = layer.title_field
     if layer.time_field:
@@ -82,6 +98,7 @@ def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
         "providers": [provider],
     }
     collection["providers"] += _tile_providers(layer, settings)
+    collection["providers"] += _edr_providers(layer, settings)
     if layer.limits:
         collection["limits"] = dict(layer.limits)
     return collection
@@ -121,9 +138,46 @@ def _tile_providers(layer: Layer, settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def _edr_providers(layer: Layer, settings: Settings) -> list[dict[str, Any]]:
+    """OGC API EDR for a layer with ``edr``: its points' time series (sdi.api.edr).
+
+    The option is read from the layer's file here (the ``Layer`` object does not carry it);
+    the schema has checked it when the layers were loaded.
+    """
+    from sdi.declarative import load_yaml
+
+    data, _ = load_yaml(layer.path)
+    edr = (data or {}).get("edr")
+    if not edr:
+        return []
+    provider: dict[str, Any] = {
+        "type": "edr",
+        "name": "sdi.api.edr.PostGISEDRProvider",
+        "data": {
+            "locations": layer.table,
+            "readings": edr["readings"],
+            "location_key": edr["location_key"],
+            "time": edr["time"],
+        },
+        # /locations serves these properties of the points, nothing else
+        "properties": [p for p in layer.published_properties if p not in layer.personal],
+        "parameters": edr["parameters"],
+    }
+    for option in ("position_tolerance_m", "max_values"):
+        if option in edr:
+            provider[option] = edr[option]
+    return [provider]
+
+
 # Machine-specific values are left to environment variables, which pygeoapi expands at start-up
 # (``sdi serve`` sets them from the settings), so the committed file is the same everywhere.
 PUBLIC_URL = "${SDI_PUBLIC_URL:-http://127.0.0.1:5000}"
+
+
+# OGC API Processes (sdi.api.processes): read-only computations on the public layers.
+PROCESSES: dict[str, Any] = {
+    "exposure": {"type": "process", "processor": {"name": "sdi.api.processes.ExposureProcessor"}}
+}
 
 
 def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
@@ -139,6 +193,13 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
             "map": {
                 "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                 "attribution": "© OpenStreetMap contributors",
+            },
+            # OGC API Processes jobs (sdi.api.processes): a TinyDB file and the results under
+            # the state directory, each job visible to the API key that created it only
+            "manager": {
+                "name": "sdi.api.processes.JobManager",
+                "connection": None,
+                "output_dir": None,
             },
         },
         "logging": {"level": "ERROR"},
@@ -176,7 +237,10 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
                 "role": "pointOfContact",
             },
         },
-        "resources": {layer.id: _collection(layer, settings) for layer in layers},
+        "resources": {
+            **{layer.id: _collection(layer, settings) for layer in layers},
+            **PROCESSES,
+        },
     }
 
 
