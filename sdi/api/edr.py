@@ -1,0 +1,303 @@
+"""OGC API EDR on PostGIS: the water-level series of the river gauges as CoverageJSON.
+
+Registered on the ``gauges`` collection by its ``edr:`` option (``layers/gauges.yml``,
+``sdi publish``), next to its feature provider, so one collection answers:
+
+- ``/collections/gauges/position?coords=POINT(lon lat)``: the series of the gauges within
+  ``position_tolerance_m`` of the point (nearest first);
+- ``/collections/gauges/area?coords=POLYGON((…))``: the series of every gauge in the polygon;
+- ``/collections/gauges/locations``: the gauges as GeoJSON (id = gauge code), and
+  ``/collections/gauges/locations/{gauge_code}``: that gauge's series;
+- ``/collections/gauges/items``: the gauges as OGC API Features (EDR's *items* query is served
+  by the collection's feature provider, as pygeoapi routes it).
+
+Every query takes ``datetime`` (an instant or a closed/open interval) and ``parameter-name``
+(``water_level_m``). A series is a CoverageJSON ``PointSeries`` coverage; the answer is always a
+``CoverageCollection`` (one coverage per gauge). The coverages are built by PostGIS in one
+query (``json_agg`` of the readings, in time order); the point's or polygon's coordinates are
+the constant side of the spatial predicate, so the gauges' GiST index is used.
+
+A response carries at most ``max_values`` readings in all: a longer series is a 400 that asks
+for a narrower ``datetime`` rather than a response of hundreds of megabytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from pygeoapi.provider.base import (
+    ProviderInvalidQueryError,
+    ProviderItemNotFoundError,
+)
+from pygeoapi.provider.base_edr import BaseEDRProvider
+
+from sdi.api.provider import CRS84, _connection, _provider_error
+
+LOGGER = logging.getLogger(__name__)
+
+GEOGRAPHIC_CRS = {
+    "coordinates": ["x", "y"],
+    "system": {"type": "GeographicCRS", "id": CRS84},
+}
+TEMPORAL_RS = {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": "Gregorian"}}
+DEFAULT_MAX_VALUES = 100_000
+DEFAULT_TOLERANCE_M = 100.0
+
+
+def _interval(datetime_: str | None) -> tuple[str | None, str | None]:
+    """(start, end) of an EDR ``datetime``; None for an open end.
+
+    >>> _interval("2030-06-01T00:00:00Z/.."), _interval("2030-06-01"), _interval(None)
+    (('2030-06-01T00:00:00Z', None), ('2030-06-01', '2030-06-01'), (None, None))
+    """
+    if not datetime_:
+        return None, None
+    if "/" in datetime_:
+        start, end = datetime_.split("/", 1)
+        return (None if start in ("", "..") else start), (None if end in ("", "..") else end)
+    return datetime_, datetime_
+
+
+class PostGISEDRProvider(BaseEDRProvider):
+    """Time series of point locations (a table of locations, a table of readings) as EDR."""
+
+    def __init__(self, provider_def: dict[str, Any]) -> None:
+        # pygeoapi builds a provider per request (and per EDR collection for /collections):
+        # no database access and no CRS parsing here.
+        self.name = provider_def["name"]
+        self.type = provider_def["type"]
+        self.data = provider_def["data"]
+        self.editable = False
+        self.count = False
+        self.options = provider_def.get("options")
+        self.id_field = self.data.get("location_key", "id")
+        self.uri_field = None
+        self.x_field = self.y_field = self.z_field = None
+        self.time_field = self.data.get("time", "observed_at")
+        self.title_field = provider_def.get("title_field")
+        # the locations' properties served by /locations: only those listed in layers/
+        self.properties = list(provider_def.get("properties", []))
+        self.file_types = []
+        self.include_extra_query_parameters = False
+        self.filename = None
+        self.axes, self.crs, self.num_bands = [], None, None
+        self.storage_crs = None
+        self.parameters: dict[str, dict[str, Any]] = provider_def.get("parameters", {})
+        self.max_values = int(provider_def.get("max_values", DEFAULT_MAX_VALUES))
+        self.tolerance_m = float(provider_def.get("position_tolerance_m", DEFAULT_TOLERANCE_M))
+        self._fields = {
+            name: {
+                "type": "number",
+                "title": spec.get("title", name),
+                "description": spec.get("description"),
+                "x-ogc-unit": spec.get("unit", ""),
+            }
+            for name, spec in self.parameters.items()
+        }
+
+    def get_fields(self) -> dict[str, dict[str, Any]]:
+        return self._fields
+
+    # -- the query types ---------------------------------------------------------------------
+    def position(self, wkt: Any = None, **kwargs: Any) -> dict[str, Any]:
+        if wkt is None or wkt.geom_type != "Point":
+            raise ProviderInvalidQueryError(
+                user_msg="coords must be a WKT POINT(lon lat) in CRS84 for a position query"
+            )
+        where = sql.SQL(
+            "ST_DWithin(l.geom::geography, ST_SetSRID(ST_GeomFromText(%(wkt)s), 4326)::geography,"
+            " %(tolerance)s)"
+        )
+        order = sql.SQL(
+            "ST_Distance(l.geom::geography, ST_SetSRID(ST_GeomFromText(%(wkt)s), 4326)::geography)"
+        )
+        params = {"wkt": wkt.wkt, "tolerance": self.tolerance_m}
+        found = self._coverages(where, params, order, **kwargs)
+        if not found["coverages"]:
+            raise ProviderItemNotFoundError(
+                user_msg=f"no location within {self.tolerance_m:g} m of {wkt.wkt}; "
+                "/locations lists them"
+            )
+        return found
+
+    def area(self, wkt: Any = None, **kwargs: Any) -> dict[str, Any]:
+        if wkt is None or wkt.geom_type not in ("Polygon", "MultiPolygon"):
+            raise ProviderInvalidQueryError(
+                user_msg="coords must be a WKT POLYGON or MULTIPOLYGON in CRS84 for an area query"
+            )
+        where = sql.SQL("ST_Intersects(l.geom, ST_SetSRID(ST_GeomFromText(%(wkt)s), 4326))")
+        return self._coverages(where, {"wkt": wkt.wkt}, None, **kwargs)
+
+    def locations(
+        self,
+        location_id: str | None = None,
+        bbox: list[float] | None = None,
+        limit: int | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        if location_id is not None:
+            where = sql.SQL("l.{} = %(location)s").format(sql.Identifier(self.id_field))
+            found = self._coverages(where, {"location": location_id}, None, **kwargs)
+            if not found["coverages"]:
+                raise ProviderItemNotFoundError(
+                    user_msg=f"no location {location_id!r}; /locations lists them"
+                )
+            return found
+        return self._location_features(bbox or [], limit)
+
+    # -- SQL ---------------------------------------------------------------------------------
+    def _locations_table(self) -> sql.Composable:
+        schema, _, table = self.data["locations"].partition(".")
+        return sql.Identifier(schema, table)
+
+    def _readings_table(self) -> sql.Composable:
+        schema, _, table = self.data["readings"].partition(".")
+        return sql.Identifier(schema, table)
+
+    def _selected(self, select_properties: list[str] | None) -> list[str]:
+        chosen = [p for p in (select_properties or []) if p]
+        unknown = [p for p in chosen if p not in self.parameters]
+        if unknown:
+            raise ProviderInvalidQueryError(
+                user_msg=f"unknown parameter-name {', '.join(unknown)}; "
+                f"this collection has: {', '.join(self.parameters)}"
+            )
+        return chosen or list(self.parameters)
+
+    def _coverages(
+        self,
+        where: sql.Composable,
+        params: dict[str, Any],
+        order: sql.Composable | None,
+        select_properties: list[str] | None = None,
+        datetime_: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        chosen = self._selected(select_properties)
+        start, end = _interval(datetime_)
+        key = sql.Identifier(self.id_field)
+        time = sql.Identifier(self.time_field)
+        reading_filter = [sql.SQL("r.{key} = l.{key}").format(key=key)]
+        if start is not None:
+            reading_filter.append(sql.SQL("r.{} >= %(start)s::timestamptz").format(time))
+        if end is not None:
+            reading_filter.append(sql.SQL("r.{} <= %(end)s::timestamptz").format(time))
+        ranges = sql.SQL(", ").join(
+            sql.SQL("{}, json_agg(r.{} ORDER BY r.{})").format(
+                sql.Literal(name), sql.Identifier(name), time
+            )
+            for name in chosen
+        )
+        statement = sql.SQL(
+            """
+            SELECT l.{key}, ST_X(l.geom), ST_Y(l.geom), s.n, s.times, s.ranges
+            FROM {locations} l
+            CROSS JOIN LATERAL (
+                SELECT count(*) AS n,
+                       coalesce(json_agg(to_char(r.{time} AT TIME ZONE 'UTC',
+                                                 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                                         ORDER BY r.{time}), '[]') AS times,
+                       json_build_object({ranges}) AS ranges
+                FROM {readings} r WHERE {reading_filter}
+            ) s
+            WHERE {where}
+            ORDER BY {order}
+            """
+        ).format(
+            key=key,
+            time=time,
+            locations=self._locations_table(),
+            readings=self._readings_table(),
+            ranges=ranges,
+            reading_filter=sql.SQL(" AND ").join(reading_filter),
+            where=where,
+            order=order if order is not None else sql.SQL("l.{}").format(key),
+        )
+        params = {**params, "start": start, "end": end}
+        rows = self._fetch(statement, params)
+        total = sum(row[3] for row in rows)
+        if total > self.max_values:
+            raise ProviderInvalidQueryError(
+                user_msg=f"the query selects {total} readings, more than the {self.max_values} "
+                "a response may carry; narrow datetime (e.g. datetime=2025-10-01T00:00:00Z/..) "
+                "or the area"
+            )
+        return {
+            "type": "CoverageCollection",
+            "domainType": "PointSeries",
+            "parameters": self.get_parameters(chosen),
+            "referencing": [GEOGRAPHIC_CRS, TEMPORAL_RS],
+            "coverages": [
+                {
+                    "type": "Coverage",
+                    "id": str(location),
+                    "domain": {
+                        "type": "Domain",
+                        "domainType": "PointSeries",
+                        "axes": {
+                            "x": {"values": [x]},
+                            "y": {"values": [y]},
+                            "t": {"values": times},
+                        },
+                    },
+                    "ranges": {
+                        name: {
+                            "type": "NdArray",
+                            "dataType": "float",
+                            "axisNames": ["t"],
+                            "shape": [n],
+                            "values": values or [],
+                        }
+                        for name, values in ranges.items()
+                    },
+                }
+                for location, x, y, n, times, ranges in rows
+            ],
+        }
+
+    def _location_features(self, bbox: list[float], limit: int | None) -> dict[str, Any]:
+        where, params = sql.SQL("TRUE"), {}
+        if bbox:
+            if len(bbox) == 6:
+                bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+            where = sql.SQL(
+                "ST_Intersects(l.geom, ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326))"
+            )
+            params = {f"b{i}": float(v) for i, v in enumerate(bbox)}
+        key = sql.Identifier(self.id_field)
+        properties = sql.SQL(", ").join(
+            sql.SQL("{}, l.{}").format(sql.Literal(p), sql.Identifier(p)) for p in self.properties
+        )
+        statement = sql.SQL(
+            """
+            SELECT coalesce(json_agg(json_build_object(
+                'type', 'Feature', 'id', f.{key}, 'geometry', ST_AsGeoJSON(f.geom, 7)::json,
+                'properties', f.properties) ORDER BY f.{key}), '[]')::text
+            FROM (SELECT l.{key}, l.geom, json_build_object({properties}) AS properties
+                  FROM {locations} l WHERE {where} ORDER BY l.{key} LIMIT %(limit)s) f
+            """
+        ).format(
+            key=key,
+            properties=properties,
+            locations=self._locations_table(),
+            where=where,
+        )
+        params["limit"] = limit or 10_000
+        (features,) = self._fetch(statement, params)[0]
+        return {"type": "FeatureCollection", "features": json.loads(features)}
+
+    @staticmethod
+    def _fetch(statement: sql.Composable, params: dict[str, Any]) -> list[tuple]:
+        with _connection() as conn:
+            try:
+                return conn.execute(statement, params).fetchall()
+            except psycopg.errors.InternalError_ as exc:  # GEOS: an invalid polygon
+                raise ProviderInvalidQueryError(
+                    user_msg=f"coords cannot be used: {exc.diag.message_primary}"
+                ) from exc
+            except psycopg.Error as exc:
+                raise _provider_error(exc) from exc

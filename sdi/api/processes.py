@@ -1,0 +1,389 @@
+"""OGC API Processes: "exposure", and the job manager that keeps each client's jobs its own.
+
+**The process.** ``POST /processes/exposure/execution`` with either
+
+- ``{"inputs": {"area": <GeoJSON Polygon or MultiPolygon, CRS84>}}``: what lies in that area, or
+- ``{"inputs": {"gauge": "G-HL-01", "water_level_m": 3.4}}``: what a warning of that gauge
+  would expose if the river stood at that level (level and flood zones chosen exactly as for a
+  real warning),
+
+answers a GeoJSON Feature: the area as geometry and, as properties, the figures of a warning's
+exposure (buildings by use, residents estimate, parcels by land-use group, critical facilities,
+street lamps, water-pipe length, cameras; ``docs/warnings.md``) and, where flood-depth rasters
+are loaded, their zonal statistics over the area (``sdi.hazard.rasters.zonal_stats``). The SQL
+is the warnings' own (``sdi.hazard.warnings``): one definition of "exposed".
+
+Synchronous by default; asynchronous with ``Prefer: respond-async`` (201, ``Location:
+/jobs/{id}``, the result at ``/jobs/{id}/results``), run by :class:`JobManager`: pygeoapi's
+TinyDB manager with its file and the results under ``<state dir>/server/jobs/`` (shared by the
+server's workers; a job runs in a thread of the worker that accepted it).
+
+**Who may run it, who sees the jobs** (``docs/warnings.md``, "The exposure process"):
+
+- executing is a read of public layers, so it is not a "write": anyone may execute
+  synchronously (:mod:`sdi.api.auth` lets this one POST through);
+- an asynchronous job leaves a result on the server, so it needs an API key: each job records
+  the key that created it (its public id), and ``/jobs``, ``/jobs/{id}`` and
+  ``/jobs/{id}/results`` show a job to that key and to administrators only — to anyone else it
+  does not exist (404, as an unknown job). Job ids are time-based UUIDs (guessable), so the
+  check, not the id, is what protects a result. Anonymous clients see no jobs;
+- callback URLs (``subscriber``) are not supported: the server would POST to any URL a client
+  names.
+
+pygeoapi gives the job manager no request, so the caller reaches it through the API functions
+that pygeoapi's routes call (wrapped by :func:`install`), which run in a worker thread each:
+the caller is a thread-local set for the duration of one API call, from a header the
+:class:`CallerHeader` middleware writes from the access-control identity (a client's own
+header of that name is always removed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Callable
+from functools import wraps
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import tinydb
+from pygeoapi.process.base import BaseProcessor, JobNotFoundError, ProcessorExecuteError
+from pygeoapi.process.manager.tinydb_ import TinyDBManager
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sdi.hazard import model
+from sdi.settings import get_settings
+
+LOGGER = logging.getLogger("sdi.api.processes")
+
+CALLER_HEADER = "x-sdi-caller"
+
+PROCESS_METADATA: dict[str, Any] = {
+    "version": "1.0.0",
+    "id": "exposure",
+    "title": {"en": "Flood exposure of an area, or of a gauge at a hypothetical water level"},
+    "description": {
+        "en": "What lies in an area: buildings by use, an estimate of residents, parcels by "
+        "land-use group, critical facilities (schools, health facilities, state offices), "
+        "street lamps, length of water pipes and cameras, with flood-depth statistics where "
+        "depth rasters are loaded. The area is a GeoJSON polygon (CRS84) inside the province, "
+        "or the flood zones a warning of a gauge would cover at a given water level. The "
+        "figures are defined as for the flood warnings (docs/warnings.md). Asynchronous "
+        "execution (Prefer: respond-async) needs an API key; jobs are visible to their key only."
+    },
+    "jobControlOptions": ["sync-execute", "async-execute"],
+    "keywords": ["flood", "exposure", "warning", "hazard", "phơi nhiễm", "cảnh báo lũ"],
+    "links": [],
+    "inputs": {
+        "area": {
+            "title": "Area",
+            "description": "A GeoJSON Polygon or MultiPolygon (or a Feature with one) in CRS84 "
+            "(lon/lat), inside the province. Give this, or gauge and water_level_m.",
+            "schema": {"type": "object", "contentMediaType": "application/geo+json"},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+        "gauge": {
+            "title": "Gauge code",
+            "description": "A river gauge of the gauges collection, e.g. G-HL-01",
+            "schema": {"type": "string"},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+        "water_level_m": {
+            "title": "Hypothetical water level (m)",
+            "description": "On the gauge's datum; with gauge",
+            "schema": {"type": "number"},
+            "minOccurs": 0,
+            "maxOccurs": 1,
+        },
+    },
+    "outputs": {
+        "exposure": {
+            "title": "Exposure",
+            "description": "A GeoJSON Feature: the area, and the exposure figures as properties",
+            "schema": {"type": "object", "contentMediaType": "application/geo+json"},
+        }
+    },
+    "example": {"inputs": {"gauge": "G-HL-01", "water_level_m": 3.4}},
+}
+
+
+class ExposureProcessor(BaseProcessor):
+    """The "exposure" process (see the module docstring)."""
+
+    def __init__(self, processor_def: dict[str, Any]) -> None:
+        super().__init__(processor_def, PROCESS_METADATA)
+
+    def execute(self, data: dict[str, Any], outputs: Any = None) -> tuple[str, dict[str, Any]]:
+        from sdi.api.provider import _connection
+        from sdi.hazard.warnings import ExposureInputError
+
+        try:
+            inputs = _checked_inputs(data)
+            with _connection() as conn:
+                return "application/json", _exposure(conn, inputs)
+        except (ExposureInputError, ValueError) as exc:
+            raise ProcessorExecuteError(user_msg=str(exc)) from None
+        except ProcessorExecuteError:
+            raise
+        except Exception as exc:  # never a database message or a traceback to the client
+            LOGGER.exception("exposure process failed")
+            raise ProcessorExecuteError(
+                user_msg="the exposure could not be computed; the error has been logged"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return "<ExposureProcessor>"
+
+
+def _checked_inputs(data: Any) -> dict[str, Any]:
+    """The inputs, checked; ValueError with a message naming the input otherwise."""
+    if not isinstance(data, dict):
+        raise ValueError(
+            'inputs must be an object: {"area": …} or {"gauge": …, "water_level_m": …}'
+        )
+    unknown = sorted(set(data) - set(PROCESS_METADATA["inputs"]))
+    if unknown:
+        raise ValueError(
+            f"unknown input(s) {', '.join(unknown)}; inputs are: area, or gauge and water_level_m"
+        )
+    area, gauge, level = data.get("area"), data.get("gauge"), data.get("water_level_m")
+    if area is not None and (gauge is not None or level is not None):
+        raise ValueError("give either area, or gauge and water_level_m, not both")
+    if area is not None:
+        if isinstance(area, dict) and area.get("type") == "Feature":
+            area = area.get("geometry")
+        if not isinstance(area, dict) or area.get("type") not in ("Polygon", "MultiPolygon"):
+            kind = area.get("type") if isinstance(area, dict) else type(area).__name__
+            raise ValueError(
+                f"area must be a GeoJSON Polygon or MultiPolygon (lon/lat), not {kind}"
+            )
+        return {"area": area}
+    if gauge is None:
+        raise ValueError("missing input: area (a GeoJSON polygon), or gauge and water_level_m")
+    if not isinstance(gauge, str) or not gauge.strip():
+        raise ValueError(f"gauge must be a gauge code such as G-HL-01, not {gauge!r}")
+    if level is None:
+        raise ValueError("missing input water_level_m: the hypothetical water level in metres")
+    if isinstance(level, bool) or not isinstance(level, int | float | str):
+        raise ValueError(f"water_level_m must be a number of metres, not {level!r}")
+    try:
+        level = float(level)
+    except ValueError:
+        raise ValueError(f"water_level_m must be a number of metres, not {level!r}") from None
+    if not math.isfinite(level):
+        raise ValueError(f"water_level_m must be a finite number of metres, not {level!r}")
+    return {"gauge": gauge.strip(), "water_level_m": level}
+
+
+def _area_wkb(conn: psycopg.Connection, area: dict[str, Any]) -> bytes:
+    """The area as valid EPSG:4326 WKB; ValueError if unreadable, invalid or outside."""
+    settings = get_settings()
+    try:
+        row = conn.execute(
+            """
+            SELECT ST_IsValid(g), ST_IsValidReason(g), ST_Area(g) > 0,
+                   ST_CoveredBy(g, ST_MakeEnvelope(%s, %s, %s, %s, 4326)), ST_AsBinary(g)
+            FROM (SELECT ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326) AS g) a
+            """,
+            (*settings.province_extent, json.dumps(area)),
+        ).fetchone()
+    except psycopg.Error as exc:
+        message = getattr(exc.diag, "message_primary", None) or "unreadable"
+        raise ValueError(f"area is not a readable GeoJSON polygon: {message}") from None
+    valid, reason, has_area, inside, wkb = row
+    if not valid:
+        raise ValueError(f"area is not a valid polygon: {reason}")
+    if not has_area:
+        raise ValueError("area has no area (a degenerate polygon)")
+    if not inside:
+        west, south, east, north = settings.province_extent
+        raise ValueError(
+            f"area is outside the province (lon {west}…{east}, lat {south}…{north}); "
+            "coordinates are lon/lat in CRS84 (not VN-2000, not lat/lon)"
+        )
+    return bytes(wkb)
+
+
+def _exposure(conn: psycopg.Connection, inputs: dict[str, Any]) -> dict[str, Any]:
+    from sdi.hazard.warnings import exposure_of_area, exposure_of_gauge_level
+
+    properties: dict[str, Any] = {}
+    if "area" in inputs:
+        exposure, wkb = exposure_of_area(conn, _area_wkb(conn, inputs["area"]))
+    else:
+        level, thresholds, exposure, wkb = exposure_of_gauge_level(
+            conn, inputs["gauge"], inputs["water_level_m"]
+        )
+        properties.update(
+            gauge_code=inputs["gauge"],
+            water_level_m=inputs["water_level_m"],
+            level=level,
+            level_label=model.LEVEL_LABELS[level],
+            thresholds_m=list(thresholds),
+        )
+        if level == 0:
+            properties["note"] = "below alarm level I: no warning, nothing exposed"
+        elif not exposure:
+            properties["note"] = "no flood zone is linked to this gauge: exposure unknown"
+    properties.update(exposure.get("figures", {}))
+    if wkb is not None:
+        properties["flood_depth"] = _depth_statistics(conn, wkb)
+    return {"type": "Feature", "geometry": exposure.get("geometry"), "properties": properties}
+
+
+def _depth_statistics(conn: psycopg.Connection, wkb: bytes) -> list[dict[str, Any]]:
+    """Zonal statistics of every flood-depth raster layer over the area (none loaded: [])."""
+    try:
+        from sdi.hazard.rasters import ZonalStatsError, raster_layers, zonal_stats
+    except ImportError:  # the raster module is optional
+        return []
+    stats = []
+    for layer in raster_layers(conn):
+        if not layer.startswith("flood_depth"):
+            continue
+        try:
+            stats.append(zonal_stats(wkb, layer, conn=conn))
+        except ZonalStatsError as exc:
+            stats.append({"raster": layer, "error": str(exc)})
+    return stats
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+_caller = threading.local()
+
+
+def _current_caller() -> tuple[str | None, bool]:
+    """(key id or None for anonymous, administrator?) of the API call this thread serves."""
+    return getattr(_caller, "key_id", None), getattr(_caller, "admin", False)
+
+
+def encode_caller(key_id: str | None, department: str | None) -> str:
+    """The trusted header's value: '' (anonymous), or '<key id> <department>'."""
+    return "" if key_id is None else f"{key_id} {department}"
+
+
+def _decode_caller(value: str | None) -> tuple[str | None, bool]:
+    if not value:
+        return None, False
+    key_id, _, department = value.partition(" ")
+    return key_id, department == "*"
+
+
+class JobManager(TinyDBManager):
+    """pygeoapi's TinyDB manager, with each job's owner and jobs shown to their owner only."""
+
+    def __init__(self, manager_def: dict[str, Any]) -> None:
+        jobs = get_settings().state_dir / "server" / "jobs"
+        jobs.mkdir(parents=True, exist_ok=True)
+        manager_def = {
+            **manager_def,
+            "connection": manager_def.get("connection") or str(jobs / "jobs.tinydb.json"),
+            "output_dir": manager_def.get("output_dir") or str(jobs),
+        }
+        super().__init__(manager_def)
+        self.supports_subscribing = False  # no server-side POSTs to client-given URLs
+
+    @staticmethod
+    def _visible(job: dict[str, Any]) -> bool:
+        key_id, admin = _current_caller()
+        return admin or (key_id is not None and job.get("owner") == key_id)
+
+    def add_job(self, job_metadata: dict[str, Any]) -> str:
+        key_id, _ = _current_caller()
+        return super().add_job({**job_metadata, "owner": key_id})
+
+    def get_jobs(self, status: Any = None, limit: int | None = None, offset: int | None = None):
+        key_id, admin = _current_caller()
+        with self._db() as db:
+            if admin:
+                jobs = db.all()
+            elif key_id is None:
+                jobs = []
+            else:
+                jobs = db.search(tinydb.where("owner") == key_id)
+        # newest first before paging (pygeoapi sorts only the page it is given)
+        jobs = sorted(jobs, key=lambda job: job.get("started") or "", reverse=True)
+        matched = len(jobs)
+        jobs = jobs[offset or 0 :]
+        return {"jobs": jobs[:limit] if limit else jobs, "numberMatched": matched}
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        job = super().get_job(job_id)
+        if not self._visible(job):
+            raise JobNotFoundError()
+        return job
+
+    def delete_job(self, job_id: str) -> bool:
+        job = self.get_job(job_id)  # raises for a job the caller may not see
+        location = job.get("location")
+        if location and location != "None":
+            Path(location).unlink(missing_ok=True)
+        with self._db() as db:
+            return bool(db.remove(tinydb.where("identifier") == job_id))
+
+
+def _as_caller(api_function: Callable) -> Callable:
+    @wraps(api_function)
+    def call(api: Any, request: Any, *args: Any) -> Any:
+        key_id, admin = _decode_caller(request.headers.get(CALLER_HEADER))
+        _caller.key_id, _caller.admin = key_id, admin
+        try:
+            if (
+                api_function.__name__ == "execute_process"
+                and key_id is None
+                and _wants_async(request)
+            ):
+                return api.get_exception(
+                    HTTPStatus.UNAUTHORIZED,
+                    request.get_response_headers(api.default_locale, **api.api_headers),
+                    request.format,
+                    "Unauthorized",
+                    "asynchronous execution needs an API key (X-API-Key header): a job's "
+                    "result is kept for the key that created it; without a key, execute "
+                    "synchronously (no Prefer: respond-async)",
+                )
+            return api_function(api, request, *args)
+        finally:
+            _caller.key_id, _caller.admin = None, False
+
+    call.sdi_caller = True  # type: ignore[attr-defined]
+    return call
+
+
+def _wants_async(request: Any) -> bool:
+    prefer = request.headers.get("Prefer", request.headers.get("prefer")) or ""
+    return "respond-async" in prefer
+
+
+def install() -> None:
+    """Wrap pygeoapi's job-related API functions so the job manager knows the caller."""
+    from pygeoapi.api import processes as processes_api
+
+    for name in ("execute_process", "get_jobs", "get_job_result", "delete_job"):
+        function = getattr(processes_api, name)
+        if not getattr(function, "sdi_caller", False):
+            setattr(processes_api, name, _as_caller(function))
+
+
+class CallerHeader:
+    """ASGI middleware (inside access control): writes the caller header from the identity."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(("/processes", "/jobs")):
+            from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY
+
+            identity = scope.get(SCOPE_IDENTITY, ANONYMOUS)
+            value = encode_caller(identity.key_id, identity.department)
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != CALLER_HEADER.encode()]
+            headers.append((CALLER_HEADER.encode(), value.encode("latin-1")))
+            scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
