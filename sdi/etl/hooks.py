@@ -18,6 +18,7 @@ from functools import cache
 from importlib import import_module
 
 import psycopg
+from psycopg import sql
 
 HookFunction = Callable[[psycopg.Connection, str, int], "str | None"]
 
@@ -52,7 +53,22 @@ def registered() -> tuple[AfterLoadHook, ...]:
     )
 
 
-def after_load(conn: psycopg.Connection, table: str, run_id: int) -> list[str]:
-    """Run the hooks derived from ``table``; their summary lines."""
-    summaries = (hook.run(conn, table, run_id) for hook in registered() if table in hook.inputs)
+def after_load(
+    conn: psycopg.Connection, table: str, run_id: int, *, changed: bool = True
+) -> list[str]:
+    """Run the hooks derived from ``table``; their summary lines.
+
+    A load that changed nothing (``changed=False``: no feature added, updated or retired)
+    cannot change what is derived from the warehouse, so no hook runs: a re-run of an unchanged
+    delivery stays cheap. ``sdi hazard recompute`` and ``sdi planning refresh`` recompute on
+    demand.
+    """
+    hooks = [hook for hook in registered() if table in hook.inputs]
+    if not hooks or not changed:
+        return []
+    # The load may have replaced much of the table in this transaction, before autovacuum could
+    # look at it; without fresh statistics the derived queries' plans go wrong (measured: a
+    # 0.4 s refresh of the land-use conflicts took 5.7 s right after a first parcels load).
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
+    summaries = (hook.run(conn, table, run_id) for hook in hooks)
     return [s for s in summaries if s]

@@ -246,7 +246,8 @@ def run_job(
                 # load, in the same transaction: the registry is sdi/etl/hooks.py.
                 from sdi.etl.hooks import after_load
 
-                after_load(conn, job.table, run_id)
+                c = result.counts
+                after_load(conn, job.table, run_id, changed=c.added + c.updated + c.retired > 0)
                 result.status = "succeeded"
                 store_rejects(conn, run_id, work.rejects)
                 _finish(conn, run_id, result)

@@ -45,8 +45,10 @@ class ZoneHazard:
     name: str  # the value in the layers' `hazards` array and the column prefix
     table: str
     class_columns: tuple[str, ...]  # the first that exists holds the class
-    # classes from mildest to worst: a feature in several zones gets the worst class
-    classes: tuple[str, ...]
+    # A feature in several zones gets the worst class: the zone with the highest value of the
+    # first of `rank_columns` that exists, else the class latest in `classes`.
+    rank_columns: tuple[str, ...]
+    classes: tuple[str, ...] = ()
 
 
 # Landslide and storm-surge zones come with migration 0006 (issue 5); a warehouse without them
@@ -55,14 +57,15 @@ ZONE_HAZARDS: Final = (
     ZoneHazard(
         "landslide",
         "hazard.landslide_zones",
-        ("susceptibility", "susceptibility_class", "class", "level"),
-        ("low", "moderate", "medium", "high", "very_high", "very high"),
+        ("susceptibility", "susceptibility_class"),
+        ("susceptibility_rank",),
+        ("low", "moderate", "high", "very_high"),
     ),
     ZoneHazard(
         "storm_surge",
         "hazard.storm_surge_zones",
-        ("surge_class", "surge_height_class", "height_class", "category", "class"),
-        (),  # classes such as '0.5-1', '1-2', '>2' m sort by text; the worst is the greatest
+        ("surge_class",),
+        ("surge_height_m",),  # classes '0-1', '1-2', '2-3', '>3' m do not sort as text
     ),
 )
 

@@ -143,19 +143,43 @@ def test_indicators_and_summary_add_up(db, loaded) -> None:
         ), column
 
 
-def test_a_load_refreshes_only_what_depends_on_it(db, loaded, settings) -> None:
+def test_a_load_refreshes_only_what_depends_on_it(db, loaded, settings, tmp_path) -> None:
     from sdi.etl.runner import run_job
     from sdi.etl.spec import discover_jobs, load_job
 
-    job = load_job(discover_jobs(settings)["utility_wifi_hotspots"], settings)
-    result = run_job(job, settings.database_url, force=True, settings=settings)
-    refreshed = {
-        r[0]
-        for r in db.execute(
-            "SELECT layer FROM planning.refreshes WHERE run_id = %s", (result.run_id,)
-        )
-    }
-    assert refreshed == {"ops.commune_summary"}
+    path = discover_jobs(settings)["utility_wifi_hotspots"]
+    delivered = settings.source_dir / "utility" / "wifi_hotspots.csv"
+    lines = delivered.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = lines[0].rstrip().split(",")
+    first = lines[1].rstrip("\r\n").split(",")  # no quoted commas in the first row
+    commune, status = first[header.index("commune_code")], first[header.index("status")]
+    first[header.index("status")] = "offline" if status == "active" else "active"
+    changed = tmp_path / "utility" / "wifi_hotspots.csv"
+    changed.parent.mkdir()
+    changed.write_text("".join([lines[0], ",".join(first) + "\n", *lines[2:]]), "utf-8")
+
+    def offline() -> int:
+        return db.execute(
+            "SELECT wifi_offline FROM ops.commune_summary WHERE commune_code = %s", (commune,)
+        ).fetchone()[0]
+
+    def load(source_dir: Path, **options: bool) -> set[str]:
+        local = settings.model_copy(update={"source_dir": source_dir})
+        result = run_job(load_job(path, local), settings.database_url, settings=local, **options)
+        assert result.status == "succeeded", result.message
+        return {
+            r[0]
+            for r in db.execute(
+                "SELECT layer FROM planning.refreshes WHERE run_id = %s", (result.run_id,)
+            )
+        }
+
+    before = offline()
+    assert load(tmp_path) == {"ops.commune_summary"}  # not the planning layers
+    assert offline() == before + (1 if status == "active" else -1)
+    assert load(settings.source_dir) == {"ops.commune_summary"}  # the original again
+    assert offline() == before
+    assert load(settings.source_dir, force=True) == set()  # nothing changed: nothing derived
     hooks = {h.name for h in registered() if "utility.wifi_hotspots" in h.inputs}
     assert hooks == {"ops.commune_summary"}  # not the flood warnings either
 
