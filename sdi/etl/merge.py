@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
@@ -41,6 +39,11 @@ class Versioned:
     scope: list[tuple[str, str]] = field(default_factory=list)  # target rows: column = value
     retire_only: sql.Composable | None = None  # extra condition on retired rows (slices)
     delivered: str | None = None  # table of every delivered key (default: the stage)
+    # With row hashes computed by the pipeline (staged as ``row_hash``): a version whose
+    # hash differs is compared value by value before it is closed, so rows hashed another way
+    # (md5 of the row, before 2026-11) are not taken for changes; their hash is refreshed.
+    differs: sql.Composable | None = None
+    refresh: list[str] = field(default_factory=list)  # columns of s copied onto same versions
 
     def scoped(self, alias: str) -> sql.Composable:
         return sql.SQL("").join(
@@ -57,8 +60,13 @@ def _geometry_expression(target: TargetTable, alias: str) -> sql.Composable:
 
 
 def _row_hash(columns: list[str], alias: str) -> sql.Composable:
-    """md5 of every staged value (not the source hash): equal hashes mean nothing changed."""
-    values = sql.SQL(", ").join(sql.Identifier(alias, c) for c in columns if c != "source_hash")
+    """md5 of every staged value (not the source hash): equal hashes mean nothing changed.
+
+    Used where rows are combined in SQL (contributions); the pipeline hashes the rows it
+    stages itself (``row_hash`` column), which costs the database nothing."""
+    values = sql.SQL(", ").join(
+        sql.Identifier(alias, c) for c in columns if c not in ("source_hash", "row_hash")
+    )
     return sql.SQL("md5(ROW({})::text)::uuid").format(values)
 
 
@@ -86,7 +94,7 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
                 UPDATE {table} t SET valid_to = now()
                 FROM {stage} s
                 WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL {scope}
-                  AND t.row_hash <> {hash}
+                  AND t.row_hash <> {hash}{differs}
                 RETURNING {returning}
             )
             INSERT INTO {table} ({id_column}{insert_columns})
@@ -94,6 +102,7 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
             """
         ).format(
             returning=sql.SQL("t.id, t.natural_key" if v.keeps_id else "t.natural_key"),
+            differs=sql.SQL(" AND {}").format(v.differs) if v.differs else sql.SQL(""),
             id_column=id_column,
             id_value=id_value,
             **parts,
@@ -124,16 +133,26 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
             **parts,
         )
     ).rowcount
-    if "source_hash" in v.columns:
-        # same content read from different bytes: remember the new source hash, no new version
+    if v.refresh:
+        # Same content read from different bytes (a new source hash), or hashed the old way:
+        # remember the new hashes, no new version.
         conn.execute(
             sql.SQL(
                 """
-                UPDATE {table} t SET source_hash = s.source_hash FROM {stage} s
+                UPDATE {table} t SET {assignments} FROM {stage} s
                 WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL {scope}
-                  AND t.source_hash IS DISTINCT FROM s.source_hash
+                  AND ({changed})
                 """
-            ).format(**parts)
+            ).format(
+                assignments=sql.SQL(", ").join(
+                    sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in v.refresh
+                ),
+                changed=sql.SQL(" OR ").join(
+                    sql.SQL("t.{0} IS DISTINCT FROM s.{0}").format(sql.Identifier(c))
+                    for c in v.refresh
+                ),
+                **parts,
+            )
         )
     return MergeCounts(
         added=added, updated=changed, unchanged=staged - added - changed, retired=retired
@@ -144,13 +163,13 @@ def feature_versions(
     target: TargetTable, columns: list[str], stage: str, slice_column: str | None = None
 ) -> Versioned:
     """A feature table fed from ``stage`` (columns as staged)."""
-    attributes = [c for c in columns if c != "geom"]
+    attributes = [c for c in columns if c not in ("geom", "row_hash")]
     retire_only = None
     if slice_column:
         retire_only = sql.SQL("t.{column} IN (SELECT DISTINCT {column} FROM {stage})").format(
             column=sql.Identifier(slice_column), stage=sql.Identifier(stage)
         )
-    return Versioned(
+    versions = Versioned(
         table=target.qualified,
         stage=stage,
         columns=[*attributes, "geom"],
@@ -158,7 +177,22 @@ def feature_versions(
         row_hash=_row_hash(columns, "s"),
         retire_only=retire_only,
         delivered=DELIVERED_TABLE if stage == STAGE_TABLE else None,
+        refresh=[c for c in ("source_hash",) if c in columns],
     )
+    if "row_hash" in columns:
+        compared = [c for c in attributes if c not in ("natural_key", "source_hash")]
+        if "geom" in columns:
+            compared.append("geom")
+        versions.row_hash = sql.Identifier("s", "row_hash")
+        versions.differs = sql.SQL("ROW({}) IS DISTINCT FROM ROW({})").format(
+            sql.SQL(", ").join(sql.Identifier("t", c) for c in compared),
+            sql.SQL(", ").join(
+                _geometry_expression(target, "s") if c == "geom" else sql.Identifier("s", c)
+                for c in compared
+            ),
+        )
+        versions.refresh.append("row_hash")
+    return versions
 
 
 def merge_append(
@@ -309,6 +343,45 @@ def combine_contributions(
     return count, ["natural_key", *attributes, "geom"]
 
 
+def lock_target(conn: psycopg.Connection, target: TargetTable) -> None:
+    """Writers of one table queue here; readers are never blocked (SHARE ROW EXCLUSIVE)."""
+    conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target.qualified))
+
+
+def has_current_rows(conn: psycopg.Connection, target: TargetTable) -> bool:
+    """Whether any feature of the target is current (locks the target first: the answer must
+    hold until the run commits)."""
+    lock_target(conn, target)
+    return conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE valid_to IS NULL)").format(target.qualified)
+    ).fetchone()[0]
+
+
+def drop_indexes_if_empty(conn: psycopg.Connection, target: TargetTable) -> list[str]:
+    """On a table with no rows at all, drop the indexes (but the primary key) and return
+    their definitions: building them once after a bulk load is 3× faster than maintaining
+    them row by row (5 indexes, GiST among them). Dropping needs an exclusive lock until
+    commit — harmless on an empty table, which no one is reading."""
+    empty = not conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(target.qualified)
+    ).fetchone()[0]
+    if not empty:
+        return []
+    definitions = conn.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary",
+        (f"{target.schema}.{target.name}",),
+    ).fetchall()
+    for name, _ in definitions:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
+    return [definition for _, definition in definitions]
+
+
+def create_indexes(conn: psycopg.Connection, definitions: list[str]) -> None:
+    for definition in definitions:
+        conn.execute(definition)
+
+
 def merge(
     conn: psycopg.Connection,
     mode: str,
@@ -319,9 +392,13 @@ def merge(
     *,
     slice_column: str | None = None,
     contribution: tuple[str, MergeRule] | None = None,
+    direct: bool = False,
 ) -> MergeCounts:
-    # Writers of one table queue here; readers are never blocked (SHARE ROW EXCLUSIVE).
-    conn.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(target.qualified))
+    """``direct``: the rows were copied straight into a target without current rows (a first
+    load, see ``JobRun.load``): all of them are new features and nothing is left to do."""
+    if direct:
+        return MergeCounts(added=staged)
+    lock_target(conn, target)
     # An empty or small target makes the planner pick nested-loop anti-joins, which rescan the
     # rows the same statement inserts: quadratic (35 s for 1 M parcels). Hash joins are linear.
     conn.execute("SET LOCAL enable_nestloop = off")
@@ -335,28 +412,7 @@ def merge(
         return merge_versions(conn, versions, run_id, combined)
     slice_column = slice_column if mode == "replace_slice" else None
     versions = feature_versions(target, columns, STAGE_TABLE, slice_column)
-    with _bulk_indexes(conn, target):
-        return merge_versions(conn, versions, run_id, staged)
-
-
-@contextmanager
-def _bulk_indexes(conn: psycopg.Connection, target: TargetTable) -> Iterator[None]:
-    """The first load of an empty table builds its indexes once at the end, which is 3× faster
-    than maintaining them row by row (5 indexes, GiST among them). Dropping them needs an
-    exclusive lock until commit — harmless on an empty table, which no one is reading."""
-    empty = not conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(target.qualified)
-    ).fetchone()[0]
-    if not empty:
-        yield
-        return
-    definitions = conn.execute(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary",
-        (f"{target.schema}.{target.name}",),
-    ).fetchall()
-    for name, _ in definitions:
-        conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
-    yield
-    for _, definition in definitions:
-        conn.execute(definition)
+    indexes = drop_indexes_if_empty(conn, target)
+    counts = merge_versions(conn, versions, run_id, staged)
+    create_indexes(conn, indexes)
+    return counts

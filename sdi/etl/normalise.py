@@ -166,7 +166,7 @@ def _apply_codes(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Serie
                 return None, f"{spec.source}: unknown {codes.name} code {item.strip()!r}"
             mapped.append(current)
         if spec.type == "text[]":
-            return "{" + ",".join(f'"{m}"' for m in mapped) + "}", None
+            return tuple(mapped), None  # encoded as an array by the COPY
         return mapped[0], None
 
     text = _to_series(_text(values), values.index)
@@ -200,9 +200,9 @@ def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
         if spec.value_map:
             # values not in the map stay as they are
             values = values.replace({k: v for k, v in spec.value_map.items()})
-        if spec.codes or spec.split:
+        if spec.codes or spec.split or spec.type == "text[]":
             values = _apply_codes(values, spec, issues)
-        elif spec.type != "text[]":
+        else:
             values = _cast(values, spec, issues)
         if spec.required:
             issues.flag(values.isna(), f"{spec.source} is required but empty")

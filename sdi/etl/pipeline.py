@@ -24,10 +24,11 @@ from psycopg import sql
 
 from sdi.errors import RejectThresholdExceeded
 from sdi.etl import raster
+from sdi.etl.merge import create_indexes, drop_indexes_if_empty, has_current_rows
 from sdi.etl.normalise import Issues, Reprojector, map_fields, natural_keys
 from sdi.etl.read import Batch, read_batches
 from sdi.etl.spec import JobSpec
-from sdi.etl.stage import Stage, TargetTable, hex_column
+from sdi.etl.stage import Stage, TargetTable
 from sdi.etl.validate import FirstSeen, check_bounds, check_geometry
 from sdi.settings import Settings
 
@@ -41,6 +42,48 @@ class Reject:
     natural_key: str | None
     reason: str
     raw: dict[str, Any]
+
+
+# The pipeline's row hash: 64 bits of pandas' hash of the normalised row (SipHash for text
+# and bytes) and this marker, as a uuid (the column's type, shared with md5 hashes of rows).
+ROW_HASH_KEY = "sdi.row_hash.v01"  # 16 bytes, as SipHash wants
+_ROW_HASH_MARKER = np.frombuffer(b"sdi:row1", dtype=np.uint8)
+# shapely type id of a single geometry → WKB header of the multi geometry holding one of it
+_MULTI_PREFIX = {
+    single: b"\x01" + multi.to_bytes(4, "little") + (1).to_bytes(4, "little")
+    for single, multi in ((0, 4), (1, 5), (3, 6))  # Point, LineString, Polygon
+}
+
+
+def row_hashes(frame: pd.DataFrame) -> pd.Series:
+    """A 16-byte hash of each row (a uuid: 8 bytes of hash, then a marker), computed where the
+    rows are normalised rather than by md5 in the database."""
+    hashes = pd.util.hash_pandas_object(
+        frame, index=False, hash_key=ROW_HASH_KEY, categorize=False
+    ).to_numpy()
+    both = np.empty((len(frame), 16), dtype=np.uint8)
+    both[:, :8] = hashes.view(np.uint8).reshape(-1, 8)
+    both[:, 8:] = _ROW_HASH_MARKER
+    array = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), len(frame), [None, pa.py_buffer(both)]
+    )
+    return pd.Series(pd.arrays.ArrowExtensionArray(array), index=frame.index)
+
+
+def as_multi_wkb(wkb: np.ndarray, type_ids: np.ndarray) -> np.ndarray:
+    """Little-endian WKB of single geometries wrapped as one-part multi geometries (what
+    ST_Multi does), so that rows can be copied straight into a MULTI… column.
+
+    >>> point = shapely.to_wkb(shapely.Point(1, 2), byte_order=1)
+    >>> shapely.from_wkb(as_multi_wkb(np.array([point], dtype=object), np.array([0])))[0].wkt
+    'MULTIPOINT ((1 2))'
+    """
+    out = wkb.copy()
+    for single, prefix in _MULTI_PREFIX.items():
+        rows = np.flatnonzero(type_ids == single)
+        if rows.size:
+            out[rows] = np.fromiter((prefix + w for w in wkb[rows]), dtype=object, count=rows.size)
+    return out
 
 
 def _derive(job: JobSpec, frame: pd.DataFrame, province_geometry: np.ndarray) -> None:
@@ -71,6 +114,8 @@ class JobRun:
         self.current_keys: pd.Index | None = None
         self.current_hashes: np.ndarray | None = None
         self.duplicate_geometries = FirstSeen("geometry") if job.unique_geometry else None
+        self.hashes_rows = False  # decided by load() from the target
+        self.srid_in_column = False  # the target's geometry column fixes the storage SRID
         # Raster footprints arrive in the storage CRS (each raster has its own CRS).
         self.reprojector = Reprojector(
             job.source.srid or settings.storage_srid, settings.storage_srid, settings.province_srid
@@ -114,7 +159,9 @@ class JobRun:
     def _source_hashes(self, batch: Batch) -> np.ndarray:
         """A 64-bit hash of each delivered row as read (attributes + geometry) and the spec."""
         raw = batch.frame
-        if batch.geometry is not None:
+        if batch.wkb is not None:  # the geometry as delivered: no need to write it again
+            raw = raw.assign(__geometry__=batch.wkb)
+        elif batch.geometry is not None:
             raw = raw.assign(__geometry__=shapely.to_wkb(batch.geometry))
         hashes = pd.util.hash_pandas_object(raw, index=False, hash_key=self.hash_key)
         return hashes.to_numpy().view(np.int64)
@@ -145,7 +192,7 @@ class JobRun:
                         batch.first_row,
                         batch.frame[keep],
                         None if batch.geometry is None else batch.geometry[keep],
-                    )
+                    )  # (its raw WKB is not needed any more: hashed above)
                     rows, keys, hashes = rows[keep], keys[keep], hashes[keep]
                     issues = issues.subset(keep)
         frame = map_fields(batch, self.job, issues)
@@ -176,11 +223,24 @@ class JobRun:
         ok = issues.ok & ~repeats
         accepted = frame[ok]
         if stored is not None:
-            ewkb = shapely.to_wkb(
-                shapely.set_srid(stored[ok], self.settings.storage_srid), include_srid=True
+            accepted = accepted.assign(geom=self._wkb(stored[ok], target))
+        if self.hashes_rows:
+            accepted = accepted.assign(
+                row_hash=row_hashes(accepted.drop(columns=["source_hash"], errors="ignore"))
             )
-            accepted = accepted.assign(geom=hex_column(ewkb, accepted.index))
         return accepted
+
+    def _wkb(self, geometry: np.ndarray, target: TargetTable) -> np.ndarray:
+        """Geometries as the target stores them: WKB (the column's type gives the SRID),
+        single geometries promoted to multi ones for a MULTI… column."""
+        if self.srid_in_column:
+            wkb = shapely.to_wkb(geometry, byte_order=1, output_dimension=2)
+        else:
+            srid = self.settings.storage_srid
+            wkb = shapely.to_wkb(shapely.set_srid(geometry, srid), byte_order=1, include_srid=True)
+        if target.geometry_type and target.geometry_type.startswith("MULTI"):
+            wkb = as_multi_wkb(wkb, shapely.get_type_id(geometry))
+        return wkb
 
     def _repeated_readings(
         self,
@@ -221,30 +281,63 @@ class JobRun:
             self.rejects.append(Reject(str(batch.path), int(row), key, reason, record))
 
     # -- whole run -----------------------------------------------------------------------
-    def load(self, files: list[Path], target: TargetTable, progress: Progress | None) -> Stage:
+    def load(
+        self,
+        files: list[Path],
+        target: TargetTable,
+        progress: Progress | None,
+        run_id: int | None = None,
+    ) -> Stage:
+        """Read, normalise and COPY every file; returns the stage (``stage.direct``: the rows
+        went straight into the target, a first load, and there is nothing to merge)."""
+        job = self.job
         self.track_sources(target)
-        columns = [c for c in ("natural_key",) if c in target.columns and self.job.natural_key]
-        columns += [f.name for f in self.job.fields]
+        has_key = bool(job.natural_key) and "natural_key" in target.columns
+        columns = ["natural_key"] if has_key else []
+        columns += [f.name for f in job.fields]
         if self.hash_key:
             columns.append("source_hash")
+        # Plain feature tables get the row hash computed here (contributions are combined,
+        # and hashed, in SQL; time series have none).
+        self.hashes_rows = (
+            has_key
+            and "row_hash" in target.columns
+            and job.mode in ("history", "replace_slice")
+            and not job.contributes_as
+        )
+        if self.hashes_rows:
+            columns.append("row_hash")
         if target.geometry_type:
             columns.append("geom")
-        stage = Stage(self.conn, target, columns)
-        for path in files:
-            batches = (
-                raster.read_raster(path, self.job, self.settings)
-                if self.job.kind == "raster"
-                else read_batches(path, self.job.source)
-            )
-            for batch in batches:
-                if getattr(batch, "encoding", None) is not None:
-                    self.encodings[str(path)] = (batch.encoding, batch.encoding_evidence)
-                self.rows_read += len(batch.frame)
-                stage.write(self.normalise(batch, target))
-                if progress:
-                    progress(len(batch.frame))
-        stage.finish()
-        if self.job.natural_key and "natural_key" in target.columns:
+        # A first load (no current feature) has nothing to compare with or retire: the rows
+        # are copied straight into the target, with the indexes of an empty table built once
+        # at the end.
+        direct = self.hashes_rows and run_id is not None and not has_current_rows(self.conn, target)
+        indexes: list[str] = []
+        constants = None
+        if direct:
+            indexes = drop_indexes_if_empty(self.conn, target)
+            now = self.conn.execute("SELECT now()").fetchone()[0]  # the transaction's start
+            constants = {"run_id": run_id, "valid_from": now}
+        stage = Stage(self.conn, target, columns, direct=direct, constants=constants)
+        self.srid_in_column = stage.geometry_srid == self.settings.storage_srid
+        with stage:
+            for path in files:
+                batches = (
+                    raster.read_raster(path, job, self.settings)
+                    if job.kind == "raster"
+                    else read_batches(path, job.source)
+                )
+                for batch in batches:
+                    if getattr(batch, "encoding", None) is not None:
+                        self.encodings[str(path)] = (batch.encoding, batch.encoding_evidence)
+                    self.rows_read += len(batch.frame)
+                    stage.write(self.normalise(batch, target))
+                    if progress:
+                        progress(len(batch.frame))
+        if direct:
+            create_indexes(self.conn, indexes)
+        elif has_key:
             stage.write_delivered(self.delivered)
         return stage
 

@@ -66,6 +66,9 @@ class Batch:
     # differ when all their text was plain ASCII, which every encoding reads the same way).
     encoding: str | None = None
     encoding_evidence: str | None = None
+    # The geometries' WKB as delivered (GDAL formats): hashed to notice unchanged rows
+    # without writing every geometry out again.
+    wkb: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -464,10 +467,10 @@ def _arrow_frame(record_batch: pa.RecordBatch, raw_strings: bool) -> pd.DataFram
     return frame
 
 
-def _geometries(wkb: pd.Series) -> np.ndarray:
+def _geometries(wkb: np.ndarray) -> np.ndarray:
     """WKB → shapely; rings GDAL leaves unclosed are closed, undecodable ones become None
     (the row is then rejected as "no geometry" instead of failing the file)."""
-    geometry = shapely.from_wkb(wkb.to_numpy(), on_invalid="fix")
+    geometry = shapely.from_wkb(wkb, on_invalid="fix")
     if shapely.has_z(geometry).any():  # the warehouse is 2D (KML and DGN carry a Z of 0)
         geometry = shapely.force_2d(geometry)
     return geometry
@@ -531,13 +534,16 @@ def _read_ogr(path: Path, source: SourceSpec, batch_size: int) -> Iterator[Batch
                     f"({_gdal_message(exc)}); the file is damaged or truncated"
                 ) from None
             frame = _arrow_frame(record_batch, raw_strings=driver == "MapInfo File")
-            geometry = None
+            geometry = wkb = None
             if geometry_column in frame:
-                geometry = _geometries(frame.pop(geometry_column))
+                wkb = frame.pop(geometry_column).to_numpy()
+                geometry = _geometries(wkb)
             if driver in _KML_DRIVERS:
                 frame = _kml_columns(frame)
             rows = len(frame)
-            yield text.batch(path, first_row, frame, geometry)
+            batch = text.batch(path, first_row, frame, geometry)
+            batch.wkb = wkb
+            yield batch
             first_row += rows
 
 
@@ -588,7 +594,7 @@ def _read_dgn(path: Path, source: SourceSpec, batch_size: int) -> Iterator[Batch
         ),
         raw_strings=True,
     )
-    geometry = _geometries(frame.pop(geometry_column))
+    geometry = _geometries(frame.pop(geometry_column).to_numpy())
     text = TextDecoder(path, source.encoding, raw=True, format_name="DGN")
     if level is not None:
         on_level = (frame["Level"] == level).to_numpy()

@@ -206,7 +206,7 @@ def run_job(
         try:
             with conn.transaction():
                 target = TargetTable.introspect(conn, job.table)
-                stage = work.load(files, target, progress)
+                stage = work.load(files, target, progress, run_id)
                 record_encodings(conn, run_id, work.encodings)
                 result.encoding_report = (
                     "; ".join(
@@ -231,6 +231,7 @@ def run_job(
                     stage.rows,
                     slice_column=job.slice_column,
                     contribution=contribution,
+                    direct=stage.direct,
                 )
                 result.counts.unchanged += work.unchanged
                 result.rows_read, result.rejected = work.rows_read, len(work.rejects)

@@ -1,22 +1,36 @@
-"""Stage normalised rows with COPY into a temporary table inside the run's transaction.
+"""Stage normalised rows with one streaming COPY inside the run's transaction.
 
-The staging table dies with the transaction, so a killed run leaves nothing behind.
-Batches are turned into CSV by Arrow (C++), never row by row in Python.
+Rows go to a temporary staging table (which dies with the transaction, so a killed run leaves
+nothing behind) or, on a first load into a target with no current rows, straight into the
+target (nothing to compare with, so staging and merging would only copy the rows twice).
+
+Batches are encoded as PostgreSQL's binary COPY format from Arrow (pgpq, Rust; geometries as
+WKB, which PostGIS reads without parsing text) and sent by a background thread, so the
+database parses and indexes batch n while Python reads and normalises batch n+1 — on two
+cores, the backend is the second one. Targets with a column type the binary encoder does
+not know fall back to CSV written by Arrow.
 """
 
 from __future__ import annotations
 
 import io
+import queue
+import re
+import threading
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 
-from sdi.errors import ConfigError
+from sdi.errors import ConfigError, WarehouseRefused
 
 STAGE_TABLE = "sdi_stage"
 DELIVERED_TABLE = "sdi_delivered"
@@ -82,14 +96,44 @@ class TargetTable:
         )
 
 
+# SQL type (as format_type writes it) → the Arrow type the binary COPY encoder writes for it.
+_BINARY_TYPES = {
+    "smallint": pa.int16(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "real": pa.float32(),
+    "double precision": pa.float64(),
+    "boolean": pa.bool_(),
+    "text": pa.string(),
+    "date": pa.date32(),
+    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+    "uuid": pa.binary(16),
+    "text[]": pa.list_(pa.string()),
+}
+_GEOMETRY_SRID = re.compile(r"geometry\(\w+,\s*(\d+)\)", re.IGNORECASE)
+
+
+def binary_type(sql_type: str) -> pa.DataType | None:
+    """The Arrow type a column is encoded as for binary COPY (None: not supported)."""
+    if sql_type.startswith(("character varying", "character(")):
+        return pa.string()
+    if sql_type.startswith("geometry"):
+        return pa.binary()  # WKB; PostGIS takes the SRID from the column's type
+    return _BINARY_TYPES.get(sql_type)
+
+
+def geometry_srid(sql_type: str) -> int | None:
+    """The SRID a geometry column's type fixes (``geometry(MultiPolygon,4326)`` → 4326)."""
+    match = _GEOMETRY_SRID.match(sql_type)
+    return int(match.group(1)) if match else None
+
+
 _HEX_DIGITS = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 
 
 def hex_column(blobs: np.ndarray, index: pd.Index) -> pd.Series:
-    """Binary values (WKB) as a column of hex text for COPY, without a Python string per row.
-
-    The hex digits are computed on one byte array and handed to Arrow as a string array
-    (shapely's own hex output is 4× slower).
+    """Binary values (WKB) as a column of hex text for a CSV COPY, without a Python string
+    per row (shapely's own hex output is 4× slower).
 
     >>> hex_column(np.array([b"\\x01\\xab", b"\\xff"], dtype=object), pd.RangeIndex(2)).tolist()
     ['01AB', 'FF']
@@ -107,11 +151,59 @@ def hex_column(blobs: np.ndarray, index: pd.Index) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(array), index=index)
 
 
-class Stage:
-    """A temporary table shaped like the staged columns of a target, filled by COPY."""
+def _array_literal(items: Any) -> str | None:
+    """A tuple of texts as a PostgreSQL array literal (for the CSV fallback)."""
+    if items is None or items is pd.NA or (isinstance(items, float) and items != items):
+        return None
+    quoted = ('"' + str(i).replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items)
+    return "{" + ",".join(quoted) + "}"
 
-    def __init__(self, conn: psycopg.Connection, target: TargetTable, columns: list[str]) -> None:
-        unknown = [c for c in columns if c not in target.columns]
+
+def _arrow_column(values: pd.Series, name: str, sql_type: str, type_: pa.DataType) -> pa.Array:
+    try:
+        if pa.types.is_list(type_) or pa.types.is_binary(type_) or type_ == pa.binary(16):
+            # tuples of texts, WKB, row hashes: Python objects
+            return pa.array(values.to_numpy(dtype=object), type=type_, from_pandas=True)
+        array = pa.array(values, from_pandas=True)
+        return array if array.type == type_ else pc.cast(array, type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise WarehouseRefused(
+            f"column {name}: a value does not fit the warehouse's type {sql_type} ({exc}); "
+            "nothing was written. Fix the delivery or the field's type in the job spec"
+        ) from None
+
+
+class _End:
+    """Queue markers: no more batches (``aborted``: the run failed, cancel the COPY)."""
+
+    def __init__(self, aborted: bool) -> None:
+        self.aborted = aborted
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class Stage:
+    """One streaming COPY of normalised batches, sent by a background thread.
+
+    ``direct``: rows go straight into the target (a first load), with ``constants`` (run_id,
+    valid_from) added to every row; otherwise into a temporary table shaped like the staged
+    columns. Use as a context manager: leaving it with an exception cancels the COPY.
+    """
+
+    QUEUED_BATCHES = 2  # batches normalised ahead of the COPY: bounds memory
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        target: TargetTable,
+        columns: list[str],
+        *,
+        direct: bool = False,
+        constants: dict[str, Any] | None = None,
+    ) -> None:
+        unknown = [c for c in [*columns, *(constants or {})] if c not in target.columns]
         if unknown:
             raise ConfigError(
                 f"{target.schema}.{target.name} has no column(s) {', '.join(unknown)}; "
@@ -120,34 +212,137 @@ class Stage:
             )
         self.conn = conn
         self.columns = columns
+        self.direct = direct
+        self.constants = constants or {}
         self.rows = 0
-        definitions = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(
-                sql.Identifier(c),
-                # any geometry type is staged; the merge casts to the target's (e.g. ST_Multi)
-                sql.SQL("geometry" if c == "geom" else target.columns[c]),
+        self.geometry_srid = geometry_srid(target.columns.get("geom", ""))
+        copied = [*columns, *self.constants]
+        self._sql_types = {c: target.columns[c] for c in copied}
+        if not direct:
+            # any geometry type is staged (the merge casts to the target's); the SRID is fixed
+            # by the column so that WKB without one (cheaper to write) takes it
+            self._sql_types = {
+                c: (
+                    f"geometry(Geometry,{self.geometry_srid})"
+                    if c == "geom" and self.geometry_srid
+                    else "geometry"
+                    if c == "geom"
+                    else t
+                )
+                for c, t in self._sql_types.items()
+            }
+            definitions = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+                for c, t in self._sql_types.items()
             )
-            for c in columns
-        )
-        conn.execute(
-            sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
-                sql.Identifier(STAGE_TABLE), definitions
+            conn.execute(
+                sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(
+                    sql.Identifier(STAGE_TABLE), definitions
+                )
             )
+        types = {c: binary_type(t) for c, t in self._sql_types.items()}
+        self.binary = all(t is not None for t in types.values())
+        if self.binary:
+            self._schema = pa.schema([(c, t) for c, t in types.items()])
+            self._encoder = ArrowToPostgresBinaryEncoder(self._schema)
+        table = target.qualified if direct else sql.Identifier(STAGE_TABLE)
+        self._statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
+            table,
+            sql.SQL(", ").join(map(sql.Identifier, copied)),
+            sql.SQL("binary" if self.binary else "csv"),
         )
+        self._queue: queue.Queue = queue.Queue(self.QUEUED_BATCHES)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- encoding ------------------------------------------------------------------------
+    def _record_batch(self, frame: pd.DataFrame) -> pa.RecordBatch:
+        arrays = [
+            _arrow_column(frame[c], c, self._sql_types[c], self._schema.field(c).type)
+            for c in self.columns
+        ]
+        for name, value in self.constants.items():
+            arrays.append(pa.repeat(pa.scalar(value, self._schema.field(name).type), len(frame)))
+        return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+
+    def _csv(self, frame: pd.DataFrame) -> bytes:
+        """The fallback for column types the binary encoder does not know: CSV by Arrow."""
+        out = frame[self.columns].copy()
+        for column in self.columns:
+            sql_type = self._sql_types[column]
+            if sql_type.endswith("[]"):
+                out[column] = out[column].map(_array_literal)
+            elif sql_type == "uuid":
+                out[column] = [None if v is None else v.hex() for v in out[column]]
+            elif sql_type.startswith("geometry"):
+                out[column] = hex_column(out[column].to_numpy(), out.index)
+        for name, value in self.constants.items():
+            out[name] = value
+        buffer = io.BytesIO()
+        table = pa.Table.from_pandas(out, preserve_index=False)
+        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
+        return buffer.getvalue()
+
+    def _encode(self, frame: pd.DataFrame) -> bytes:
+        if self.binary:
+            return self._encoder.write_batch(self._record_batch(frame))
+        return self._csv(frame)
+
+    # -- the COPY thread -----------------------------------------------------------------
+    def _send(self) -> None:
+        item = None
+        try:
+            with self.conn.cursor().copy(self._statement) as copy:
+                if self.binary:
+                    copy.write(self._encoder.write_header())
+                while not isinstance(item := self._queue.get(), _End):
+                    copy.write(self._encode(item))
+                if item.aborted:
+                    raise _Cancelled  # psycopg ends the COPY with an error: nothing is kept
+                if self.binary:
+                    copy.write(self._encoder.finish())
+        except _Cancelled:
+            pass
+        except BaseException as exc:  # handed to the main thread, which raises it
+            self._error = exc
+            while not isinstance(item, _End):
+                item = self._queue.get()  # unblock the main thread; it stops at its next write
+
+    def __enter__(self) -> Stage:
+        self._thread = threading.Thread(target=self._send, name="sdi-copy", daemon=True)
+        self._thread.start()
+        return self
 
     def write(self, frame: pd.DataFrame) -> None:
-        """COPY one batch (columns named as in ``self.columns``; geom as hex EWKB)."""
+        """Queue one batch (columns named as in ``self.columns``; geom as WKB bytes)."""
+        if self._error is not None:
+            raise self._error
         if frame.empty:
             return
-        buffer = io.BytesIO()
-        table = pa.Table.from_pandas(frame[self.columns], preserve_index=False)
-        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-            sql.Identifier(STAGE_TABLE), sql.SQL(", ").join(map(sql.Identifier, self.columns))
-        )
-        with self.conn.cursor().copy(statement) as copy:
-            copy.write(buffer.getbuffer())
+        self._queue.put(frame)
         self.rows += len(frame)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._thread is not None
+        self._queue.put(_End(aborted=kind is not None))
+        self._thread.join()
+        if kind is None and self._error is not None:
+            raise self._error
+        if kind is None and not self.direct:
+            self._index()
+
+    def _index(self) -> None:
+        """Index and analyse the staged rows so the merge joins by hash or index, not by scan."""
+        if "natural_key" in self.columns:
+            self.conn.execute(
+                sql.SQL("CREATE INDEX ON {} (natural_key)").format(sql.Identifier(STAGE_TABLE))
+            )
+        self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGE_TABLE)))
 
     def write_delivered(self, keys: list[np.ndarray]) -> None:
         """Every natural key of the delivery (staged, unchanged or rejected): what is not
@@ -157,24 +352,15 @@ class Stage:
                 sql.Identifier(DELIVERED_TABLE)
             )
         )
-        buffer = io.BytesIO()
-        table = pa.table(
-            {"natural_key": pa.array(np.concatenate(keys) if keys else [], type=pa.string())}
-        )
-        pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False))
+        encoder = ArrowToPostgresBinaryEncoder(pa.schema([("natural_key", pa.string())]))
+        array = pa.array(np.concatenate(keys) if keys else [], type=pa.string())
         with self.conn.cursor().copy(
-            sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(sql.Identifier(DELIVERED_TABLE))
+            sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(sql.Identifier(DELIVERED_TABLE))
         ) as copy:
-            copy.write(buffer.getbuffer())
+            copy.write(encoder.write_header())
+            copy.write(encoder.write_batch(pa.record_batch([array], names=["natural_key"])))
+            copy.write(encoder.finish())
         self.conn.execute(
             sql.SQL("CREATE INDEX ON {} (natural_key)").format(sql.Identifier(DELIVERED_TABLE))
         )
         self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(DELIVERED_TABLE)))
-
-    def finish(self) -> None:
-        """Index and analyse the staged rows so the merge joins by hash or index, not by scan."""
-        if "natural_key" in self.columns:
-            self.conn.execute(
-                sql.SQL("CREATE INDEX ON {} (natural_key)").format(sql.Identifier(STAGE_TABLE))
-            )
-        self.conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(STAGE_TABLE)))

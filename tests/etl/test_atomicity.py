@@ -345,12 +345,15 @@ def test_constraint_violated_during_the_merge(ready: Warehouse) -> None:
     current = np.zeros(len(table), dtype=bool)
     current[w.rows[w.current]] = True
     table["VINTAGE"] = np.where(current, "2025", "2019")
+    # the current parcels change too (a declared area no delivery had), so the first merge
+    # statement rewrites them before the second one fails
+    table.loc[current, "DIENTICH"] += 0.25
     ha_long = table[table["city"] == "ha_long"]
     assert (ha_long["VINTAGE"] == "2019").any() and (ha_long["VINTAGE"] == "2025").any()
     write_parcels(folder, ha_long, stem="vintage", fields={**PARCEL_FIELDS, "VINTAGE": "str:7"})
 
     env = w.env(folder, SDI_JOBS_DIR=str(jobs))
-    # Every current Hạ Long parcel gets a new version (admin_vintage is now part of its hash).
+    # Every current Hạ Long parcel gets a new version (its declared area changed).
     rewritten = int((ha_long["VINTAGE"] == "2025").sum())
     _run_into_error(w, env, "land_parcels_vintage", "admin_vintage", written=2 * rewritten)
 
