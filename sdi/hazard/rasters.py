@@ -285,9 +285,14 @@ def zonal_stats(
         raise ZonalStatsError("zonal_stats: raster must be the name of a raster layer")
     if threshold is None and raster.startswith("flood_depth"):
         threshold = DEPTH_THRESHOLD_M
-    if threshold is not None and not math.isfinite(float(threshold)):
-        raise ZonalStatsError(f"zonal_stats: threshold must be a number, not {threshold!r}")
-    threshold = None if threshold is None else float(threshold)
+    if threshold is not None:
+        try:
+            value = float(threshold)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise ZonalStatsError(f"zonal_stats: threshold must be a number, not {threshold!r}")
+        threshold = value
     owned = conn is None
     if owned:
         from sdi.db import connect

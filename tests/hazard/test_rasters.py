@@ -161,6 +161,12 @@ def test_bad_polygons_are_clear_client_errors(polygon, message: str) -> None:
     assert caught.value.http_status == 400 and isinstance(caught.value, ValueError)
 
 
+@pytest.mark.parametrize("threshold", ["deep", float("nan"), [1]])
+def test_bad_threshold_is_a_clear_client_error(threshold) -> None:
+    with pytest.raises(ZonalStatsError, match="threshold must be a number"):
+        zonal_stats(POLYGON, "elevation", threshold=threshold)
+
+
 def test_unknown_raster_layer_names_the_known_ones(loaded, settings) -> None:
     with pytest.raises(ZonalStatsError, match=r"unknown raster layer 'depth'.*elevation"):
         zonal_stats(POLYGON, "depth", settings)
