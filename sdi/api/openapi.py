@@ -7,6 +7,7 @@ them. We replace each with a local component from ``openapi_components.yml``.
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from sdi.errors import ConfigError
 
 _FEATURES = "https://schemas.opengis.net/ogcapi/features/part1/1.0/openapi/ogcapi-features-1.yaml"
 _TILES = "https://schemas.opengis.net/ogcapi/tiles/part1/1.0/openapi/ogcapi-tiles-1.yaml"
+_PROCESSES = "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi"
+_EDR = "https://schemas.opengis.net/ogcapi/edr/1.0/openapi"
 # remote reference → local one (the fragment is kept for the OGC API Features document)
 _REMOTE = {
     _FEATURES: "#",
@@ -33,6 +36,17 @@ _REMOTE = {
     "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi/schemas/exception.yaml": (
         "#/components/schemas/exception"
     ),
+    # OGC API - Processes and EDR (sdi.api.processes, sdi.api.edr)
+    **{
+        f"{_PROCESSES}/responses/{name}.yaml": f"#/components/responses/{name}"
+        for name in ("ExecuteAsync", "NotFound", "ProcessList", "ServerError")
+    },
+    f"{_PROCESSES}/schemas/execute.yaml": "#/components/schemas/execute",
+    **{
+        f"{_EDR}/parameters/{name}.yaml": f"#/components/parameters/{name}"
+        for name in ("areaCoords", "bbox", "locationId", "parameter-name", "positionCoords", "z")
+    },
+    f"{_EDR}/schemas/coverageJSON.yaml": "#/components/schemas/coverageJSON",
 }
 
 
@@ -84,4 +98,209 @@ def remote_references(node: Any) -> list[str]:
         return found + [r for v in node.values() for r in remote_references(v)]
     if isinstance(node, list):
         return [r for item in node for r in remote_references(item)]
+    return []
+
+
+# -- the document says what the server does ------------------------------------------------
+# RFC 3339 instants (a date, or a date-time with its offset) and intervals with open ends
+# (".." or empty), calendar-exact (no 31 April, 29 February in leap years only), years
+# 1000-9999: every string the pattern admits is a datetime the server accepts, and
+# sdi.api.contract refuses every other one.
+_YEAR = r"[1-9][0-9]{3}"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_DAY = r"(?:[1-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)-02-29"
+_TIME = (
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+_INSTANT = rf"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})(?:{_TIME})?"
+DATETIME_PATTERN = rf"^(?:{_INSTANT}|(?:{_INSTANT}|\.\.)?/(?:{_INSTANT}|\.\.)?)$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+MAX_OFFSET = 2**63 - 1
+
+_JSONLD = {"schema": {"type": "object"}}
+_TEXT = {"schema": {"type": "string"}}
+_MEDIA = {
+    "html": ("text/html", _TEXT),
+    "jsonld": ("application/ld+json", _JSONLD),
+    "csv": ("text/csv", _TEXT),
+    "mvt": (
+        "application/vnd.mapbox-vector-tile",
+        {"schema": {"type": "string", "format": "binary"}},
+    ),
+}
+
+
+def _resolve(document: dict[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _f_values(document: dict[str, Any], parameters: list) -> list[str]:
+    for raw in parameters:
+        parameter = _resolve(document, raw)
+        if parameter.get("name") == "f" and parameter.get("in") == "query":
+            return list(_resolve(document, parameter.get("schema", {})).get("enum", []))
+    return []
+
+
+def _ok_response(document: dict[str, Any], path: str, operation: dict[str, Any]) -> dict:
+    """The 200 response with a media type for every ``f`` the operation offers."""
+    response = copy.deepcopy(_resolve(document, operation["responses"].get("200", {})))
+    response.setdefault("description", "successful operation")
+    content = response.setdefault("content", {})
+    formats = _f_values(document, operation.get("parameters", []))
+    if path == "/openapi":  # the document itself (whatever f but html asks for) or Swagger UI
+        response["content"] = {
+            "application/vnd.oai.openapi+json;version=3.0": {"schema": {"type": "object"}},
+            "text/html": _TEXT,
+        }
+        return response
+    if path.endswith(("/queryables", "/schema")):  # JSON Schema, whatever JSON f asks for
+        schema = next(iter(content.values()), {}).get("schema", {"type": "object"})
+        content.setdefault("application/schema+json", {"schema": schema})
+        formats = [f for f in formats if f != "jsonld"]
+    for f in formats:
+        if f in _MEDIA:
+            media, body = _MEDIA[f]
+            content.setdefault(media, copy.deepcopy(body))
+    return response
+
+
+def _crs_parameter(name: str, uris: list[str], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
+        "description": description,
+        "schema": {"type": "string", "enum": uris},
+    }
+
+
+def _collection_of(path: str) -> str | None:
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "collections" and parts[2] else None
+
+
+def conform(document: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Make the document say what the server does (checked by schemathesis in the tests).
+
+    pygeoapi 0.24's document and its behaviour disagree in many places; sdi.api.contract
+    enforces the document's parameter schemas, so they have to be exact:
+
+    - every format an operation offers through ``f`` has its media type in the 200 response
+      (JSON-LD, HTML, CSV; JSON Schema for queryables and schemas; the OpenAPI media type);
+    - ``crs`` / ``bbox-crs`` list the collection's own CRSs (an ``enum``, not any URI);
+    - ``datetime`` has a calendar-exact RFC 3339 pattern; ``offset`` a 64-bit maximum;
+      ``lang`` any language tag (others fall back to the server's language, as pygeoapi does);
+    - the items of feature collections declare ``cursor`` (the keyset of our next links);
+      a catalogue (records) has no CSV;
+    - ``/conformance`` answers a conformance declaration, tiles a tileset list and tiles may
+      be 204 (no feature there);
+    - the bbox's corners may come in any order (sdi.api.provider's reading of them).
+    """
+    from pygeoapi.crs import get_supported_crs_list
+
+    document = copy.deepcopy(document)
+    components = document.setdefault("components", {})
+    parameters = components.setdefault("parameters", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.update(_components()["schemas"])  # ours replace pygeoapi's stale ones (tiles)
+    if "lang" in parameters:
+        parameters["lang"]["schema"] = {"type": "string", "default": "en-US"}
+    if "offset" in parameters:
+        parameters["offset"]["schema"]["maximum"] = MAX_OFFSET
+    parameters["datetime"] = copy.deepcopy(_components()["parameters"]["datetime"])
+    parameters["datetime"]["schema"]["pattern"] = DATETIME_PATTERN
+    if "bbox" in parameters:
+        parameters["bbox"]["description"] = _components()["parameters"]["bbox"]["description"]
+
+    for parameter in parameters.values():  # form style: an empty value is an empty array
+        schema = parameter.get("schema", {})
+        if parameter.get("in") == "query" and schema.get("type") == "array":
+            schema.setdefault("minItems", 1)
+    resources = config.get("resources") or {}
+    for path, item in (document.get("paths") or {}).items():
+        operation = (item or {}).get("get")
+        if not operation:
+            continue
+        if path == "/conformance":
+            operation["responses"]["200"] = copy.deepcopy(
+                _components()["responses"]["ConformanceDeclaration"]
+            )
+        elif "200" in operation.get("responses", {}):
+            operation["responses"]["200"] = _ok_response(document, path, operation)
+        for raw in operation.get("parameters", []):  # inline ones (properties, vendor arrays)
+            schema = raw.get("schema", {}) if "$ref" not in raw else {}
+            if raw.get("in") == "query" and schema.get("type") == "array":
+                schema.setdefault("minItems", 1)
+        collection = _collection_of(path)
+        resource = resources.get(collection or "")
+        if not resource:
+            continue
+        providers = resource.get("providers") or []
+        feature = next((p for p in providers if p.get("type") in ("feature", "record")), None)
+        if path.endswith("/items") or path.endswith("/items/{featureId}"):
+            _items_parameters(document, operation, feature, get_supported_crs_list, path)
+        if "/tiles/" in path and path.endswith("{tileCol}"):
+            operation["responses"].setdefault(
+                "204", {"description": "The tile has no features (an empty tile)."}
+            )
+    return document
+
+
+def _items_parameters(
+    document: dict[str, Any],
+    operation: dict[str, Any],
+    provider: dict[str, Any] | None,
+    supported: Any,
+    path: str,
+) -> None:
+    if provider is None:
+        return
+    uris = list(supported(provider))
+    out = []
+    for raw in operation.get("parameters", []):
+        ref = raw.get("$ref", "") if isinstance(raw, dict) else ""
+        name = ref.rsplit("/", 1)[-1] if ref else raw.get("name")
+        if name == "crs":
+            out.append(_crs_parameter("crs", uris, "The CRS of the coordinates in the response."))
+        elif name == "bbox-crs":
+            out.append(_crs_parameter("bbox-crs", uris, "The CRS of the bbox coordinates."))
+        elif name == "f" and not ref and provider.get("type") == "record":
+            f = copy.deepcopy(raw)
+            f["schema"]["enum"] = [v for v in f["schema"].get("enum", []) if v != "csv"]
+            out.append(f)
+        else:
+            out.append(raw)
+    names = _property_names(document, out)
+    if names:  # sortby: the published properties (pygeoapi refuses others with a 400)
+        for i, raw in enumerate(out):
+            if _resolve(document, raw).get("name") == "sortby":
+                sortby = copy.deepcopy(_resolve(document, raw))
+                keys = [f"{sign}{name}" for name in names for sign in ("", "+", "-")]
+                sortby["schema"] = {"type": "array", "minItems": 1, "items": {"enum": keys}}
+                out[i] = sortby
+    if path.endswith("/items") and provider.get("type") == "feature":
+        out.append(copy.deepcopy(_components()["parameters"]["cursor"]))
+        out[-1]["schema"]["pattern"] = CURSOR_PATTERN
+    operation["parameters"] = out
+
+
+def _property_names(document: dict[str, Any], parameters: list) -> list[str]:
+    """The property names the ``properties`` parameter of an operation offers."""
+    for raw in parameters:
+        parameter = _resolve(document, raw)
+        if parameter.get("name") == "properties":
+            items = _resolve(document, parameter.get("schema", {})).get("items", {})
+            return list(items.get("enum", []))
     return []

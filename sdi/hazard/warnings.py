@@ -229,9 +229,10 @@ FROM sdi_facility_buildings
 WHERE parcel_ref IS NULL
 """
 
-# -- the next state of every active warning ---------------------------------------------------
-_WARNING_NEXT = """
-CREATE TEMP TABLE sdi_warning_next ON COMMIT DROP AS
+# -- exposure figures of every area in sdi_warning_zone (keyed by gauge_code) -----------------
+# Shared by the warnings (below) and the "exposure" OGC API process (sdi.api.processes), which
+# fills sdi_warning_zone with one area of its own: one definition of what is exposed.
+_EXPOSURE_CTES = """
 WITH buildings AS (
     SELECT gauge_code, sum(n)::int AS buildings,
            jsonb_object_agg(use_type, n ORDER BY use_type) AS by_use,
@@ -291,11 +292,8 @@ WITH buildings AS (
     JOIN utility.water_pipes_current w ON ST_Intersects(w.geom, z.geom)
     GROUP BY 1
 )
-SELECT n.gauge_code, n.gauge_name, n.river, n.commune_code, n.admin_vintage,
-       n.level, (%(labels)s::text[])[n.level + 1] AS level_label,
-       n.water_level_m, n.observed_at, n.threshold_m, n.next_threshold_m,
-       n.alarm_since, n.level_since, n.peak_water_level_m, n.peak_at,
-       z.return_period_years, coalesce(z.zone_codes, '{}') AS zone_codes,
+"""
+_EXPOSURE_FIGURES = """
        round(ST_Area(z.geom_local)::numeric, 1)::float8 AS zone_area_m2,
        coalesce(b.buildings, 0) AS buildings, coalesce(b.by_use, '{}') AS buildings_by_use,
        coalesce(b.residential_floors, 0) AS residential_floors,
@@ -309,14 +307,36 @@ SELECT n.gauge_code, n.gauge_name, n.river, n.commune_code, n.admin_vintage,
        coalesce(l.n, 0) AS street_lamps,
        coalesce(round(w.length_m::numeric, 2), 0)::float8 AS water_pipes_m,
        coalesce(c.n, 0) AS cameras,
-       jsonb_strip_nulls(jsonb_build_object(
+"""
+_EXPOSURE_DETAIL = """
            'zones', coalesce(z.zones, '[]'),
            'communes', coalesce(z.communes, '[]'),
            'water_pipes', coalesce(w.n, 0),
            'facilities', coalesce(f.listed, '[]'),
            'facilities_not_listed',
                greatest(coalesce(f.critical_facilities, 0) - %(facility_limit)s::int, 0),
-           'model', jsonb_build_object(
+"""
+_EXPOSURE_JOINS = """
+LEFT JOIN buildings b USING (gauge_code)
+LEFT JOIN parcels p USING (gauge_code)
+LEFT JOIN parcels_by_group pg USING (gauge_code)
+LEFT JOIN facilities f USING (gauge_code)
+LEFT JOIN lamps l USING (gauge_code)
+LEFT JOIN cameras c USING (gauge_code)
+LEFT JOIN pipes w USING (gauge_code)
+"""
+
+# -- the next state of every active warning ---------------------------------------------------
+_WARNING_NEXT = f"""
+CREATE TEMP TABLE sdi_warning_next ON COMMIT DROP AS
+{_EXPOSURE_CTES}
+SELECT n.gauge_code, n.gauge_name, n.river, n.commune_code, n.admin_vintage,
+       n.level, (%(labels)s::text[])[n.level + 1] AS level_label,
+       n.water_level_m, n.observed_at, n.threshold_m, n.next_threshold_m,
+       n.alarm_since, n.level_since, n.peak_water_level_m, n.peak_at,
+       z.return_period_years, coalesce(z.zone_codes, '{{}}') AS zone_codes,
+{_EXPOSURE_FIGURES}       jsonb_strip_nulls(jsonb_build_object(
+{_EXPOSURE_DETAIL}           'model', jsonb_build_object(
                'return_period_years', (%(periods)s::int[])[n.level],
                'persons_per_floor', %(persons_per_floor)s::numeric),
            'note', CASE WHEN z.gauge_code IS NULL
@@ -325,13 +345,7 @@ SELECT n.gauge_code, n.gauge_name, n.river, n.commune_code, n.admin_vintage,
        z.geom
 FROM sdi_warning_new n
 LEFT JOIN sdi_warning_zone z USING (gauge_code)
-LEFT JOIN buildings b USING (gauge_code)
-LEFT JOIN parcels p USING (gauge_code)
-LEFT JOIN parcels_by_group pg USING (gauge_code)
-LEFT JOIN facilities f USING (gauge_code)
-LEFT JOIN lamps l USING (gauge_code)
-LEFT JOIN cameras c USING (gauge_code)
-LEFT JOIN pipes w USING (gauge_code)
+{_EXPOSURE_JOINS}
 """
 
 # Columns of a warning version besides the bookkeeping (id, natural_key, run_id, valid_*).
@@ -469,6 +483,34 @@ def _run(conn: psycopg.Connection, statement: str, params: dict | None = None) -
     return rowcount
 
 
+def _model_params(settings: Settings) -> dict:
+    """The numbers of the model (sdi.hazard.model) as query parameters."""
+    return {
+        "srid": settings.province_srid,
+        "periods": [model.LEVEL_RETURN_PERIOD_YEARS[level] for level in (1, 2, 3)],
+        "labels": [model.LEVEL_LABELS[level] for level in (0, 1, 2, 3)],
+        "none": model.LEVEL_LABELS[0],
+        "persons_per_floor": model.PERSONS_PER_FLOOR,
+        "groups": Jsonb(model.land_use_group_of()),
+        "other": model.OTHER_GROUP,
+        "facilities": Jsonb(
+            [{"kind": k, "code": c, "use_type": u} for k, c, u in model.FACILITIES]
+        ),
+        "facility_limit": model.FACILITY_LIST_LIMIT,
+    }
+
+
+def _expose(conn: psycopg.Connection, params: dict) -> None:
+    """What lies in each area of sdi_warning_zone: the sdi_exposed_* temporary tables."""
+    _run(conn, _EXPOSED_BUILDINGS)
+    _run(conn, "ANALYZE sdi_exposed_buildings")
+    _run(conn, _EXPOSED_PARCELS, params)
+    _run(conn, "ANALYZE sdi_exposed_parcels")
+    _run(conn, _FACILITY_PARCELS, params)
+    _run(conn, _FACILITY_BUILDINGS, params)
+    _run(conn, _EXPOSED_FACILITIES)
+
+
 def recompute(
     conn: psycopg.Connection,
     run_id: int,
@@ -485,20 +527,7 @@ def recompute(
     settings = settings or get_settings()
     start = time.perf_counter()
     result = RecomputeResult(run_id)
-    params = {
-        "run_id": run_id,
-        "srid": settings.province_srid,
-        "periods": [model.LEVEL_RETURN_PERIOD_YEARS[level] for level in (1, 2, 3)],
-        "labels": [model.LEVEL_LABELS[level] for level in (0, 1, 2, 3)],
-        "none": model.LEVEL_LABELS[0],
-        "persons_per_floor": model.PERSONS_PER_FLOOR,
-        "groups": Jsonb(model.land_use_group_of()),
-        "other": model.OTHER_GROUP,
-        "facilities": Jsonb(
-            [{"kind": k, "code": c, "use_type": u} for k, c, u in model.FACILITIES]
-        ),
-        "facility_limit": model.FACILITY_LIST_LIMIT,
-    }
+    params = {"run_id": run_id, **_model_params(settings)}
     with conn.transaction():
         # One recompute at a time (loads of different input tables may finish together);
         # readers of the warnings are never blocked.
@@ -510,13 +539,7 @@ def recompute(
         _run(conn, _PEAK)
         _run(conn, _ZONES, params)
         _run(conn, _ZONES_LOCAL, params)
-        _run(conn, _EXPOSED_BUILDINGS)
-        _run(conn, "ANALYZE sdi_exposed_buildings")
-        _run(conn, _EXPOSED_PARCELS, params)
-        _run(conn, "ANALYZE sdi_exposed_parcels")
-        _run(conn, _FACILITY_PARCELS, params)
-        _run(conn, _FACILITY_BUILDINGS, params)
-        _run(conn, _EXPOSED_FACILITIES)
+        _expose(conn, params)
         _run(conn, _WARNING_NEXT, params)
         _run(conn, _IDS)
         _run(conn, _EVENTS, params)
@@ -556,3 +579,140 @@ def recompute(
             ),
         )
     return result
+
+
+# -- exposure of any area (the OGC API process "exposure") --------------------------------------
+class ExposureInputError(ValueError):
+    """The area, gauge or water level asked about cannot be used (a client error)."""
+
+
+_POLYGON_AREA = """
+CREATE TEMP TABLE sdi_warning_zone ON COMMIT DROP AS
+SELECT 'area'::text AS gauge_code, '{}'::text[] AS zone_codes, NULL::int AS return_period_years,
+       '[]'::jsonb AS zones,
+       (SELECT coalesce(jsonb_agg(c.commune_code ORDER BY c.commune_code), '[]')
+        FROM admin.communes_current c WHERE ST_Intersects(c.geom, a.geom)) AS communes,
+       a.geom
+FROM (SELECT ST_Multi(ST_GeomFromWKB(%(wkb)s, 4326))::geometry(MultiPolygon, 4326) AS geom) a
+"""
+_GAUGE_LEVEL = """
+CREATE TEMP TABLE sdi_warning_new ON COMMIT DROP AS
+SELECT gauge_code, %(level)s::int AS level FROM hazard.gauges_current WHERE gauge_code = %(gauge)s
+"""
+_EXPOSURE_OF_AREAS = f"""
+{_EXPOSURE_CTES}
+SELECT z.zone_codes, z.return_period_years,
+{_EXPOSURE_FIGURES}       jsonb_strip_nulls(jsonb_build_object(
+{_EXPOSURE_DETAIL}           'model', jsonb_build_object(
+               'persons_per_floor', %(persons_per_floor)s::numeric)
+       )) AS detail,
+       ST_AsGeoJSON(z.geom, 7)::json AS geometry,
+       ST_AsBinary(z.geom) AS wkb
+FROM sdi_warning_zone z
+{_EXPOSURE_JOINS}
+"""
+_FIGURES = (
+    "zone_codes",
+    "return_period_years",
+    "zone_area_m2",
+    "buildings",
+    "buildings_by_use",
+    "residential_floors",
+    "residents_estimate",
+    "parcels",
+    "parcels_by_group",
+    "parcel_area_by_group_m2",
+    "schools",
+    "health_facilities",
+    "state_offices",
+    "critical_facilities",
+    "street_lamps",
+    "water_pipes_m",
+    "cameras",
+    "detail",
+)
+
+
+def _exposure_in_transaction(conn: psycopg.Connection, params: dict) -> tuple[dict, bytes | None]:
+    _expose(conn, params)
+    row = conn.execute(_EXPOSURE_OF_AREAS, params).fetchone()
+    if row is None:  # no area: nothing exposed
+        return {}, None
+    *values, geometry, wkb = row
+    figures = dict(zip(_FIGURES, values, strict=True))
+    return {"figures": figures, "geometry": geometry}, bytes(wkb)
+
+
+def _drop_temp(conn: psycopg.Connection) -> None:
+    for table in _TEMP_TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
+
+
+def exposure_of_area(
+    conn: psycopg.Connection, area_wkb: bytes, settings: Settings | None = None
+) -> tuple[dict, bytes | None]:
+    """What lies in a (multi)polygon (EPSG:4326, WKB): the figures of a warning's exposure.
+
+    Returns ``({"figures": {...}, "geometry": GeoJSON}, wkb)``. Runs in a transaction of its
+    own (a savepoint inside the caller's), only temporary tables are written.
+    """
+    params = _model_params(settings or get_settings())
+    with conn.transaction():
+        _drop_temp(conn)
+        _run(conn, _POLYGON_AREA, {"wkb": area_wkb})
+        _run(conn, "ALTER TABLE sdi_warning_zone ADD COLUMN geom_local geometry")
+        _run(
+            conn,
+            "UPDATE sdi_warning_zone SET geom_local = ST_Transform(geom, %(srid)s::int)",
+            params,
+        )
+        result = _exposure_in_transaction(conn, params)
+        _drop_temp(conn)
+    return result
+
+
+def gauge_thresholds(conn: psycopg.Connection, gauge_code: str) -> tuple[float, float, float]:
+    """Alarm levels I–III of a current gauge; ExposureInputError naming the known ones if none."""
+    row = conn.execute(
+        "SELECT alarm_level_1, alarm_level_2, alarm_level_3 FROM hazard.gauges_current "
+        "WHERE gauge_code = %s",
+        (gauge_code,),
+    ).fetchone()
+    if row is None:
+        known = [
+            c
+            for (c,) in conn.execute(
+                "SELECT gauge_code FROM hazard.gauges_current ORDER BY 1 LIMIT 50"
+            )
+        ]
+        raise ExposureInputError(
+            f"unknown gauge {gauge_code!r}; gauges: {', '.join(known) or 'none loaded'}"
+        )
+    return row
+
+
+def exposure_of_gauge_level(
+    conn: psycopg.Connection,
+    gauge_code: str,
+    water_level_m: float,
+    settings: Settings | None = None,
+) -> tuple[int, tuple[float, float, float], dict, bytes | None]:
+    """What a warning of ``gauge_code`` would expose if the river stood at ``water_level_m``.
+
+    The level and its zones are chosen exactly as for a real warning (``recompute``).
+    Returns (level, thresholds, {"figures", "geometry"} or {} below alarm I or without zones,
+    the area's WKB or None).
+    """
+    thresholds = gauge_thresholds(conn, gauge_code)
+    level = model.level_of(water_level_m, thresholds)
+    if level == 0:
+        return 0, thresholds, {}, None
+    params = {**_model_params(settings or get_settings()), "gauge": gauge_code, "level": level}
+    with conn.transaction():
+        _drop_temp(conn)
+        _run(conn, _GAUGE_LEVEL, params)
+        _run(conn, _ZONES, params)
+        _run(conn, _ZONES_LOCAL, params)
+        exposure, wkb = _exposure_in_transaction(conn, params)
+        _drop_temp(conn)
+    return level, thresholds, exposure, wkb
