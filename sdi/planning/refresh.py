@@ -131,9 +131,12 @@ def _land_use_conflicts(ctx: _Context) -> int:
 # index answers it (an expanded indexed column could not use the index).
 def _permit_matches_building(inner: str) -> str:
     outer = "b" if inner == "p" else "p"
+    # Most permits lie inside their footprint: the planar test settles them before the
+    # geodesic distance is computed.
     return f"""
     {inner}.geom && ST_Expand({outer}.geom, %(box_deg)s)
-    AND ST_DWithin(b.geom::geography, p.geom::geography, %(distance_m)s)
+    AND (ST_Intersects(b.geom, p.geom)
+         OR ST_DWithin(b.geom::geography, p.geom::geography, %(distance_m)s))
 """
 
 
