@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 from starlette.applications import Starlette
 
@@ -88,8 +89,48 @@ def test_dashboard_paths_have_their_own_metrics_route(api: httpx.Client) -> None
 
 
 # -- in the browser ---------------------------------------------------------------------------
+def published(api: httpx.Client) -> set[str]:
+    """The collections an anonymous client sees."""
+    listing = api.get("/collections", params={"f": "json"}).json()["collections"]
+    return {c["id"] for c in listing}
+
+
 @pytest.fixture(scope="module")
-def page(server: str):
+def reported(api: httpx.Client, settings) -> list[int]:
+    """Two open incidents (Hạ Long, Móng Cái) sent by a field app, when incidents are published."""
+    if "incidents" not in published(api):
+        return []
+    from sdi.keys import create_key, revoke_key
+
+    with psycopg.connect(settings.database_url) as conn:
+        record, key = create_key(conn, "operations", "dashboard test app", writes=["incidents"])
+        points = conn.execute(
+            "SELECT DISTINCT ON (city) ST_X(p), ST_Y(p) FROM (SELECT city, commune_code,"
+            " ST_PointOnSurface(geom) p FROM admin.communes_current"
+            " WHERE city IN ('ha_long', 'mong_cai')) c ORDER BY city, commune_code"
+        ).fetchall()
+    ids = []
+    for (lon, lat), category in zip(points, ("flooding", "fallen_tree"), strict=True):
+        feature = {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"category": category, "description": "dashboard test"},
+        }
+        answer = api.post(
+            "/collections/incidents/items",
+            json=feature,
+            headers={"X-API-Key": key, "Content-Type": "application/geo+json"},
+        )
+        assert answer.status_code == 201, answer.text
+        ids.append(int(answer.headers["location"].rsplit("/", 1)[1]))
+    with psycopg.connect(settings.database_url) as conn:
+        revoke_key(conn, record.key_id)
+        conn.commit()
+    return ids
+
+
+@pytest.fixture(scope="module")
+def page(server: str, reported: list[int]):
     """The dashboard loaded in Chromium at wall-screen size, with its data; the browser."""
     if find_chromium() is None:
         pytest.skip(
@@ -132,8 +173,9 @@ def city_counts(db, table: str, condition: str = "true") -> dict[str, int]:
     return {city: n for city, n in rows}
 
 
-def test_city_numbers_equal_the_warehouse(page: Chromium, db) -> None:
+def test_city_numbers_equal_the_warehouse(page: Chromium, db, api: httpx.Client) -> None:
     shown = metrics_on_screen(page)
+    public = published(api)
     expected = {
         "lamps_total": city_counts(db, "utility.street_lamps_current"),
         "lamps_fault": city_counts(db, "utility.street_lamps_current", "t.status = 'fault'"),
@@ -146,6 +188,10 @@ def test_city_numbers_equal_the_warehouse(page: Chromium, db) -> None:
         "warnings": city_counts(db, "hazard.warnings_current"),
     }
     assert sum(expected["lamps_total"].values()) > 0  # the sample data has lamps in every city
+    # With the per-commune operations summary published, the cards are built from it (one
+    # request), else from one count per figure: either way they must equal the warehouse.
+    source = page.evaluate("document.body.dataset.summary")
+    assert source == ("ops_commune_summary" if "ops_commune_summary" in public else "counts")
     for metric, per_city in expected.items():
         for city in CITIES:
             cell = shown[(city, metric)]
@@ -169,13 +215,12 @@ def test_warnings_panel_lists_every_active_warning(page: Chromium, db) -> None:
         assert badge == {1: "I", 2: "II", 3: "III"}[top]
 
 
-def test_incidents_shown_or_clearly_unavailable(page: Chromium, db, api: httpx.Client) -> None:
+def test_incidents_shown_or_clearly_unavailable(
+    page: Chromium, db, api: httpx.Client, reported: list[int]
+) -> None:
     """Open incidents per city when the collection is published; else a visible 'not published'."""
-    published = {
-        c["id"] for c in api.get("/collections", params={"f": "json"}).json()["collections"]
-    }
     shown = metrics_on_screen(page)
-    if "incidents" not in published:
+    if "incidents" not in published(api):
         for city in CITIES:
             assert shown[(city, "incidents_open")]["state"] == "unavailable"
             assert shown[(city, "incidents_open")]["text"] == "—"
@@ -183,13 +228,23 @@ def test_incidents_shown_or_clearly_unavailable(page: Chromium, db, api: httpx.C
             "document.getElementById('incidents-list').textContent"
         )
         return
+    assert len(reported) == 2
     expected = city_counts(db, "ops.incidents", "t.status <> 'resolved'")
+    assert expected["ha_long"] >= 1 and expected["mong_cai"] >= 1
     for city in CITIES:
         assert shown[(city, "incidents_open")]["value"] == str(expected.get(city, 0))
-    total = db.execute("SELECT count(*) FROM ops.incidents WHERE status <> 'resolved'").fetchone()[
-        0
-    ]
+    (total,) = db.execute(
+        "SELECT count(*) FROM ops.incidents WHERE status <> 'resolved'"
+    ).fetchone()
     assert shown[(None, "incidents_open_total")]["value"] == str(total)
+    categories = page.evaluate(
+        "[...document.querySelectorAll('#incidents-list li[data-category]')]"
+        ".map(li => li.dataset.category)"
+    )
+    assert {"flooding", "fallen_tree"} <= set(categories)
+    # the new reports are drawn: red dots of the 'new incident' colour
+    counts = colours(map_pixels(page, page.png))
+    assert sum(n for c, n in counts.items() if near(c, (0xFF, 0x4D, 0x6D), 10)) > 50
 
 
 def map_pixels(page: Chromium, png: bytes) -> Image.Image:
@@ -231,7 +286,7 @@ def test_every_request_stayed_on_the_service(
     page: Chromium, server: str, api: httpx.Client
 ) -> None:
     origin = urlsplit(server)
-    public = {c["id"] for c in api.get("/collections", params={"f": "json"}).json()["collections"]}
+    public = published(api)
     assert page.log.requests, "the browser recorded no request"
     for url in page.log.requests:
         parts = urlsplit(url)

@@ -263,7 +263,7 @@
   const incidentLayer = new ol.layer.Vector({
     source: incidentSource,
     style: (f) => cached(`incident|${f.get("status")}`, () =>
-      circle(COLOURS.incident[f.get("status")] || "#ffffff", 7, "#ffffff")),
+      circle(COLOURS.incident[f.get("status")] || "#ffffff", 9, "#ffffff")),
   });
 
   const map = new ol.Map({
@@ -350,10 +350,26 @@
     }
   }
 
+  // Labels of the categories of etl/codes/incident_categories.yml (a new category shows its code).
+  const CATEGORY_LABEL = {
+    flooding: "Ngập úng · flooding",
+    fallen_tree: "Cây đổ · fallen tree",
+    broken_street_lamp: "Đèn đường hỏng · broken lamp",
+    landslide: "Sạt lở đất · landslide",
+    blocked_drain: "Tắc cống · blocked drain",
+    road_damage: "Hư hỏng mặt đường · road damage",
+    fire: "Cháy · fire",
+    waste: "Rác thải · waste",
+    water_supply: "Sự cố cấp nước · water supply",
+    traffic: "Giao thông · traffic",
+    other: "Khác · other",
+  };
+  const DAY_MS = 86400000;
+
   function renderIncidents(features, available) {
     const list = $("#incidents-list");
     list.replaceChildren();
-    setMetric($("#incidents-total"), available ? features.length : null);
+    setMetric($("#incidents-total"), available ? features.matched ?? features.length : null);
     if (!available) {
       list.appendChild(
         el("li", "empty", "Chưa công bố lớp sự cố · The incidents collection is not published")
@@ -364,15 +380,29 @@
       list.appendChild(el("li", "empty", "Không có sự cố mở · No open incident"));
       return;
     }
+    // How long they have been open: what the centre is judged on.
+    const now = Date.now();
+    const ages = { lt_1d: 0, "1_7d": 0, gt_7d: 0 };
     const byCategory = new Map();
     for (const f of features) {
       const category = f.get("category") || "other";
       byCategory.set(category, (byCategory.get(category) || 0) + 1);
+      const age = now - Date.parse(f.get("reported_at"));
+      ages[age < DAY_MS ? "lt_1d" : age <= 7 * DAY_MS ? "1_7d" : "gt_7d"] += 1;
     }
+    const bands = el("li", "ages");
+    bands.dataset.ages = JSON.stringify(ages);
+    bands.textContent =
+      `< 1 ngày/day: ${ages.lt_1d} · 1–7 ngày/days: ${ages["1_7d"]} · ` +
+      `> 7 ngày/days: ${ages.gt_7d}`;
+    list.appendChild(bands);
     for (const [category, n] of [...byCategory].sort((a, b) => b[1] - a[1])) {
       const item = el("li");
       item.dataset.category = category;
-      item.append(el("span", "", category.replace(/_/g, " ")), el("span", "n", numberFormat.format(n)));
+      item.append(
+        el("span", "", CATEGORY_LABEL[category] || category.replace(/_/g, " ")),
+        el("span", "n", numberFormat.format(n))
+      );
       list.appendChild(item);
     }
   }
@@ -436,6 +466,7 @@
       filter,
     });
     const features = geojson.readFeatures(body);
+    features.matched = body.numberMatched; // more than one page is possible, if unlikely
     if (source) {
       source.clear();
       source.addFeatures(features);
@@ -443,35 +474,78 @@
     return features;
   }
 
-  async function citySummaries(published) {
+  // The city cards: metric → [collection, CQL2 condition, field of ops_commune_summary].
+  const CARD_METRICS = {
+    lamps_total: ["lamps", null, "lamps"],
+    lamps_fault: ["lamps", "status = 'fault'", "lamps_fault"],
+    lamps_off: ["lamps", "status = 'off'", "lamps_off"],
+    lamps_maintenance: ["lamps", "status = 'maintenance'", "lamps_maintenance"],
+    cameras_total: ["cameras", null, "cameras"],
+    cameras_offline: ["cameras", "status = 'offline'", "cameras_offline"],
+    incidents_open: ["incidents", "status <> 'resolved'", "incidents_open"],
+  };
+  const SUMMARY = "ops_commune_summary";
+
+  /** The city cards from the per-commune operations summary: one request for all numbers. */
+  async function citySummariesFromOps(published) {
+    const body = await getJSON(`collections/${SUMMARY}/items`, {
+      limit: MAX_ITEMS,
+      skipGeometry: "true",
+    });
+    const totals = {};
+    let refreshed = "";
+    for (const { properties: p } of body.features || []) {
+      const city = cityOf[p.commune_code] || p.city;
+      if (!city) continue;
+      totals[city] = totals[city] || {};
+      for (const [name, [, , field]] of Object.entries(CARD_METRICS)) {
+        totals[city][name] = (totals[city][name] || 0) + (Number(p[field]) || 0);
+      }
+      if (p.refreshed_at && p.refreshed_at > refreshed) refreshed = p.refreshed_at;
+    }
+    for (const city of CITIES) {
+      const card = $(`.city[data-city="${city.id}"]`);
+      for (const [name, [collection]] of Object.entries(CARD_METRICS)) {
+        const node = $(`[data-metric="${name}"]`, card);
+        node.dataset.city = city.id;
+        // Incidents only when their collection is published (else the summary's 0 would lie).
+        setMetric(node, published.has(collection) ? (totals[city.id] || {})[name] || 0 : null);
+      }
+    }
+    return refreshed;
+  }
+
+  /** The city cards from the collections themselves: numberMatched of one filter each. */
+  async function citySummariesFromCounts(published) {
     const jobs = [];
     for (const city of CITIES) {
       const card = $(`.city[data-city="${city.id}"]`);
       const codes = communesByCity[city.id] || [];
       const inCity = `commune_code IN (${codes.map(quote).join(",")})`;
-      const metric = (name, collection, extra) => {
+      for (const [name, [collection, condition]] of Object.entries(CARD_METRICS)) {
         const node = $(`[data-metric="${name}"]`, card);
         node.dataset.city = city.id;
         if (!published.has(collection)) {
           setMetric(node, null);
-          return;
-        }
-        if (!codes.length) {
+        } else if (!codes.length) {
           setMetric(node, 0); // no commune of that city in the communes layer
-          return;
+        } else {
+          const filter = condition ? `${inCity} AND ${condition}` : inCity;
+          jobs.push(count(collection, filter).then((n) => setMetric(node, n)));
         }
-        const filter = extra ? `${inCity} AND ${extra}` : inCity;
-        jobs.push(count(collection, filter).then((n) => setMetric(node, n)));
-      };
-      metric("lamps_total", "lamps");
-      metric("lamps_fault", "lamps", "status = 'fault'");
-      metric("lamps_off", "lamps", "status = 'off'");
-      metric("lamps_maintenance", "lamps", "status = 'maintenance'");
-      metric("cameras_total", "cameras");
-      metric("cameras_offline", "cameras", "status = 'offline'");
-      metric("incidents_open", "incidents", "status <> 'resolved'");
+      }
     }
     await Promise.all(jobs);
+  }
+
+  async function citySummaries(published) {
+    if (published.has(SUMMARY)) {
+      document.body.dataset.summary = SUMMARY;
+      return citySummariesFromOps(published);
+    }
+    document.body.dataset.summary = "counts";
+    await citySummariesFromCounts(published);
+    return "";
   }
 
   function warningsPerCity(warnings) {
@@ -499,7 +573,7 @@
           published.has("lamps") ? loadLampTileLimits() : null,
         ]);
       }
-      const [warnings, incidents] = await Promise.all([
+      const [warnings, incidents, , , summaryTime] = await Promise.all([
         published.has("warnings") ? loadFeatures("warnings", null, warningSource) : [],
         // The incidents collection may not be published yet: then the panel says so.
         published.has("incidents")
@@ -521,7 +595,10 @@
       document.body.dataset.updated = now.toISOString();
       $("#status-text").textContent =
         `Cập nhật / Updated ${now.toLocaleTimeString("vi-VN")} · ` +
-        `làm mới mỗi / refresh every ${REFRESH_S} s`;
+        `làm mới mỗi / refresh every ${REFRESH_S} s` +
+        (summaryTime
+          ? ` · tổng hợp / summary ${new Date(summaryTime).toLocaleTimeString("vi-VN")}`
+          : "");
       document.body.dataset.state = "ready";
     } catch (error) {
       // Keep the last numbers on screen; say clearly that they are not current.
