@@ -69,35 +69,30 @@ class _Context:
 
 # -- land use in conflict with the zoning plan -------------------------------------------------
 # The zone of a parcel is the zone containing its interior point (ST_PointOnSurface: always
-# inside the parcel, unlike the centroid), the lowest zone id if zones overlap. Driven from the
-# zones (each probes the parcels' GiST index with its box, then tests the points against the
-# same, prepared zone geometry): 6 × faster than one zone look-up per parcel.
+# inside the parcel, unlike the centroid). Driven from the zones: each probes the parcels' GiST
+# index with its box; the cheap array test (codes not all permitted) comes before the point,
+# so only possible conflicts pay for the point-in-zone geometry.
+# Where zones overlap, a parcel conflicting with several is listed once, with the lowest id.
 _CONFLICTS = """
 WITH rules (planned_use, permitted) AS (
     SELECT u, string_to_array(c, ',') FROM unnest(%(uses)s::text[], %(codes)s::text[]) AS t (u, c)
-),
-zone_of AS (
-    SELECT DISTINCT ON (p.id) p.id, z.id AS zone_id
-    FROM land.zoning_current z
-    JOIN land.parcels_current p
-      ON p.geom && z.geom AND ST_Intersects(z.geom, ST_PointOnSurface(p.geom))
-    ORDER BY p.id, z.id
 )
 INSERT INTO planning.land_use_conflicts (
     id, natural_key, commune_code, admin_vintage, sheet_no, parcel_no, land_use_codes,
     conflicting_codes, zone_code, zone_name, planned_land_use, plan_id, area_m2, run_id, geom)
-SELECT p.id, p.natural_key, p.commune_code, p.admin_vintage, p.sheet_no, p.parcel_no,
-       p.land_use_codes, c.codes, z.zone_code, z.zone_name, z.planned_land_use, z.plan_id,
+SELECT DISTINCT ON (p.id)
+       p.id, p.natural_key, p.commune_code, p.admin_vintage, p.sheet_no, p.parcel_no,
+       p.land_use_codes,
+       ARRAY(SELECT DISTINCT code FROM unnest(p.land_use_codes) AS code
+             WHERE code <> ALL (r.permitted) ORDER BY code),
+       z.zone_code, z.zone_name, z.planned_land_use, z.plan_id,
        p.area_m2, %(run_id)s::bigint, p.geom
-FROM zone_of o
-JOIN land.zoning_current z ON z.id = o.zone_id
+FROM land.zoning_current z
 JOIN rules r ON r.planned_use = z.planned_land_use
-JOIN land.parcels_current p ON p.id = o.id
-CROSS JOIN LATERAL (
-    SELECT ARRAY(SELECT DISTINCT code FROM unnest(p.land_use_codes) AS code
-                 WHERE code <> ALL (r.permitted) ORDER BY code) AS codes
-) c
-WHERE c.codes <> '{}'
+JOIN land.parcels_current p ON p.geom && z.geom
+WHERE NOT (p.land_use_codes <@ r.permitted)
+  AND ST_Intersects(z.geom, ST_PointOnSurface(p.geom))
+ORDER BY p.id, z.id
 """
 
 
@@ -314,15 +309,21 @@ def _hazard_buildings(ctx: _Context) -> int:
 # 1: all groups in equal shares).
 _INDICATORS = """
 WITH groups (code, grp) AS (SELECT * FROM unnest(%(codes)s::text[], %(groups)s::text[])),
-parcel_codes AS (
+-- One pass over the parcels of known communes: area per commune and code. Each parcel adds
+-- 1 / (its number of codes) per code, so the shares add up to the number of parcels.
+code_areas AS (
     SELECT p.commune_code, p.admin_vintage, c.code,
-           coalesce(p.area_m2, ST_Area(ST_Transform(p.geom, %(srid)s)))
-             / cardinality(p.land_use_codes) AS area
-    FROM land.parcels_current p CROSS JOIN LATERAL unnest(p.land_use_codes) AS c (code)
+           sum(coalesce(p.area_m2, ST_Area(ST_Transform(p.geom, %(srid)s)))
+               / cardinality(p.land_use_codes)) AS area,
+           sum(1.0 / cardinality(p.land_use_codes)) AS parcel_shares
+    FROM land.parcels_current p
+    JOIN admin.communes_current USING (commune_code, admin_vintage)
+    CROSS JOIN LATERAL unnest(p.land_use_codes) AS c (code)
+    GROUP BY 1, 2, 3
 ),
 by_group AS (
     SELECT commune_code, admin_vintage, coalesce(g.grp, %(other)s) AS grp, sum(area) AS area
-    FROM parcel_codes LEFT JOIN groups g USING (code)
+    FROM code_areas LEFT JOIN groups g USING (code)
     GROUP BY 1, 2, 3
 ),
 mix AS (
@@ -337,16 +338,19 @@ mix AS (
 ),
 green AS (
     SELECT commune_code, admin_vintage, sum(area) AS area
-    FROM parcel_codes WHERE code = ANY (%(green)s::text[])
+    FROM code_areas WHERE code = ANY (%(green)s::text[])
     GROUP BY 1, 2
 ),
 parcels AS (
-    SELECT commune_code, admin_vintage, count(*) AS n FROM land.parcels_current GROUP BY 1, 2
+    SELECT commune_code, admin_vintage, round(sum(parcel_shares))::integer AS n
+    FROM code_areas GROUP BY 1, 2
 ),
 buildings AS (
-    SELECT commune_code, admin_vintage, count(*) AS n,
-           sum(coalesce(footprint_m2, ST_Area(ST_Transform(geom, %(srid)s)))) AS footprint
-    FROM construction.buildings_current GROUP BY 1, 2
+    SELECT b.commune_code, b.admin_vintage, count(*) AS n,
+           sum(coalesce(b.footprint_m2, ST_Area(ST_Transform(b.geom, %(srid)s)))) AS footprint
+    FROM construction.buildings_current b
+    JOIN admin.communes_current USING (commune_code, admin_vintage)
+    GROUP BY 1, 2
 )
 INSERT INTO planning.commune_indicators (
     id, natural_key, commune_code, admin_vintage, commune_name, city, commune_area_m2,
