@@ -49,6 +49,12 @@ def _inside(
     problems.expect(bad == 0, f"{label}: {bad} vertices/points outside their commune")
 
 
+def _inside_lonlat(p: _Problems, label: str, communes: pd.DataFrame, df: pd.DataFrame) -> None:
+    """The lon/lat columns of a CSV lie in the commune of their commune_code."""
+    codes = df["commune_code"].to_numpy()
+    _inside(p, label, communes, codes, df["lon"].to_numpy(), df["lat"].to_numpy())
+
+
 def _vertices_lonlat(geoms: np.ndarray, epsg: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     coords, index = shapely.get_coordinates(geoms, return_index=True)
     if epsg == WGS84_EPSG:
@@ -202,14 +208,7 @@ def _check_utility(p: _Problems, out: Path, manifest: dict, communes: pd.DataFra
     wifi = pd.read_csv(out / "utility/wifi_hotspots.csv", dtype={"commune_code": str})
     _rows(p, manifest, "utility/wifi_hotspots.csv", len(wifi))
     p.expect((wifi["hotspot_id"].str.startswith("HL-")).sum() == 107, "wifi: Hạ Long not 107")
-    _inside(
-        p,
-        "wifi",
-        communes,
-        wifi["commune_code"].to_numpy(),
-        wifi["lon"].to_numpy(),
-        wifi["lat"].to_numpy(),
-    )
+    _inside_lonlat(p, "wifi", communes, wifi)
 
     cameras = pyogrio.read_dataframe(out / "utility/cameras.geojson")
     _rows(p, manifest, "utility/cameras.geojson", len(cameras))
@@ -229,14 +228,7 @@ def _check_utility(p: _Problems, out: Path, manifest: dict, communes: pd.DataFra
 
     sensors = pd.read_csv(out / "utility/env_sensors.csv", dtype={"commune_code": str})
     _rows(p, manifest, "utility/env_sensors.csv", len(sensors))
-    _inside(
-        p,
-        "sensors",
-        communes,
-        sensors["commune_code"].to_numpy(),
-        sensors["lon"].to_numpy(),
-        sensors["lat"].to_numpy(),
-    )
+    _inside_lonlat(p, "sensors", communes, sensors)
 
 
 def _check_hazard(p: _Problems, out: Path, manifest: dict, communes: pd.DataFrame) -> None:
@@ -281,14 +273,7 @@ def _check_hazard(p: _Problems, out: Path, manifest: dict, communes: pd.DataFram
         ((gauges["alarm_1"] < gauges["alarm_2"]) & (gauges["alarm_2"] < gauges["alarm_3"])).all(),
         "gauges: alarm levels not increasing",
     )
-    _inside(
-        p,
-        "gauges",
-        communes,
-        gauges["commune_code"].to_numpy(),
-        gauges["lon"].to_numpy(),
-        gauges["lat"].to_numpy(),
-    )
+    _inside_lonlat(p, "gauges", communes, gauges)
     readings = pd.read_csv(out / "hazard/gauge_readings.csv")
     _rows(p, manifest, "hazard/gauge_readings.csv", len(readings))
     last = readings.groupby("gauge_id")["observed_at"].max()
