@@ -7,6 +7,8 @@ pygeoapi builds its app at import time from PYGEOAPI_CONFIG and PYGEOAPI_OPENAPI
    last-resort 500 with an OGC exception body;
 2. :class:`sdi.api.contract.MethodContract`: 405 for a method the OpenAPI document has not;
    :class:`sdi.api.auth.AccessControl`: API keys, internal layers hidden, no anonymous writes;
+   :class:`sdi.dashboard.Dashboard`: ``/dashboard/``, the operations-centre page (static files
+   that read the public API from the browser, anonymously); every other path goes on to
 3. :class:`sdi.api.incidents.IncidentWrites`: writes to incident collections (Part 4) carry
    the writer to the provider; PATCH as a partial PUT; DELETE refused;
    :class:`sdi.api.media.ItemsMedia`: items as ``application/geo+json``, CQL2 JSON in GET;
@@ -84,7 +86,6 @@ def build(settings=None):
         if resource.get("type") in ("collection", "stac-collection")
     ]
     policy = AccessPolicy(load_layers(settings), collections)
-    # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
     # CallerHeader: the job manager's view of who asks (sdi.api.processes)
     processes.install()
     # Writes to incident collections carry the writer (identified by the access control) to
@@ -93,6 +94,7 @@ def build(settings=None):
         ItemsMedia(QueryContract(CallerHeader(pygeoapi_app), OPENAPI)), CONFIG
     )
     document_writes(OPENAPI, writes.collections)
+    # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
     inner = Dashboard(writes)
     protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
     return ops.Operations(

@@ -10,6 +10,7 @@ exceptions, every request it sends — so tests can assert on them, and takes sc
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -66,10 +67,13 @@ class PageLog:
 class Chromium:
     """One headless Chromium with one page, driven over ``--remote-debugging-pipe``.
 
-    >>> # with Chromium(width=1920, height=1080) as browser:
-    >>> #     browser.navigate("http://127.0.0.1:5000/dashboard/")
-    >>> #     browser.wait_for("document.body.dataset.state === 'ready'")
-    >>> #     png = browser.screenshot()
+    Usage::
+
+        with Chromium(width=1920, height=1080) as browser:
+            browser.navigate("http://127.0.0.1:5000/dashboard/")
+            browser.wait_for("document.body.dataset.state === 'ready'")
+            png = browser.screenshot()
+            assert browser.log.errors() == []
     """
 
     def __init__(self, width: int = 1920, height: int = 1080, timeout: float = 60) -> None:
@@ -90,7 +94,8 @@ class Chromium:
         to_child_r, from_child_w = (_high_fd(fd) for fd in (to_child_r, from_child_w))
 
         # The protocol's descriptors must be 3 and 4 in Chromium: bash moves them there.
-        redirect = f'exec "$0" "$@" 3<&{to_child_r} {to_child_r}<&- 4>&{from_child_w} {from_child_w}>&-'
+        r, w = to_child_r, from_child_w
+        redirect = f'exec "$0" "$@" 3<&{r} {r}<&- 4>&{w} {w}>&-'
         args = [
             "/bin/bash",  # dash takes single-digit descriptors only
             "-c",
@@ -270,17 +275,17 @@ class Chromium:
     def close(self) -> None:
         if self._process.poll() is None:
             try:
-                os.write(self._to_child, json.dumps({"id": 0, "method": "Browser.close"}).encode()
-                         + b"\0")
+                os.write(
+                    self._to_child,
+                    json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0",
+                )
                 self._process.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 self._process.kill()
                 self._process.wait()
         for fd in (self._to_child, self._from_child):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._profile.cleanup()
 
     def __enter__(self) -> Chromium:
