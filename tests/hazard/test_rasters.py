@@ -32,33 +32,22 @@ from rasterio.transform import from_origin
 from sdi.etl.runner import run_job
 from sdi.etl.spec import load_job
 from sdi.hazard.rasters import ZonalStatsError, stats_over_files, zonal_stats
+from sdi.settings import PROJECT_DIR
 
 X0, Y0 = 463_000.0, 2_360_000.0  # Xã Tiên Yên: no sample raster near
 TO_LONLAT = Transformer.from_crs(5899, 4326, always_xy=True)
 FIXTURE_KIND = "flood_depth_fixture"
 
-RASTER_JOB = f"""
-title: Fixture rasters
-kind: raster
-source:
-  path: fx_*.tif
-target:
-  table: hazard.rasters
-  mode: replace_slice
-  slice: kind
-natural_key: name
-fields:
-  name: name
-  kind: {{value: {FIXTURE_KIND}}}
-  path: path
-  sha256: sha256
-  source_srid: {{from: source_srid, type: integer}}
-  width: {{from: width, type: integer}}
-  height: {{from: height, type: integer}}
-  pixel_size: {{from: pixel_size, type: float}}
-  nodata: {{from: nodata, type: float}}
-  unit: {{value: m}}
-"""
+FLOOD_DEPTH_JOB = PROJECT_DIR / "etl" / "jobs" / "hazard_flood_depth.yml"
+
+
+def fixture_job(path: Path) -> Path:
+    """The shipped flood-depth job, reading the fixture files into a kind of their own."""
+    text = FLOOD_DEPTH_JOB.read_text(encoding="utf-8")
+    assert "hazard/flood_depth_*.tif" in text and "{value: flood_depth_100y}" in text
+    text = text.replace("hazard/flood_depth_*.tif", "fx_*.tif")
+    path.write_text(text.replace("flood_depth_100y", FIXTURE_KIND), encoding="utf-8")
+    return path
 
 
 def lonlat(geom_5899: shapely.Geometry) -> shapely.Geometry:
@@ -121,9 +110,8 @@ def test_hand_checked_fixture_counts_each_place_once_and_skips_nodata(fixture_ra
 def test_fixture_through_the_etl_and_the_catalogue(
     fixture_rasters, tmp_path: Path, migrated: str, settings
 ) -> None:
-    spec = tmp_path / "jobs" / "fixture_rasters.yml"
-    spec.parent.mkdir()
-    spec.write_text(RASTER_JOB, encoding="utf-8")
+    (tmp_path / "jobs").mkdir()
+    spec = fixture_job(tmp_path / "jobs" / "fixture_rasters.yml")
     local = settings.model_copy(update={"source_dir": tmp_path})
     try:
         result = run_job(load_job(spec, local), migrated, settings=local, force=True)
