@@ -90,8 +90,11 @@ def test_qgis_opens_the_project_and_the_styled_postgis_layers(
     for layer in public:
         got = out["layers"][layer_id(layer)]
         assert got["valid"] and got["provider"] == "OAPIF", layer.id
-        if layer.table in filled:
-            assert got["feature"] is not None, f"{layer.id}: no feature read through OAPIF"
+        if layer.table not in filled:
+            # QGIS 3.22 learns an OAPIF layer's geometry type from its first features: an
+            # empty collection opens valid but without geometry, hence without a renderer
+            continue
+        assert got["feature"] is not None, f"{layer.id}: no feature read through OAPIF"
         style = layer.style or f"default_{kinds[layer.id]}"
         assert _renderer(got) == expected_renderer(settings.layers_dir, style), layer.id
     assert {"parcels", "zoning", "buildings", "lamps", "flood_zones", "warnings"} <= {
