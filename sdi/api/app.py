@@ -32,6 +32,8 @@ from starlette.responses import JSONResponse
 
 from sdi.api import ops, processes
 from sdi.api.auth import AccessControl, AccessPolicy, KeyVerifier, database_lookup
+from sdi.api.changes import ROUTES as CHANGE_ROUTES
+from sdi.api.changes import ChangeFeed
 from sdi.api.contract import MethodContract, QueryContract
 from sdi.api.incidents import IncidentWrites, document_writes
 from sdi.api.media import ItemsMedia
@@ -85,7 +87,8 @@ def build(settings=None):
         for name, resource in CONFIG.get("resources", {}).items()
         if resource.get("type") in ("collection", "stac-collection")
     ]
-    policy = AccessPolicy(load_layers(settings), collections)
+    layers = load_layers(settings)
+    policy = AccessPolicy(layers, collections)
     # CallerHeader: the job manager's view of who asks (sdi.api.processes)
     processes.install()
     # Writes to incident collections carry the writer (identified by the access control) to
@@ -95,14 +98,15 @@ def build(settings=None):
     )
     document_writes(OPENAPI, writes.collections)
     # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
-    inner = Dashboard(writes)
+    # /collections/{id}/changes (sdi.api.changes), inside the access control too
+    inner = Dashboard(ChangeFeed(writes, layers, CONFIG["server"]["url"]))
     protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
     return ops.Operations(
         MethodContract(protected, OPENAPI),
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),
-        routes=ops.route_templates([*DASHBOARD_ROUTES, *api_routes]),
+        routes=ops.route_templates([*DASHBOARD_ROUTES, *CHANGE_ROUTES, *api_routes]),
     )
 
 

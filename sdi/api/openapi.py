@@ -221,14 +221,17 @@ def conform(document: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         parameters["offset"]["schema"]["maximum"] = MAX_OFFSET
     parameters["datetime"] = copy.deepcopy(_components()["parameters"]["datetime"])
     parameters["datetime"]["schema"]["pattern"] = DATETIME_PATTERN
-    if "bbox" in parameters:
-        parameters["bbox"]["description"] = _components()["parameters"]["bbox"]["description"]
+    if "bbox" in parameters:  # ours: 4 or 6 numbers (pygeoapi's admits 5), corners in any order
+        parameters["bbox"] = copy.deepcopy(_components()["parameters"]["bbox"])
 
     for parameter in parameters.values():  # form style: an empty value is an empty array
         schema = parameter.get("schema", {})
         if parameter.get("in") == "query" and schema.get("type") == "array":
             schema.setdefault("minItems", 1)
     resources = config.get("resources") or {}
+    from sdi.api.changes import openapi_paths  # the change feed's paths (sdi.api.changes)
+
+    document.setdefault("paths", {}).update(openapi_paths(resources))
     for path, item in (document.get("paths") or {}).items():
         operation = (item or {}).get("get")
         if not operation:

@@ -1,0 +1,396 @@
+"""Change feed: what changed in a collection since an instant or an ETL run.
+
+See ``docs/change-feed.md``.
+
+``GET /collections/{id}/changes?since=<ISO 8601 instant with offset | run id>`` answers a GeoJSON
+FeatureCollection of the features that differ between the state at ``since`` and the state at
+``until`` (a watermark chosen by the server, see below), each with ``change``: ``added`` (no
+version at ``since``), ``changed`` (another version) or ``removed`` (no version at ``until``:
+retired, or for warnings cleared), the published properties and the geometry of the version at
+``until`` (for a removal: the last version), and ``run_id`` (the ETL run that wrote that
+version), ``valid_from`` and ``valid_to``. A feature that appeared and disappeared inside the
+window is not listed; one that changed several times is listed once, as it is at ``until``.
+
+Any collection whose source is a versioned warehouse table (``<table>_current`` over a table
+with ``id``, ``version_id``, ``valid_from``, ``valid_to``, ``run_id`` — every ETL feature table
+and ``hazard.warnings``) has a feed; others answer 400 saying so.
+
+**Never missing a change.** A version's ``valid_from``/``valid_to`` is the start of the
+transaction that wrote it, which can commit after later-starting ones. ``until`` is therefore
+the start of the oldest transaction still running (or now, if none): everything before it is
+committed, so a client that asks next with ``since=<until>`` (the ``poll`` link) sees every
+change exactly once or more, never less. A ``since`` run id means "after that run took
+effect" (``etl.run_time``); the response lists the runs that finished in the window.
+
+**Pages** of ``limit`` (default 100, at most 10 000) features in ``id`` order; the ``next``
+link carries ``until`` and ``after`` (the last id), so every page describes the same window.
+
+**Access control.** The route sits inside :class:`sdi.api.auth.AccessControl`: a collection
+hidden from the caller arrives here under an id no layer has, and gets pygeoapi's own "not
+found", like every other path under it. Only the layer's published properties are ever
+selected (personal fields only where the layer publishes them to its own readers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import psycopg
+from psycopg import sql
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sdi.api.auth import send_body, send_error
+from sdi.publish.layers import Layer
+
+LOGGER = logging.getLogger("sdi.api.changes")
+
+PATH = re.compile(r"^/collections/([^/]+)/changes/?$")
+DEFAULT_LIMIT, MAX_LIMIT = 100, 10_000
+_VERSIONED = ("id", "version_id", "valid_from", "valid_to", "run_id")
+NOT_FOUND = "Collection not found"  # pygeoapi's own words for an unknown collection
+
+
+class ChangeError(ValueError):
+    """A request the feed cannot answer; ``status`` and the message go to the client."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def versioned_table(layer: Layer) -> str | None:
+    """The table holding every version of a layer's features, by the ``_current`` convention.
+
+    >>> from pathlib import Path
+    >>> versioned_table(Layer("x", Path("x"), "x", "", "land.parcels_current", ("a",)))
+    'land.parcels'
+    """
+    table = layer.table or ""
+    return table.removesuffix("_current") if table.endswith("_current") else None
+
+
+def _instant(value: str, name: str) -> datetime:
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise ChangeError(
+            f"{name}={value!r} is neither a run id nor an ISO 8601 instant "
+            "(e.g. 2025-10-14T18:00:00+07:00 or 2025-10-14T11:00:00Z)"
+        ) from None
+    if instant.tzinfo is None:
+        raise ChangeError(f"{name}={value!r} has no UTC offset: add Z or +07:00")
+    return instant
+
+
+def _parameters(query: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in params and key in ("since", "until", "after", "limit", "f"):
+            raise ChangeError(f"parameter {key} is given twice")
+        params[key] = value
+    if params.get("f", "json") not in ("json", "geojson"):
+        raise ChangeError(f"f={params['f']}: the change feed is GeoJSON only (f=json)")
+    if not params.get("since"):
+        raise ChangeError(
+            "missing parameter since: an ISO 8601 instant with offset "
+            "(since=2025-10-14T11:00:00Z) or an ETL run id (since=42)"
+        )
+    for name, low, high in (("limit", 1, MAX_LIMIT), ("after", 0, 2**63 - 1)):
+        value = params.get(name)
+        if value is not None and not (re.fullmatch(r"[0-9]+", value) and low <= int(value) <= high):
+            raise ChangeError(f"{name} must be an integer from {low} to {high}")
+    return params
+
+
+class ChangeFeed:
+    """ASGI middleware: ``/collections/{id}/changes`` is answered here, the rest goes on."""
+
+    def __init__(self, app: ASGIApp, layers: list[Layer], public_url: str | None = None) -> None:
+        self.app = app
+        self.layers = {layer.id: layer for layer in layers}
+        self.public_url = (public_url or "").rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = PATH.match(scope.get("path", "")) if scope["type"] == "http" else None
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        head = scope["method"] == "HEAD"
+        if scope["method"] not in ("GET", "HEAD"):
+            await send_error(
+                send,
+                405,
+                "MethodNotAllowed",
+                "the change feed answers GET only",
+                extra=[(b"allow", b"GET, HEAD")],
+                head=head,
+            )
+            return
+        layer = self.layers.get(match.group(1))
+        if layer is None:  # unknown, or hidden from this caller (renamed by AccessControl)
+            await send_error(send, 404, "NotFound", NOT_FOUND, head=head)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            document = await run_in_threadpool(self.changes, layer, query, scope)
+        except ChangeError as exc:
+            await send_error(send, exc.status, "InvalidParameterValue", str(exc), head=head)
+            return
+        body = json.dumps(document, separators=(",", ":"), default=str).encode()
+        await send_body(send, 200, body, "application/geo+json", head=head)
+
+    # -- the feed ------------------------------------------------------------------------------
+    def changes(self, layer: Layer, query: str, scope: Scope) -> dict[str, Any]:
+        from sdi.api.provider import _connection
+
+        params = _parameters(query)
+        table = versioned_table(layer)
+        if table is None:
+            raise ChangeError(
+                f"collection {layer.id} keeps no versions (its source is not a versioned "
+                "warehouse table), so it has no change feed; /items gives its current state"
+            )
+        limit = int(params.get("limit", DEFAULT_LIMIT))
+        after = int(params.get("after", 0))
+        with _connection() as conn:
+            self._check_versioned(conn, table, layer)
+            since, since_run = self._since(conn, params["since"])
+            until = (
+                _instant(params["until"], "until")
+                if "until" in params
+                else conn.execute(
+                    # the oldest transaction still running may commit versions older than now
+                    "SELECT least(now(), min(xact_start)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND xact_start IS NOT NULL "
+                    "AND pid <> pg_backend_pid()"
+                ).fetchone()[0]
+            )
+            if until < since:
+                until = since
+            rows = conn.execute(
+                self._statement(layer, table),
+                {"since": since, "until": until, "after": after, "limit": limit + 1},
+            ).fetchall()
+            runs = conn.execute(
+                "SELECT run_id, job, finished_at FROM etl.runs WHERE status = 'succeeded' "
+                "AND finished_at > %s AND finished_at <= %s ORDER BY run_id",
+                (since, until),
+            ).fetchall()
+        features = [json.loads(feature) for (_, feature) in rows[:limit]]
+        links = self._links(layer, params, since, until, rows, limit)
+        return {
+            "type": "FeatureCollection",
+            "since": since.isoformat(),
+            "since_run": since_run,
+            "until": until.isoformat(),
+            "runs": [
+                {"run_id": r, "job": job, "finished_at": at.isoformat()} for r, job, at in runs
+            ],
+            "numberReturned": len(features),
+            "features": features,
+            "links": links,
+        }
+
+    @staticmethod
+    def _check_versioned(conn: psycopg.Connection, table: str, layer: Layer) -> None:
+        found = {
+            name
+            for (name,) in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+        }
+        if not set(_VERSIONED) <= found:
+            raise ChangeError(
+                f"collection {layer.id} keeps no versions, so it has no change feed; "
+                "/items gives its current state"
+            )
+
+    @staticmethod
+    def _since(conn: psycopg.Connection, value: str) -> tuple[datetime, int | None]:
+        if re.fullmatch(r"[0-9]{1,18}", value):
+            row = conn.execute(
+                "SELECT status, finished_at FROM etl.runs WHERE run_id = %s", (int(value),)
+            ).fetchone()
+            if row is None or row[0] != "succeeded" or row[1] is None:
+                state = "does not exist" if row is None else f"is {row[0]}, not succeeded"
+                raise ChangeError(
+                    f"since={value}: run {value} {state}; `sdi etl runs` lists the runs"
+                )
+            return row[1], int(value)
+        return _instant(value, "since"), None
+
+    @staticmethod
+    def _statement(layer: Layer, table: str) -> sql.Composable:
+        schema, _, name = table.partition(".")
+        properties = sql.SQL(", ").join(
+            sql.SQL("{}, v.{}").format(sql.Literal(p), sql.Identifier(p))
+            for p in layer.published_properties
+            if p not in ("change", "run_id", "valid_from", "valid_to")
+        )
+        return sql.SQL(
+            """
+            WITH touched AS (
+                SELECT DISTINCT id FROM {table}
+                WHERE (valid_from > %(since)s AND valid_from <= %(until)s)
+                   OR (valid_to > %(since)s AND valid_to <= %(until)s)
+            ), states AS (
+                SELECT x.id,
+                       (SELECT t.version_id FROM {table} t WHERE t.id = x.id
+                          AND t.valid_from <= %(since)s
+                          AND (t.valid_to IS NULL OR t.valid_to > %(since)s)
+                        ORDER BY t.valid_from DESC LIMIT 1) AS before,
+                       (SELECT t.version_id FROM {table} t WHERE t.id = x.id
+                          AND t.valid_from <= %(until)s
+                          AND (t.valid_to IS NULL OR t.valid_to > %(until)s)
+                        ORDER BY t.valid_from DESC LIMIT 1) AS after
+                FROM touched x WHERE x.id > %(after)s
+            )
+            SELECT s.id, json_build_object(
+                'type', 'Feature', 'id', s.id,
+                'geometry', ST_AsGeoJSON(v.{geom}, 7)::json,
+                'properties', json_build_object(
+                    'change', CASE WHEN s.before IS NULL THEN 'added'
+                                   WHEN s.after IS NULL THEN 'removed' ELSE 'changed' END,
+                    'run_id', v.run_id, 'valid_from', v.valid_from,
+                    'valid_to', CASE WHEN s.after IS NULL THEN v.valid_to END,
+                    {properties}))::text
+            FROM states s
+            JOIN {table} v ON v.version_id = coalesce(s.after, s.before)
+            WHERE s.before IS DISTINCT FROM s.after
+            ORDER BY s.id
+            LIMIT %(limit)s
+            """
+        ).format(
+            table=sql.Identifier(schema, name),
+            geom=sql.Identifier(layer.geometry_field),
+            properties=properties,
+        )
+
+    def _links(
+        self,
+        layer: Layer,
+        params: dict[str, str],
+        since: datetime,
+        until: datetime,
+        rows: list[tuple],
+        limit: int,
+    ) -> list[dict[str, str]]:
+        base = f"{self.public_url}/collections/{quote(layer.id)}/changes"
+
+        def href(**query: str) -> str:
+            return f"{base}?{urlencode(query, safe=':,')}"
+
+        window = {"since": params["since"], "until": until.isoformat(), "limit": str(limit)}
+        links = [
+            {
+                "rel": "self",
+                "type": "application/geo+json",
+                "href": href(**{k: v for k, v in params.items() if k != "f"}),
+            },
+            {
+                "rel": "poll",
+                "type": "application/geo+json",
+                "title": "The changes after this window: ask this next",
+                "href": href(since=until.isoformat(), limit=str(limit)),
+            },
+            {
+                "rel": "collection",
+                "type": "application/json",
+                "href": f"{self.public_url}/collections/{quote(layer.id)}",
+            },
+        ]
+        if len(rows) > limit:
+            links.append(
+                {
+                    "rel": "next",
+                    "type": "application/geo+json",
+                    "href": href(**window, after=str(rows[limit - 1][0])),
+                }
+            )
+        return links
+
+
+ROUTES = [Route("/collections/{collection_id}/changes", lambda request: None)]  # metrics labels
+
+
+def openapi_paths(resources: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI paths of the feeds: one per collection served from a ``_current`` view."""
+    paths: dict[str, Any] = {}
+    for name, resource in resources.items():
+        if resource.get("type") != "collection":
+            continue
+        feature = next(
+            (p for p in resource.get("providers", []) if p.get("type") == "feature"), None
+        )
+        table = (feature or {}).get("data", {}).get("table", "") if feature else ""
+        if not str(table).endswith("_current"):
+            continue
+        paths[f"/collections/{name}/changes"] = {
+            "get": {
+                "tags": [name],
+                "summary": f"Changes of {name} since an instant or an ETL run",
+                "description": "Features added, changed or removed between `since` and the "
+                "server's watermark `until` (see docs/change-feed.md). Poll with the `poll` "
+                "link; page with the `next` link.",
+                "operationId": f"getChanges{name.title().replace('_', '')}",
+                "parameters": [
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "required": True,
+                        "description": "ISO 8601 instant with a UTC offset, or an ETL run id",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "until",
+                        "in": "query",
+                        "required": False,
+                        "description": "End of the window (from a `next` link)",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "Feature id after which the page starts (from `next`)",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LIMIT,
+                            "default": DEFAULT_LIMIT,
+                        },
+                    },
+                    {
+                        "name": "f",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["json"]},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "GeoJSON features with `change` (added, changed, "
+                        "removed), `run_id`, `valid_from`, `valid_to`",
+                        "content": {"application/geo+json": {"schema": {"type": "object"}}},
+                    },
+                    "400": {"$ref": "#/components/responses/InvalidParameter"},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                },
+            }
+        }
+    return paths
