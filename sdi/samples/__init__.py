@@ -32,6 +32,7 @@ from sdi.samples.land import PARCEL_COLUMNS, generate_parcels, generate_zoning, 
 from sdi.samples.terrain import DEM_NODATA, dem_raster, generate_terrain
 from sdi.samples.utility import (
     generate_cameras,
+    generate_env_readings,
     generate_lamps,
     generate_pipes,
     generate_roads,
@@ -53,7 +54,7 @@ from sdi.samples.writers import (
 
 __all__ = ["CITIES", "GENERATOR_VERSION", "generate"]
 
-GENERATOR_VERSION = "3"  # bump when the files or their content change
+GENERATOR_VERSION = "4"  # bump when the files or their content change
 PARCELS_FORMATS = ("shp", "gpkg")
 
 # DBF fields of the land office's parcel shapefile (names ≤ 10 characters).
@@ -124,6 +125,7 @@ GAUGE_COLUMNS = (
     "datum",
 )
 READING_COLUMNS = ("gauge_id", "observed_at", "water_level_m")
+ENV_READING_COLUMNS = ("sensor_id", "observed_at", "parameter", "value", "unit")
 # The geology institute's landslide susceptibility map (DBF names of at most 10 characters).
 LANDSLIDE_COLUMNS = ("MA_VUNG", "MUC_NGUY", "CHI_SO", "DO_DOC", "KHAI_THAC", "MA_XA")
 SURGE_COLUMNS = ("Name", "ma_vung", "cap_bao", "nuoc_dang_m", "cap_nuoc_dang", "ma_xa")
@@ -155,6 +157,7 @@ OUTPUTS = (
     _Output("cameras", "utility/cameras.geojson", CAMERA_COLUMNS),
     _Output("pipes", "utility/water_pipes.gpkg", PIPE_COLUMNS, "ong_cap_nuoc", "LineString"),
     _Output("sensors", "utility/env_sensors.csv", SENSOR_COLUMNS),
+    _Output("env_readings", "utility/env_readings.csv", ENV_READING_COLUMNS),
     _Output("zones", "hazard/flood_zones.gpkg", FLOOD_COLUMNS, "vung_ngap", "MultiPolygon"),
     _Output("gauges", "hazard/gauge_stations.csv", GAUGE_COLUMNS),
     _Output("readings", "hazard/gauge_readings.csv", READING_COLUMNS),
@@ -395,6 +398,7 @@ def _prepare(frames: dict[str, pd.DataFrame], seed: int) -> None:
     frames["survey"] = survey_buildings(frames["buildings"], seed=seed)
     frames["wifi"] = _with_lonlat(frames["wifi"])
     frames["sensors"] = _with_lonlat(frames["sensors"])
+    frames["env_readings"] = generate_env_readings(frames["sensors"], seed=seed)
     gauges = _with_lonlat(frames["gauges"])
     for col in ("alarm_1", "alarm_2", "alarm_3"):
         gauges[col] = np.char.mod("%.2f", gauges[col].to_numpy(dtype=float))

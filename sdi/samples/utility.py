@@ -14,6 +14,7 @@ import pandas as pd
 import shapely
 
 from sdi.samples.common import (
+    REFERENCE_DATE,
     REFERENCE_YEAR,
     STREAM_CAMERAS,
     STREAM_LAMPS,
@@ -423,3 +424,55 @@ def generate_sensors(parcels: Parcels, *, seed: int) -> pd.DataFrame:
             "city": city.slug,
         }
     )
+
+
+# Environmental readings: (typical, spread, unit, decimals) per parameter, within the QCVN
+# ranges a monitoring station in an urban area reports. Added by the planning/operations work.
+READING_PARAMETERS = {
+    "pH": (7.3, 0.4, None, 2),
+    "DO": (5.5, 1.0, "mg/L", 2),
+    "TSS": (35.0, 12.0, "mg/L", 1),
+    "COD": (18.0, 6.0, "mg/L", 1),
+    "NH4": (0.6, 0.3, "mg/L", 2),
+    "Turbidity": (25.0, 10.0, "NTU", 1),
+    "PM2.5": (32.0, 12.0, "µg/m³", 1),
+    "PM10": (58.0, 18.0, "µg/m³", 1),
+    "NO2": (28.0, 10.0, "µg/m³", 1),
+    "SO2": (14.0, 5.0, "µg/m³", 1),
+    "CO": (1500.0, 500.0, "µg/m³", 0),
+    "O3": (60.0, 20.0, "µg/m³", 1),
+}
+ENV_READING_HOURS = 24  # hourly, the day before the reference date
+
+
+def generate_env_readings(sensors: pd.DataFrame, *, seed: int) -> pd.DataFrame:
+    """Hourly readings of every parameter of every sensor (long format, +07:00 times).
+
+    Sensors offline or in maintenance stopped reporting 6 hours before the end, so their
+    latest readings are older: what the operations centre sees for a silent station.
+    """
+    end = REFERENCE_DATE.astype("datetime64[h]")
+    frames = []
+    for s, row in enumerate(sensors.itertuples(index=False)):
+        rng = rng_for(seed, STREAM_SENSORS, 1000 + s)
+        hours = ENV_READING_HOURS - (6 if row.status != "online" else 0)
+        stamps = end - np.arange(ENV_READING_HOURS, ENV_READING_HOURS - hours, -1)
+        observed = np.char.add(np.datetime_as_string(stamps, unit="s").astype(str), "+07:00")
+        daily = np.sin(2 * np.pi * (np.arange(hours) + rng.uniform(0, 24)) / 24)
+        for parameter in row.parameters.split(";"):
+            typical, spread, unit, decimals = READING_PARAMETERS[parameter]
+            level = typical + spread * rng.uniform(-0.5, 0.5)
+            value = level + 0.3 * spread * daily + rng.normal(0, 0.1 * spread, hours)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "sensor_id": row.sensor_id,
+                        "observed_at": observed,
+                        "parameter": parameter,
+                        "value": np.char.mod(f"%.{decimals}f", np.maximum(value, 0)),
+                        "unit": unit or "",
+                        "city": row.city,
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)

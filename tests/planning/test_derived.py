@@ -142,6 +142,21 @@ def test_indicators_and_summary_add_up(db, loaded) -> None:
             == (db.execute(f"SELECT count(*) FROM utility.{table}_current").fetchone()[0])
         ), column
 
+    # The latest readings: every sensor of the sample reports; compare with DISTINCT ON.
+    latest = {
+        (sensor, parameter): value
+        for sensor, parameter, value in db.execute(
+            "SELECT DISTINCT ON (sensor_code, parameter) sensor_code, parameter, value "
+            "FROM utility.env_readings ORDER BY sensor_code, parameter, observed_at DESC"
+        )
+    }
+    assert latest  # the sample delivery utility/env_readings.csv
+    shown = {}
+    for water, air in db.execute("SELECT water_quality, air_quality FROM ops.commune_summary"):
+        for sensor, reading in {**water, **air}.items():
+            shown.update({(sensor, p): v for p, v in reading["values"].items()})
+    assert shown == latest
+
 
 def test_a_load_refreshes_only_what_depends_on_it(db, loaded, settings, tmp_path) -> None:
     from sdi.etl.runner import run_job
