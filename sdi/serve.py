@@ -16,7 +16,7 @@ import urllib.request
 
 import yaml
 
-from sdi.api.openapi import self_contained
+from sdi.api.openapi import conform, self_contained
 from sdi.errors import SdiError
 from sdi.settings import Settings
 
@@ -67,7 +67,9 @@ class Server:
                 if result.stderr
                 else "no output"
             )
-        document = self_contained(yaml.safe_load(result.stdout))
+        with self.settings.pygeoapi_config.open(encoding="utf-8") as config:
+            resources = {"resources": yaml.safe_load(config).get("resources") or {}}
+        document = conform(self_contained(yaml.safe_load(result.stdout)), resources)
         self.openapi_file.write_text(
             yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )

@@ -14,6 +14,12 @@ own links, then carry the text), or, when it has no text form (array predicates,
 a value, open intervals), passed as the request body, which pygeoapi parses as CQL2 JSON
 (the provider's paging cursor carries it on to the next pages).
 
+Tiles: pygeoapi answers a tile request without ``f`` with a 400 ("Invalid format"), although
+its document says ``f`` defaults to ``mvt`` (the only format), and labels its JSON error
+bodies (404, 400) with the MVT media type. A tile request without ``f`` gets ``f=mvt``, and
+an error answer is labelled ``application/json`` (on every path: pygeoapi labels the JSON
+error bodies of ``f=jsonld`` requests ``application/ld+json`` too).
+
 Register it around pygeoapi's app: ``app = ItemsMedia(pygeoapi_app)``.
 """
 
@@ -25,7 +31,11 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 GEOJSON = b"application/geo+json"
+JSON = b"application/json"
 _ITEMS = re.compile(r"^/collections/[^/]+/items(?:/[^/]+)?/?$")
+# Media types of formats pygeoapi keeps on its JSON error bodies.
+_FORMAT_TYPES = (b"application/ld+json", b"application/vnd.mapbox-vector-tile", b"text/csv")
+_TILE = re.compile(r"^/collections/[^/]+/tiles/[^/]+/[^/]+/[^/]+/[^/]+/?$")
 
 
 class ItemsMedia:
@@ -35,7 +45,14 @@ class ItemsMedia:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not _ITEMS.match(scope.get("path", "")):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = _json_errors(send)
+        if _TILE.match(scope.get("path", "")):
+            await self.app(tile_default_format(scope), receive, send)
+            return
+        if not _ITEMS.match(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         if scope.get("method") == "GET":
@@ -59,6 +76,33 @@ def geojson_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
                 value = GEOJSON + sep + rest
         out.append((name, value))
     return out
+
+
+def tile_default_format(scope: dict) -> dict:
+    """A tile request without ``f``: ``f=mvt`` (the documented default, the only format)."""
+    query = scope.get("query_string", b"")
+    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    if any(name == "f" for name, _ in pairs):
+        return scope
+    return dict(scope, query_string=query + b"&f=mvt" if query else b"f=mvt")
+
+
+def _json_errors(send: Any) -> Any:
+    """A ``send`` that labels error answers ``application/json`` (what their bodies are):
+    pygeoapi keeps the media type of the format asked for (JSON-LD, MVT, CSV). HTML error
+    pages stay HTML, Starlette's plain-text ones plain (sdi.api.ops rewrites those)."""
+
+    async def relabel(message: dict) -> None:
+        if message["type"] == "http.response.start" and message.get("status", 200) >= 400:
+            message["headers"] = [
+                (name, JSON)
+                if name.lower() == b"content-type" and value.startswith(_FORMAT_TYPES)
+                else (name, value)
+                for name, value in message.get("headers", [])
+            ]
+        await send(message)
+
+    return relabel
 
 
 def cql2_json_get(scope: dict, receive: Any) -> tuple[dict, Any]:

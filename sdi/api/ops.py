@@ -19,6 +19,7 @@ A pure ASGI middleware, the outermost layer of the served app (:mod:`sdi.api.app
   department, or ``*``) and key_id (the public id of the key, never the key). The file is
   opened in append mode by every worker and reopened when it is rotated away (logrotate's
   ``create`` or ``copytruncate`` both work).
+- A method no route takes (TRACE, CONNECT, …): ``405`` before any key is asked for;
 - Query strings longer than :data:`MAX_QUERY` characters: ``414`` with an OGC exception body;
   Starlette's plain-text 404 (unknown path) and 405 (method a route does not take) become OGC
   exception bodies too.
@@ -386,6 +387,15 @@ class Operations:
                 return
             body, content_type = await run_in_threadpool(self.metrics.exposition)
             await send_body(send, 200, body, content_type, [(b"cache-control", b"no-store")], head)
+            return
+        if method not in _METHODS:  # TRACE, CONNECT, …: no route takes them, whoever asks
+            await send_error(
+                send,
+                405,
+                "MethodNotAllowed",
+                f"{method} is not allowed; this API answers " + ", ".join(sorted(_METHODS)),
+                extra=[(b"allow", ", ".join(sorted(_METHODS)).encode())],
+            )
             return
         if len(scope.get("query_string", b"")) > MAX_QUERY:
             await send_error(

@@ -17,10 +17,13 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime as _datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -42,10 +45,10 @@ from sdi.api.paging import CURSOR_PARAM, Cursor, SortKey
 LOGGER = logging.getLogger(__name__)
 
 # PostgreSQL type → JSON Schema (for queryables and the OpenAPI document).
-_JSON_TYPES = {
-    "smallint": {"type": "integer"},
-    "integer": {"type": "integer"},
-    "bigint": {"type": "integer"},
+_JSON_TYPES = {  # integer bounds: a value the column type cannot hold is refused (400), not cast
+    "smallint": {"type": "integer", "minimum": -(2**15), "maximum": 2**15 - 1},
+    "integer": {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+    "bigint": {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
     "double precision": {"type": "number"},
     "real": {"type": "number"},
     "numeric": {"type": "number"},
@@ -263,25 +266,46 @@ class PostGISProvider(BaseProvider):
                 bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
             if len(bbox) != 4:
                 raise ProviderInvalidQueryError(user_msg="bbox must have 4 numbers")
-            # The query envelope is built in the storage CRS: the GiST index is used.
-            clauses.append(
-                sql.SQL(
-                    "ST_Intersects({}, ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, {}))"
-                ).format(sql.Identifier("t", self.geom_field), sql.Literal(self.storage_srid))
-            )
+
+            # The query envelope is built in the storage CRS: the GiST index is used. A first
+            # longitude east of the second crosses the antimeridian: two envelopes.
+            def envelope(west: sql.Composable, east: sql.Composable) -> sql.Composable:
+                return sql.SQL(
+                    "ST_Intersects({}, ST_MakeEnvelope({}, %(b1)s, {}, %(b3)s, {}))"
+                ).format(
+                    sql.Identifier("t", self.geom_field),
+                    west,
+                    east,
+                    sql.Literal(self.storage_srid),
+                )
+
+            west, east = sql.Placeholder("b0"), sql.Placeholder("b2")
+            if bbox[0] > bbox[2] and self.storage_srid == 4326:
+                clauses.append(
+                    sql.SQL("({} OR {})").format(
+                        envelope(west, sql.Literal(180.0)), envelope(sql.Literal(-180.0), east)
+                    )
+                )
+            else:
+                clauses.append(envelope(west, east))
             params.update({f"b{i}": float(v) for i, v in enumerate(bbox)})
         self._check_names([name for name, _ in properties], "property")
         for i, (name, value) in enumerate(properties):
             column, pg_type = sql.Identifier("t", name), self._columns[name]
             placeholder = sql.Placeholder(f"q{i}")
-            if pg_type.endswith("[]"):  # ?land_use_codes=ODT: parcels whose codes hold ODT
+            if "\x00" in value:  # PostgreSQL text cannot hold NUL: nothing can match
+                clauses.append(sql.SQL("FALSE"))
+                continue
+            if pg_type in ("json", "jsonb"):  # no equality on json: compare the text
+                clause = sql.SQL("{}::text = {}").format(column, placeholder)
+            elif pg_type.endswith("[]"):  # ?land_use_codes=ODT: parcels whose codes hold ODT
                 clause = sql.SQL("{} @> ARRAY[{}]::{}").format(
                     column, placeholder, sql.SQL(pg_type)
                 )
             else:  # typed comparison: the column's own index can be used
                 clause = sql.SQL("{} = {}::{}").format(column, placeholder, sql.SQL(pg_type))
             clauses.append(clause)
-            params[f"q{i}"] = value
+            params[f"q{i}"] = _in_utc(value) if pg_type.startswith("timestamp") else value
         if datetime_ and self.time_field:
             clauses.append(self._datetime_clause(datetime_, params))
         if filter_node is not None:
@@ -302,12 +326,12 @@ class PostGISProvider(BaseProvider):
             parts = []
             if start not in ("", ".."):
                 parts.append(sql.SQL("{} >= %(d0)s::timestamptz").format(field))
-                params["d0"] = start
+                params["d0"] = _in_utc(start)
             if end not in ("", ".."):
                 parts.append(sql.SQL("{} <= %(d1)s::timestamptz").format(field))
-                params["d1"] = end
+                params["d1"] = _in_utc(end)
             return sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
-        params["d0"] = datetime_
+        params["d0"] = _in_utc(datetime_)
         return sql.SQL("{} = %(d0)s::timestamptz").format(field)
 
     def _order(self, sortby: list[dict[str, str]]) -> list[SortKey]:
@@ -616,6 +640,16 @@ class PostGISProvider(BaseProvider):
         return json.loads(rows[0][0])
 
 
+def _in_utc(value: str) -> Any:
+    """An RFC 3339 date-time as an aware datetime in UTC (PostgreSQL refuses offsets beyond
+    ±15:59, RFC 3339 allows ±23:59); anything else as it is, for PostgreSQL to read."""
+    try:
+        parsed = _datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else value
+
+
 def _provider_error(exc: psycopg.Error) -> Exception:
     """The pygeoapi error for a database error: a 400 for what the request got wrong."""
     message = getattr(exc.diag, "message_primary", None) or str(exc)
@@ -702,6 +736,67 @@ def _bbox_transformer(from_uri: str, to_uri: str, always_xy: bool) -> tuple[Any,
     return transformer, to_uri.rstrip("/").endswith("/3857")
 
 
+@lru_cache(maxsize=32)
+def _longitude_axes(uri: str) -> tuple[bool, ...]:
+    """For each axis of a CRS, whether it is a longitude (where west > east means a box
+    crossing the antimeridian)."""
+    from pygeoapi.crs import get_crs
+
+    crs = get_crs(uri)
+    return tuple(
+        crs.is_geographic and axis.direction.lower() in ("east", "west") for axis in crs.axis_info
+    )
+
+
+def corners_in_order(bbox: list[float], crs_uri: str) -> list[float]:
+    """The bbox with each axis's lower value first; longitudes are kept as given.
+
+    A bbox is two opposite corners; a client that sends them in another order (north before
+    south) means the same box. A longitude west > east is a box across the antimeridian
+    (OGC API Features 1.0, the bbox parameter), which the provider splits in two.
+    """
+    half = len(bbox) // 2
+    try:
+        longitude = _longitude_axes(crs_uri)
+    except Exception:  # a CRS pyproj cannot read: pygeoapi reports it when it transforms
+        return list(bbox)
+    out = list(bbox)
+    for i in range(half):
+        is_longitude = i < len(longitude) and longitude[i]
+        if not is_longitude and out[i] > out[i + half]:
+            out[i], out[i + half] = out[i + half], out[i]
+    return out
+
+
+def validate_bbox(value: str | None = None) -> list[float]:
+    """pygeoapi's ``validate_bbox`` without its order checks (the order is the CRS's business,
+    see :func:`corners_in_order`), and with finite numbers only."""
+    if value is None:
+        return []
+    parts = value.split(",")
+    if len(parts) not in (4, 6):
+        raise ValueError(
+            "bbox should be either 4 values (minx,miny,maxx,maxy) "
+            "or 6 values (minx,miny,minz,maxx,maxy,maxz)"
+        )
+    try:
+        bbox = [float(v) for v in parts]
+    except ValueError:
+        raise ValueError("bbox values must be numbers") from None
+    if not all(math.isfinite(v) for v in bbox):
+        raise ValueError("bbox values must be finite numbers")
+    return bbox
+
+
+def validate_datetime(resource_def: dict, datetime_: str | None = None) -> str | None:
+    """pygeoapi's ``validate_datetime`` without the 400 for a datetime outside the
+    collection's temporal extent: such a datetime is valid and matches nothing (the syntax is
+    checked against the OpenAPI pattern by :mod:`sdi.api.contract`)."""
+    from pygeoapi.api import validate_datetime as pygeoapi_validate_datetime
+
+    return pygeoapi_validate_datetime({}, datetime_)
+
+
 def transform_bbox(
     bbox: list[float], from_crs: Any, to_crs: Any, always_xy: bool = False
 ) -> list[float]:
@@ -710,9 +805,11 @@ def transform_bbox(
     pygeoapi 0.24 builds a pyproj Transformer and calls ``to_epsg()`` on the target CRS for
     every request with a ``bbox``; on CRS84 (which has no EPSG code) ``to_epsg()`` searches
     the whole EPSG database: 12–26 ms per request, more than the rest of the request.
+    The corners are put in order first (:func:`corners_in_order`).
     """
     if not (isinstance(from_crs, str) and isinstance(to_crs, str)):
         return _pygeoapi_transform_bbox(bbox, from_crs, to_crs, always_xy)
+    bbox = corners_in_order(bbox, from_crs)
     if from_crs == to_crs:
         return [float(v) for v in bbox]
     transformer, mercator = _bbox_transformer(from_crs, to_crs, bool(always_xy))
@@ -732,12 +829,37 @@ def _pygeoapi_transform_bbox(*args: Any) -> list[float]:
 def install_pygeoapi_fixes() -> None:
     """Patch pygeoapi 0.24's per-request CRS work in its API layer (call once at start-up).
 
-    Only :func:`transform_bbox` is replaced (in ``pygeoapi.api.itemtypes``, where the items
-    handler looks it up); the provider itself never parses a CRS per request.
+    :func:`transform_bbox`, :func:`validate_bbox` and :func:`validate_datetime` are replaced
+    in ``pygeoapi.api.itemtypes``, where the items handler looks them up; the provider itself
+    never parses a CRS per request.
     """
+    from pygeoapi import linked_data
     from pygeoapi.api import itemtypes
 
     itemtypes.transform_bbox = transform_bbox
+    itemtypes.validate_bbox = validate_bbox
+    itemtypes.validate_datetime = validate_datetime
+    if getattr(linked_data.render_j2_template, "__module__", "") != __name__:
+        linked_data.render_j2_template = _jsonld_renderer(linked_data.render_j2_template)
+
+
+_JSONLD_TEMPLATES = ("collections/items/index.jsonld", "collections/items/item.jsonld")
+
+
+def _jsonld_renderer(render: Any) -> Any:
+    """pygeoapi's template renderer, except that the JSON-LD of items is serialised as JSON.
+
+    pygeoapi 0.24's ``index.jsonld`` template writes invalid JSON for an empty page (a
+    trailing comma) and neither template escapes quotes in values; the document they are
+    given (context + features) is the JSON-LD, so it is dumped as it is.
+    """
+
+    def render_j2_template(config: Any, templates: Any, template: str, data: Any, *a: Any):
+        if template in _JSONLD_TEMPLATES:
+            return json.dumps(data, ensure_ascii=False, default=str)
+        return render(config, templates, template, data, *a)
+
+    return render_j2_template
 
 
 # pygeoapi imports this module (load_plugin) before it transforms the request's bbox, so the

@@ -9,12 +9,14 @@ Internal layers are never catalogued: the catalogue is public.
 
 from __future__ import annotations
 
+import logging
 import time
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from pygeoapi.provider.base import (
     BaseProvider,
@@ -28,6 +30,7 @@ from sdi.publish.layers import Layer, load_layers
 from sdi.settings import get_settings
 
 EXTENT_TTL = 300.0  # seconds an extent computed from the data is reused
+LOGGER = logging.getLogger(__name__)
 _extents: dict[str, tuple[float, list[float] | None]] = {}
 
 FIELDS = {
@@ -56,16 +59,20 @@ def _extent(layer: Layer) -> list[float] | None:
     cached = _extents.get(layer.table)
     if cached and time.monotonic() - cached[0] < EXTENT_TTL:
         return cached[1]
-    with pool().connection() as conn:
-        box = conn.execute(
-            sql.SQL(
-                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
-                "FROM (SELECT ST_Extent({geom}) AS e FROM {table}) x"
-            ).format(
-                geom=sql.Identifier(layer.geometry_field),
-                table=sql.Identifier(*layer.table.split(".")),
-            )
-        ).fetchone()
+    try:
+        with pool().connection() as conn:
+            box = conn.execute(
+                sql.SQL(
+                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                    "FROM (SELECT ST_Extent({geom}) AS e FROM {table}) x"
+                ).format(
+                    geom=sql.Identifier(layer.geometry_field),
+                    table=sql.Identifier(*layer.table.split(".")),
+                )
+            ).fetchone()
+    except psycopg.errors.UndefinedTable:  # published before its migration ran: no extent yet
+        LOGGER.warning("catalogue: the table %s does not exist (yet)", layer.table)
+        box = None
     extent = [round(v, 6) for v in box] if box and box[0] is not None else None
     _extents[layer.table] = (time.monotonic(), extent)
     return extent

@@ -48,7 +48,8 @@ TILING_SCHEME_REL = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
 WEB_MERCATOR_QUAD = TileMatrixSetEnum.WEBMERCATORQUAD.value
 EXTENT = 4096  # MVT grid of a tile
 BUFFER = 256  # grid units drawn around a tile, so symbols and strokes are not cut at its edge
-_INDEX = re.compile(r"[0-9]{1,9}")  # ASCII digits only (str.isdigit accepts "²")
+_INDEX = re.compile(r"[0-9]+")  # ASCII digits only (str.isdigit accepts "²")
+_MAX_DIGITS = 12  # more is beyond any tile matrix (2^30 tiles a side at zoom 30): a 404
 
 
 class TileOutOfRangeError(ProviderGenericError):
@@ -230,6 +231,8 @@ class PostGISTileProvider(BaseMVTProvider):
                 user_msg=f"tileMatrix, tileRow and tileCol must be non-negative integers, "
                 f"not {z}/{y}/{x}"
             )
+        if any(len(str(v).lstrip("0")) > _MAX_DIGITS for v in (z, y, x)):
+            raise TileOutOfRangeError(user_msg=f"no tile {z}/{y}/{x} in this tile matrix set")
         z, y, x = int(z), int(y), int(x)
         if not self.min_zoom <= z <= self.max_zoom:
             raise TileOutOfRangeError(

@@ -1,0 +1,302 @@
+"""The OpenAPI document is the contract: query parameters are checked against it.
+
+pygeoapi 0.24 is lenient where its own document is strict: it accepts ``f=`` (empty) or
+``lang`` twice, ``skipGeometry=null``, a ``limit`` above the advertised maximum (clipped),
+``sortby`` values outside the pattern, and it parses ``datetime`` with dateutil, which reads
+almost anything ("5" is the 5th of this month). A client (or a validator such as schemathesis)
+that trusts the document is then surprised. This ASGI middleware checks every query parameter
+that the served document declares for a GET (or HEAD) operation before pygeoapi sees the
+request, and answers a value the document does not allow with a 400 OGC exception naming the
+parameter and what it accepts:
+
+- a declared parameter given twice;
+- ``integer``/``number``/``boolean`` values that are not one (``true``/``false`` only),
+  ``minimum``/``maximum``;
+- ``enum``, ``pattern`` (anchored), ``minLength``/``maxLength``, ``format`` date/date-time;
+- arrays (``style: form, explode: false``: comma-separated) and their ``minItems``/``maxItems``.
+
+Undeclared parameters (vendor extensions) pass unchecked, as OpenAPI allows. The checks are
+compiled once per worker from the document pygeoapi serves (``PYGEOAPI_OPENAPI``); a request
+costs a dictionary look-up and a few comparisons. Paths the document does not describe
+(``/healthz``, the dashboard, static files) are not touched.
+
+Register inside the access control (a hidden collection must stay a 404, never a 400 that
+would tell it exists): ``AccessControl(ItemsMedia(QueryContract(pygeoapi_app, OPENAPI)))``.
+
+:class:`MethodContract` answers a method the document has for no path of that shape (PUT on
+a collection, DELETE on an item) with a 405 and an ``Allow`` header, *before* the access
+control, which would otherwise ask for a key (401) as for any write. Shapes, not paths: the
+collection id is a wildcard, so a hidden collection, a public one and one that does not exist
+get the same answer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sdi.api.auth import send_error
+
+Check = Callable[[str], str | None]  # raw value → None, or what is wrong with it
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_BOOLEANS = ("true", "false")
+
+
+def _resolve(document: dict[str, Any], node: Any) -> Any:
+    """Follow local ``$ref`` s (the served document has no other kind)."""
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _scalar_check(schema: dict[str, Any]) -> Check:
+    kind = schema.get("type", "string")
+    enum = schema.get("enum")
+    minimum, maximum = schema.get("minimum"), schema.get("maximum")
+    pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
+    min_length, max_length = schema.get("minLength"), schema.get("maxLength")
+    fmt = schema.get("format")
+
+    def bounds(number: float) -> str | None:
+        if minimum is not None and number < minimum:
+            return f"must be at least {minimum}"
+        if maximum is not None and number > maximum:
+            return f"must be at most {maximum}"
+        return None
+
+    def check(value: str) -> str | None:
+        if kind == "integer":
+            if not _INTEGER.fullmatch(value):
+                return "must be an integer"
+            return bounds(int(value))
+        if kind == "number":
+            if not _NUMBER.fullmatch(value) or not math.isfinite(float(value)):
+                return "must be a number"
+            return bounds(float(value))
+        if kind == "boolean":
+            return None if value in _BOOLEANS else "must be true or false"
+        if enum is not None and value not in enum:
+            return "must be one of: " + ", ".join(str(v) for v in enum)
+        if min_length is not None and len(value) < min_length:
+            return f"must have at least {min_length} characters"
+        if max_length is not None and len(value) > max_length:
+            return f"must have at most {max_length} characters"
+        if pattern is not None and not pattern.search(value):
+            return f"must match {pattern.pattern}"
+        if fmt == "date-time" and not _is_datetime(value):
+            return "must be an RFC 3339 date-time (2025-10-01T08:00:00Z)"
+        if fmt == "date" and not _is_date(value):
+            return "must be a date (2025-10-01)"
+        return None
+
+    return check
+
+
+def _is_datetime(value: str) -> bool:
+    if len(value) < 20 or value[10] not in "Tt" or value[-1:] not in "Zz+-0123456789":
+        return False
+    try:
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return parsed.tzinfo is not None
+
+
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def parameter_check(schema: dict[str, Any]) -> Check:
+    """The check of one query parameter's raw value against its (resolved) schema."""
+    alternatives = schema.get("oneOf") or schema.get("anyOf")
+    if alternatives:  # e.g. a bbox of 4 or 6 numbers
+        base = {k: v for k, v in schema.items() if k not in ("oneOf", "anyOf")}
+        checks = [parameter_check({**base, **alternative}) for alternative in alternatives]
+
+        def check_any(value: str) -> str | None:
+            problems = [check(value) for check in checks]
+            return None if None in problems else " or ".join(dict.fromkeys(problems))
+
+        return check_any
+    if schema.get("type") != "array":
+        return _scalar_check(schema)
+    item = _scalar_check(schema.get("items", {}))
+    min_items, max_items = schema.get("minItems"), schema.get("maxItems")
+
+    def check(value: str) -> str | None:
+        items = value.split(",")  # form style ("" is one empty value: [] cannot be told apart)
+        if min_items is not None and len(items) < min_items:
+            return f"must have at least {min_items} comma-separated values"
+        if max_items is not None and len(items) > max_items:
+            return f"must have at most {max_items} comma-separated values"
+        for part in items:
+            problem = item(part)
+            if problem:
+                return f"value {part!r} {problem}"
+        return None
+
+    return check
+
+
+class Contract:
+    """The query parameters of every GET operation of an OpenAPI document, compiled."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.exact: dict[str, dict[str, Check]] = {}
+        self.templated: list[tuple[re.Pattern[str], dict[str, Check]]] = []
+        for path, item in (document.get("paths") or {}).items():
+            operation = (item or {}).get("get")
+            if not operation:
+                continue
+            checks: dict[str, Check] = {}
+            for raw in [*item.get("parameters", []), *operation.get("parameters", [])]:
+                parameter = _resolve(document, raw)
+                if parameter.get("in") != "query":
+                    continue
+                schema = _resolve(document, parameter.get("schema") or {})
+                if schema.get("type") == "object":  # free-form vendor parameters
+                    continue
+                checks[parameter["name"]] = parameter_check(schema)
+            if "{" in path:
+                regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
+                self.templated.append((re.compile(regex + "/?"), checks))
+            else:
+                self.exact[path] = checks
+
+    def checks_for(self, path: str) -> dict[str, Check] | None:
+        found = self.exact.get(path)
+        if found is None and len(path) > 1 and path.endswith("/"):
+            found = self.exact.get(path.rstrip("/"))
+        if found is not None:
+            return found
+        for regex, checks in self.templated:
+            if regex.fullmatch(path):
+                return checks
+        return None
+
+    def problem(self, path: str, query: bytes) -> str | None:
+        """What is wrong with the query string of a GET on ``path`` (None: nothing)."""
+        checks = self.checks_for(path)
+        if not checks or not query:
+            return None
+        seen: set[str] = set()
+        pairs = parse_qsl(
+            query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace"
+        )
+        for name, value in pairs:
+            check = checks.get(name)
+            if check is None:
+                continue
+            if name in seen:
+                return f"parameter {name} is given more than once"
+            seen.add(name)
+            problem = check(value)
+            if problem:
+                return f"parameter {name}: {problem} (the OpenAPI document, /openapi, lists them)"
+        return None
+
+    @staticmethod
+    def without_idle(query: bytes) -> bytes:
+        """The query without parameters that qualify one that is absent (``bbox-crs``
+        without ``bbox``: pygeoapi would refuse what describes nothing)."""
+        if b"bbox-crs" not in query:
+            return query
+        pairs = query.split(b"&")
+        names = {pair.split(b"=", 1)[0] for pair in pairs}
+        if b"bbox" in names:
+            return query
+        return b"&".join(p for p in pairs if p.split(b"=", 1)[0] != b"bbox-crs")
+
+
+class QueryContract:
+    """ASGI middleware: a GET whose query the document does not allow gets a 400."""
+
+    def __init__(self, app: ASGIApp, document: dict[str, Any]) -> None:
+        self.app = app
+        self.contract = Contract(document)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") in ("GET", "HEAD"):
+            problem = self.contract.problem(scope.get("path", ""), scope.get("query_string", b""))
+            if problem:
+                await send_error(
+                    send,
+                    400,
+                    "InvalidParameterValue",
+                    problem,
+                    head=scope["method"] == "HEAD",
+                )
+                return
+            query = scope.get("query_string", b"")
+            kept = self.contract.without_idle(query)
+            if kept != query:
+                scope = dict(scope, query_string=kept)
+        await self.app(scope, receive, send)
+
+
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _shape(path: str) -> str:
+    """A documented path as a regex where the collection id and path variables match any
+    segment."""
+    parts = path.rstrip("/").split("/")
+    if len(parts) > 2 and parts[1] == "collections":
+        parts[2] = "{collectionId}"
+    regex = "/".join(
+        "[^/]+" if part.startswith("{") and part.endswith("}") else re.escape(part)
+        for part in parts
+    )
+    return regex + "/?"
+
+
+class MethodContract:
+    """ASGI middleware: 405 for a method that no documented path of the request's shape has."""
+
+    def __init__(self, app: ASGIApp, document: dict[str, Any]) -> None:
+        self.app = app
+        allowed: dict[str, set[str]] = {}
+        for path, item in (document.get("paths") or {}).items():
+            methods = {m.upper() for m in (item or {}) if m in _HTTP_METHODS}
+            if "GET" in methods:
+                methods.add("HEAD")
+            methods.add("OPTIONS")  # CORS preflights are answered wherever a path exists
+            allowed.setdefault(_shape(path), set()).update(methods)
+        self.shapes = [(re.compile(shape), methods) for shape, methods in allowed.items()]
+
+    def allowed(self, path: str) -> set[str] | None:
+        """The methods of the request path's shape; None if the document has no such path."""
+        for regex, methods in self.shapes:
+            if regex.fullmatch(path):
+                return methods
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            methods = self.allowed(scope.get("path", ""))
+            if methods is not None and scope.get("method") not in methods:
+                allow = ", ".join(sorted(methods))
+                await send_error(
+                    send,
+                    405,
+                    "MethodNotAllowed",
+                    f"{scope.get('method')} is not allowed here; allowed: {allow}",
+                    extra=[(b"allow", allow.encode())],
+                )
+                return
+        await self.app(scope, receive, send)
