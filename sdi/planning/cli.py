@@ -90,14 +90,22 @@ def refresh_command(
 @app.command("status")
 def status_command() -> None:
     """The last refresh of each derived table: when, why, rows and time."""
-    with connect() as conn:
-        rows = conn.execute(
-            "SELECT DISTINCT ON (layer) layer, refreshed_at, trigger, run_id, rows, duration_ms "
-            "FROM planning.refreshes ORDER BY layer, refreshed_at DESC, refresh_id DESC"
-        ).fetchall()
+    try:
+        with connect() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT ON (layer) layer, refreshed_at, trigger, run_id, rows, "
+                "duration_ms FROM planning.refreshes "
+                "ORDER BY layer, refreshed_at DESC, refresh_id DESC"
+            ).fetchall()
+    except psycopg.errors.UndefinedTable:
+        console.print("[red]error:[/] the warehouse has no planning layers yet: `sdi db upgrade`")
+        raise typer.Exit(1) from None
+    except SdiError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
     table = Table("derived table", "refreshed at", "trigger", "run", "rows", "ms")
     for layer, at, trigger, run_id, n, ms in rows:
         table.add_row(
-            layer, f"{at:%Y-%m-%d %H:%M:%S%z}", trigger, str(run_id or ""), f"{n:,}", f"{ms:.0f}"
+            layer, f"{at:%Y-%m-%d %H:%M:%S}", trigger, str(run_id or ""), f"{n:,}", f"{ms:.0f}"
         )
     Console().print(table)

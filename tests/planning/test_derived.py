@@ -242,6 +242,11 @@ def test_refresh_command(db, loaded) -> None:
     ).fetchone()
     assert run[0] == "succeeded" and "stalled_permits" in run[1]
 
+    status = sdi("planning", "status")
+    assert (
+        status.returncode == 0 and "manual" in status.stdout and "ops.commune_summ" in status.stdout
+    )
+
     wrong = sdi("planning", "refresh", "--layer", "planning.nope")
     assert wrong.returncode == 2
     assert "unknown layer planning.nope" in wrong.stderr and "Traceback" not in wrong.stderr
