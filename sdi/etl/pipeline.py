@@ -24,7 +24,7 @@ from psycopg import sql
 
 from sdi.errors import RejectThresholdExceeded
 from sdi.etl import raster
-from sdi.etl.merge import create_indexes, drop_indexes_if_empty, has_current_rows
+from sdi.etl.merge import has_current_rows
 from sdi.etl.normalise import Issues, Reprojector, map_fields, natural_keys
 from sdi.etl.read import Batch, read_batches
 from sdi.etl.spec import JobSpec
@@ -44,30 +44,34 @@ class Reject:
     raw: dict[str, Any]
 
 
-# The pipeline's row hash: 64 bits of pandas' hash of the normalised row (SipHash for text
-# and bytes) and this marker, as a uuid (the column's type, shared with md5 hashes of rows).
-ROW_HASH_KEY = "sdi.row_hash.v01"  # 16 bytes, as SipHash wants
-_ROW_HASH_MARKER = np.frombuffer(b"sdi:row1", dtype=np.uint8)
+# Row hashes of versions the pipeline writes: the row's source hash (64 bits of the delivered
+# row and the spec) and this marker, as a uuid (the column's type, shared with the md5 hashes
+# the database computes for combined contributions). Equal hashes mean nothing changed; the
+# merge compares the values of rows whose hashes differ before it writes a new version, so a
+# hash only has to be cheap and never equal for different contents.
+_ROW_HASH_MARKER = np.frombuffer(b"sdi:src1", dtype=np.uint8)
+
+
+def row_hashes(source_hashes: np.ndarray, index: pd.Index) -> pd.Series:
+    """Source hashes (int64) as row hashes (16 bytes: the hash, then a marker).
+
+    >>> bytes(row_hashes(np.array([1]), pd.RangeIndex(1)).iloc[0]).hex()
+    '0100000000000000736469733a73726331'
+    """
+    both = np.empty((len(source_hashes), 16), dtype=np.uint8)
+    both[:, :8] = np.ascontiguousarray(source_hashes, dtype=np.int64).view(np.uint8).reshape(-1, 8)
+    both[:, 8:] = _ROW_HASH_MARKER
+    array = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), len(source_hashes), [None, pa.py_buffer(both)]
+    )
+    return pd.Series(pd.arrays.ArrowExtensionArray(array), index=index)
+
+
 # shapely type id of a single geometry → WKB header of the multi geometry holding one of it
 _MULTI_PREFIX = {
     single: b"\x01" + multi.to_bytes(4, "little") + (1).to_bytes(4, "little")
     for single, multi in ((0, 4), (1, 5), (3, 6))  # Point, LineString, Polygon
 }
-
-
-def row_hashes(frame: pd.DataFrame) -> pd.Series:
-    """A 16-byte hash of each row (a uuid: 8 bytes of hash, then a marker), computed where the
-    rows are normalised rather than by md5 in the database."""
-    hashes = pd.util.hash_pandas_object(
-        frame, index=False, hash_key=ROW_HASH_KEY, categorize=False
-    ).to_numpy()
-    both = np.empty((len(frame), 16), dtype=np.uint8)
-    both[:, :8] = hashes.view(np.uint8).reshape(-1, 8)
-    both[:, 8:] = _ROW_HASH_MARKER
-    array = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(16), len(frame), [None, pa.py_buffer(both)]
-    )
-    return pd.Series(pd.arrays.ArrowExtensionArray(array), index=frame.index)
 
 
 def as_multi_wkb(wkb: np.ndarray, type_ids: np.ndarray) -> np.ndarray:
@@ -110,7 +114,9 @@ class JobRun:
         self.dropped_repeats = 0  # time series: the same reading twice in one delivery
         self.delivered: list[np.ndarray] = []  # every natural key in the delivery
         self.unchanged = 0  # rows skipped because their source hash is unchanged
-        self.hash_key: str | None = None
+        # source hashes are keyed by the spec: a changed mapping changes every hash
+        self.hash_key = hashlib.sha256(job.spec_sha256.encode()).hexdigest()[:16]
+        self.tracks_sources = False  # decided by track_sources() from the target
         self.current_keys: pd.Index | None = None
         self.current_hashes: np.ndarray | None = None
         self.duplicate_geometries = FirstSeen("geometry") if job.unique_geometry else None
@@ -133,7 +139,7 @@ class JobRun:
             and not job.contributes_as
         ):
             return
-        self.hash_key = hashlib.sha256(job.spec_sha256.encode()).hexdigest()[:16]
+        self.tracks_sources = True
         buffer = io.BytesIO()
         with self.conn.cursor().copy(
             sql.SQL(
@@ -178,7 +184,7 @@ class JobRun:
                 self.duplicate_keys.check(keys, rows, batch.path.name, issues)
             self.delivered.append(keys[keys.notna()].to_numpy())
         hashes = None
-        if self.hash_key:
+        if self.tracks_sources or self.hashes_rows:
             hashes = self._source_hashes(batch)
             if self.current_keys is not None and len(self.current_keys):
                 position = self.current_keys.get_indexer(keys.to_numpy(dtype=object))
@@ -203,7 +209,7 @@ class JobRun:
         )
         if keys is not None and "natural_key" in target.columns:
             frame.insert(0, "natural_key", keys)
-        if hashes is not None:
+        if self.tracks_sources:
             frame["source_hash"] = hashes
         stored = None
         if target.geometry_type:
@@ -225,9 +231,7 @@ class JobRun:
         if stored is not None:
             accepted = accepted.assign(geom=self._wkb(stored[ok], target))
         if self.hashes_rows:
-            accepted = accepted.assign(
-                row_hash=row_hashes(accepted.drop(columns=["source_hash"], errors="ignore"))
-            )
+            accepted = accepted.assign(row_hash=row_hashes(hashes[ok], accepted.index))
         return accepted
 
     def _wkb(self, geometry: np.ndarray, target: TargetTable) -> np.ndarray:
@@ -295,7 +299,7 @@ class JobRun:
         has_key = bool(job.natural_key) and "natural_key" in target.columns
         columns = ["natural_key"] if has_key else []
         columns += [f.name for f in job.fields]
-        if self.hash_key:
+        if self.tracks_sources:
             columns.append("source_hash")
         # Plain feature tables get the row hash computed here (contributions are combined,
         # and hashed, in SQL; time series have none).
@@ -310,13 +314,13 @@ class JobRun:
         if target.geometry_type:
             columns.append("geom")
         # A first load (no current feature) has nothing to compare with or retire: the rows
-        # are copied straight into the target, with the indexes of an empty table built once
-        # at the end.
+        # are copied straight into the target. Its indexes are kept and filled row by row:
+        # that is the database's work while Python normalises the next batch, on the second
+        # core, instead of an index build after the last batch (measured on 1 M parcels:
+        # 3.8 s more CPU for the server, but 5 s less waiting at the end).
         direct = self.hashes_rows and run_id is not None and not has_current_rows(self.conn, target)
-        indexes: list[str] = []
         constants = None
         if direct:
-            indexes = drop_indexes_if_empty(self.conn, target)
             now = self.conn.execute("SELECT now()").fetchone()[0]  # the transaction's start
             constants = {"run_id": run_id, "valid_from": now}
         stage = Stage(self.conn, target, columns, direct=direct, constants=constants)
@@ -335,9 +339,7 @@ class JobRun:
                     stage.write(self.normalise(batch, target))
                     if progress:
                         progress(len(batch.frame))
-        if direct:
-            create_indexes(self.conn, indexes)
-        elif has_key:
+        if has_key and not direct:
             stage.write_delivered(self.delivered)
         return stage
 
