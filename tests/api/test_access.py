@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from sdi.keys import CACHE_TTL, create_key
+from sdi.publish.config import editable_provider
 from sdi.publish.layers import load_layers
 
 INTERNAL = "permits_register"  # layers/permits_register.yml: internal, departments [construction]
@@ -215,16 +216,20 @@ PERSONAL = sorted({f for layer in LAYERS.values() for f in layer.personal})
 def test_personal_fields_are_never_published(api, keys, who: str, collection: str) -> None:
     key = keys.get(who)
     items = get(api, f"/collections/{collection}/items", key, limit=5)
-    assert items.status_code == 200 and items.json()["features"]
-    item_id = items.json()["features"][0]["id"]
+    features = items.json()["features"]
+    # a collection written through the API (incidents) may still be empty: test_incidents.py
+    # checks its items once it has some
+    assert items.status_code == 200 and (features or editable_provider(LAYERS[collection]))
     bodies = {
         "items": items.text,
         "items html": get(api, f"/collections/{collection}/items", key, limit=5, f="html").text,
-        "item": get(api, f"/collections/{collection}/items/{item_id}", key).text,
         "queryables": get(api, f"/collections/{collection}/queryables", key).text,
         "schema": get(api, f"/collections/{collection}/schema", key).text,
         "collection": get(api, f"/collections/{collection}", key).text,
     }
+    if features:
+        item_id = features[0]["id"]
+        bodies["item"] = get(api, f"/collections/{collection}/items/{item_id}", key).text
     for what, body in bodies.items():
         for field in LAYERS[collection].personal:
             assert field not in body, f"{field} in {collection} {what} for {who}"

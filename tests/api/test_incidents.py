@@ -386,16 +386,19 @@ def test_reports_are_never_deleted_and_unknown_ones_are_404(api, place, keys, db
         assert response.status_code == 404, response.text
 
 
-def test_the_internal_register_shows_the_personal_fields_to_operations_only(
-    api, place, keys
-) -> None:
+def test_the_internal_register_shows_the_description_to_operations_only(api, place, keys) -> None:
     incident = created(api, keys["app"], report(place))
     path = f"/collections/incidents_register/items/{incident}"
     assert api.get(path).status_code == 404
     assert api.get(path, headers={"X-API-Key": keys["reader"]}).status_code == 404
     seen = api.get(path, headers={"X-API-Key": keys["app"]})  # an operations key
     assert seen.status_code == 200, seen.text
-    assert seen.json()["properties"]["reporter_phone"] == "+84 912 345 678"
+    properties = seen.json()["properties"]
+    assert properties["description"] == report(place)["properties"]["description"]
+    assert properties["created_by"].endswith(": Citizen app (operations)")
+    # contact details are published nowhere, not even to the operations centre
+    assert not {"reporter_name", "reporter_phone", "reporter_email"} & properties.keys()
+    assert "912 345 678" not in seen.text
 
 
 def test_the_operations_summary_counts_a_new_report(api, place, keys, db) -> None:
