@@ -61,7 +61,9 @@ def test_dashboard_errors_are_ogc_bodies(api: httpx.Client) -> None:
         assert answer.status_code == 404, path
         assert answer.json()["code"] == "NotFound"
     write = api.post("/dashboard/", content=b"x", headers={"content-type": "text/plain"})
-    assert write.status_code == 401  # the access control refuses anonymous writes first
+    # refused before any file is looked at: no anonymous writes (401), or no such method (405)
+    assert write.status_code in (401, 405), write.text
+    assert write.json()["code"] in ("Unauthorized", "MethodNotAllowed")
     traversal = api.get("/dashboard/..%2f..%2fpyproject.toml")
     assert traversal.status_code == 404
 
