@@ -133,10 +133,9 @@ def _hand_over(writer: Writer, partial: bool) -> str:
     return token
 
 
-def envelope(token: str, body: bytes) -> bytes:
-    """The body pygeoapi passes to the provider: the client's bytes (as text) and the token."""
-    text = body.decode("utf-8", errors="replace")
-    return json.dumps({ENVELOPE: token, "body": text}, ensure_ascii=False).encode()
+def envelope(token: str, body: str) -> bytes:
+    """The body pygeoapi passes to the provider: the client's text and the token."""
+    return json.dumps({ENVELOPE: token, "body": body}, ensure_ascii=False).encode()
 
 
 def _unwrap(item: Any) -> tuple[Writer, bool, str]:
@@ -172,6 +171,8 @@ def _feature(body: str, partial: bool) -> dict[str, Any]:
         raise IncidentInvalid(
             user_msg=f"the request body is not valid JSON: {exc}; send a GeoJSON Feature"
         ) from None
+    except RecursionError:  # thousands of nested brackets
+        raise IncidentInvalid(user_msg="the request body is nested too deeply") from None
     if not isinstance(feature, dict) or (feature.get("type") != "Feature" and not partial):
         got = feature.get("type") if isinstance(feature, dict) else type(feature).__name__
         raise IncidentInvalid(
@@ -602,9 +603,19 @@ class IncidentWrites:
                 "a few short texts",
             )
             return
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            await send_error(
+                send,
+                400,
+                "InvalidParameterValue",
+                f"the request body is not UTF-8 (byte {exc.start}): JSON is sent as UTF-8",
+            )
+            return
         writer = Writer(identity.key_id or "", identity.name or "", identity.department or "")
         token = _hand_over(writer, partial=method == "PATCH")
-        wrapped = envelope(token, body)
+        wrapped = envelope(token, text)
         headers = [
             (k, v)
             for k, v in scope.get("headers", [])

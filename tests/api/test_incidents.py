@@ -180,6 +180,8 @@ def test_a_point_in_the_provinces_box_but_in_no_commune_is_refused(api, place, k
         (b"", ("empty",)),
         (b"[1, 2]", ("GeoJSON Feature",)),
         (b'{"type": "FeatureCollection", "features": []}', ("GeoJSON Feature",)),
+        (b"[" * 30_000 + b"]" * 30_000, ("nested too deeply",)),
+        ('{"type": "Feature", "x": "Qu\xe1ng"}'.encode("latin-1"), ("not UTF-8",)),
     ],
 )
 def test_a_body_that_is_not_a_feature_is_a_400(api, keys, content, words) -> None:
