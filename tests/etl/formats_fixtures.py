@@ -125,6 +125,16 @@ def _remove(path: Path, suffixes) -> None:
         path.with_suffix(suffix).unlink(missing_ok=True)
 
 
+def _parcel_keys(items: list[Parcel]) -> list[np.ndarray]:
+    """Commune, sheet, parcel number and land use: the first fields of every parcel file."""
+    return [
+        np.array([COMMUNE] * len(items), dtype=object),
+        np.array([SHEET] * len(items), dtype=np.int32),
+        np.array([p.parcel_no for p in items], dtype=np.int32),
+        np.array([p.land_use for p in items], dtype=object),
+    ]
+
+
 # -- Shapefile -----------------------------------------------------------------------------
 
 
@@ -139,10 +149,7 @@ def parcel_shapefile(
         path,
         _wkb([p.geometry for p in items]),
         field_data=[
-            np.array([COMMUNE] * len(items), dtype=object),
-            np.array([SHEET] * len(items), dtype=np.int32),
-            np.array([p.parcel_no for p in items], dtype=np.int32),
-            np.array([p.land_use for p in items], dtype=object),
+            *_parcel_keys(items),
             np.array([p.declared_area for p in items]),
             _raw([p.owner for p in items], encoding),
             _raw([p.address for p in items], encoding),
@@ -174,14 +181,7 @@ def parcel_mapinfo(path: Path, items: list[Parcel], encoding: str = "tcvn3") -> 
     ogr_write(
         path,
         _wkb([p.geometry for p in items]),
-        field_data=[
-            np.array([COMMUNE] * len(items), dtype=object),
-            np.array([SHEET] * len(items), dtype=np.int32),
-            np.array([p.parcel_no for p in items], dtype=np.int32),
-            np.array([p.land_use for p in items], dtype=object),
-            owners,
-            cp1252,
-        ],
+        field_data=[*_parcel_keys(items), owners, cp1252],
         fields=["MaXa", "SoTo", "SoThua", "LoaiDat", "ChuSD", "DiaChi"],
         driver="MapInfo File",
         geometry_type="Polygon",
@@ -217,31 +217,47 @@ def buildings_geopackage(path: Path, n: int = 18) -> tuple[Path, list[dict]]:
             }
         )
     fields = ["ma_nha", "ten", "loai", "so_tang", "chieu_cao", "nam_xd"]
+    outline = shapely.MultiPolygon(
+        [shapely.box(*shapely.MultiPolygon([g for r in rows for g in r["geometry"].geoms]).bounds)]
+    )
+    _gpkg_with_boundary(
+        path, rows, fields, ("nha", "MultiPolygon"), ("ranh_gioi_du_an", "Khu đô thị mới", outline)
+    )
+    return path, rows
+
+
+def _gpkg_with_boundary(
+    path: Path,
+    rows: list[dict],
+    fields: list[str],
+    layer: tuple[str, str],
+    boundary: tuple[str, str, shapely.Geometry],
+) -> None:
+    """A GeoPackage with the features (``layer``: name, geometry type) and, in a second layer
+    of the same geometry type, a named boundary — the layout that makes a job name its layer."""
+    name, geometry_type = layer
     ogr_write(
         path,
         _wkb([r["geometry"] for r in rows]),
         field_data=[np.array([r[f] for r in rows]) for f in fields],
         fields=fields,
         driver="GPKG",
-        layer="nha",
-        geometry_type="MultiPolygon",
+        layer=name,
+        geometry_type=geometry_type,
         crs=f"EPSG:{SRID}",
     )
-    outline = shapely.MultiPolygon(
-        [shapely.box(*shapely.MultiPolygon([g for r in rows for g in r["geometry"].geoms]).bounds)]
-    )
+    boundary_layer, title, geometry = boundary
     ogr_write(
         path,
-        _wkb([outline]),
-        field_data=[np.array(["Khu đô thị mới"], dtype=object)],
+        _wkb([geometry]),
+        field_data=[np.array([title], dtype=object)],
         fields=["ten"],
         driver="GPKG",
-        layer="ranh_gioi_du_an",
-        geometry_type="MultiPolygon",
+        layer=boundary_layer,
+        geometry_type=geometry_type,
         crs=f"EPSG:{SRID}",
         append=True,
     )
-    return path, rows
 
 
 def cameras_geojson(path: Path, n: int = 20) -> tuple[Path, list[dict]]:
@@ -365,27 +381,13 @@ def zoning_gml(path: Path, sidecar: str, n: int = 10) -> tuple[Path, list[dict]]
             }
         )
     fields = ["ma_o", "ten_o", "chuc_nang", "he_so_sd", "tang_cao", "ma_qh", "ngay_duyet"]
-    ogr_write(
-        source,
-        _wkb([r["geometry"] for r in rows]),
-        field_data=[np.array([r[f] for r in rows]) for f in fields],
-        fields=fields,
-        driver="GPKG",
-        layer="o_quy_hoach",
-        geometry_type="Polygon",
-        crs=f"EPSG:{SRID}",
-    )
     boundary = shapely.MultiPolygon([r["geometry"] for r in rows]).envelope
-    ogr_write(
+    _gpkg_with_boundary(
         source,
-        _wkb([boundary]),
-        field_data=[np.array(["Quy hoạch chi tiết 1/500 khu dân cư"], dtype=object)],
-        fields=["ten"],
-        driver="GPKG",
-        layer="ranh_gioi_quy_hoach",
-        geometry_type="Polygon",
-        crs=f"EPSG:{SRID}",
-        append=True,
+        rows,
+        fields,
+        ("o_quy_hoach", "Polygon"),
+        ("ranh_gioi_quy_hoach", "Quy hoạch chi tiết 1/500 khu dân cư", boundary),
     )
     _run(
         [
