@@ -40,15 +40,22 @@ class AfterLoadHook:
 
 @cache
 def registered() -> tuple[AfterLoadHook, ...]:
-    """Every after-load hook: flood warnings first, then each derived planning table."""
+    """Every after-load hook: flood warnings first, then the derived planning tables.
+
+    Planning tables with the same inputs are refreshed by one hook, so they can share work
+    (buildings without permit and stalled permits match permits and buildings once).
+    """
     from sdi.hazard.model import INPUT_TABLES as WARNING_INPUTS
     from sdi.planning.model import LAYER_INPUTS
 
+    groups: dict[frozenset[str], list[str]] = {}
+    for table, inputs in LAYER_INPUTS.items():
+        groups.setdefault(inputs, []).append(table)
     return (
         AfterLoadHook("flood warnings", WARNING_INPUTS, "sdi.hazard.hooks:after_load"),
         *(
-            AfterLoadHook(table, inputs, "sdi.planning.refresh:refresh", layers=(table,))
-            for table, inputs in LAYER_INPUTS.items()
+            AfterLoadHook(", ".join(tables), inputs, "sdi.planning.refresh:refresh", tuple(tables))
+            for inputs, tables in groups.items()
         ),
     )
 

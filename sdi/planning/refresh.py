@@ -51,6 +51,7 @@ class _Context:
     run_id: int | None
     province_srid: int
     notes: list[str]
+    temp_tables: list[str] = field(default_factory=list)  # built once per refresh, then dropped
 
     def exists(self, relation: str) -> bool:
         return self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()[0]
@@ -69,30 +70,41 @@ class _Context:
 
 # -- land use in conflict with the zoning plan -------------------------------------------------
 # The zone of a parcel is the zone containing its interior point (ST_PointOnSurface: always
-# inside the parcel, unlike the centroid). Driven from the zones: each probes the parcels' GiST
-# index with its box; the cheap array test (codes not all permitted) comes before the point,
-# so only possible conflicts pay for the point-in-zone geometry.
-# Where zones overlap, a parcel conflicting with several is listed once, with the lowest id.
+# inside the parcel, unlike the centroid). Driven from the zones, each with its permitted codes:
+# a zone probes the parcels' GiST index with its box, and the cheap array test (codes not all
+# permitted) runs before the point-in-zone geometry, so only possible conflicts pay for it.
+# Where zones overlap, a parcel conflicting with several is listed once (lowest zone id); the
+# de-duplication sorts ids only, and the parcels' columns are fetched afterwards.
 _CONFLICTS = """
 WITH rules (planned_use, permitted) AS (
     SELECT u, string_to_array(c, ',') FROM unnest(%(uses)s::text[], %(codes)s::text[]) AS t (u, c)
+),
+zones AS MATERIALIZED (
+    SELECT z.id, z.geom, r.permitted
+    FROM land.zoning_current z JOIN rules r ON r.planned_use = z.planned_land_use
+),
+hits AS (
+    SELECT DISTINCT ON (p.id) p.id, zn.id AS zone_id
+    FROM zones zn
+    JOIN land.parcels_current p
+      ON p.geom && zn.geom
+     AND NOT (p.land_use_codes <@ zn.permitted)
+     AND ST_Intersects(zn.geom, ST_PointOnSurface(p.geom))
+    ORDER BY p.id, zn.id
 )
 INSERT INTO planning.land_use_conflicts (
     id, natural_key, commune_code, admin_vintage, sheet_no, parcel_no, land_use_codes,
     conflicting_codes, zone_code, zone_name, planned_land_use, plan_id, area_m2, run_id, geom)
-SELECT DISTINCT ON (p.id)
-       p.id, p.natural_key, p.commune_code, p.admin_vintage, p.sheet_no, p.parcel_no,
+SELECT p.id, p.natural_key, p.commune_code, p.admin_vintage, p.sheet_no, p.parcel_no,
        p.land_use_codes,
        ARRAY(SELECT DISTINCT code FROM unnest(p.land_use_codes) AS code
              WHERE code <> ALL (r.permitted) ORDER BY code),
        z.zone_code, z.zone_name, z.planned_land_use, z.plan_id,
        p.area_m2, %(run_id)s::bigint, p.geom
-FROM land.zoning_current z
+FROM hits h
+JOIN land.zoning_current z ON z.id = h.zone_id
 JOIN rules r ON r.planned_use = z.planned_land_use
-JOIN land.parcels_current p ON p.geom && z.geom
-WHERE NOT (p.land_use_codes <@ r.permitted)
-  AND ST_Intersects(z.geom, ST_PointOnSurface(p.geom))
-ORDER BY p.id, z.id
+JOIN land.parcels_current p ON p.id = h.id
 """
 
 
@@ -121,23 +133,21 @@ def _land_use_conflicts(ctx: _Context) -> int:
 
 
 # -- buildings and permits ---------------------------------------------------------------------
-# One rule matches a permit (alias p) and a building (alias b), both ways (docs/planning.md).
-# The bounding-box pre-filter expands the outer row's geometry so that the inner table's GiST
-# index answers it (an expanded indexed column could not use the index).
-def _permit_matches_building(inner: str) -> str:
-    outer = "b" if inner == "p" else "p"
-    # Most permits lie inside their footprint: the planar test settles them before the
-    # geodesic distance is computed.
-    return f"""
-    {inner}.geom && ST_Expand({outer}.geom, %(box_deg)s)
-    AND (ST_Intersects(b.geom, p.geom)
-         OR ST_DWithin(b.geom::geography, p.geom::geography, %(distance_m)s))
-"""
-
-
-_PERMIT_DATE_FITS = """
-    (b.year_built IS NULL OR p.issued_on IS NULL
-     OR p.issued_on <= make_date(b.year_built + %(tolerance_years)s, 12, 31))
+# One rule matches a permit (alias p) and a building (alias b), both ways (docs/planning.md):
+# the pairs within the distance are found once per refresh (one GiST probe of the buildings per
+# permit; most permits lie inside their footprint, so the planar test settles them before the
+# geodesic distance is computed) and both layers anti-join them.
+PAIRS_TABLE = "sdi_permit_building_pairs"
+_PERMIT_PAIRS = f"""
+CREATE TEMP TABLE {PAIRS_TABLE} ON COMMIT DROP AS
+SELECT p.id AS permit_id, b.id AS building_id,
+       (b.year_built IS NULL OR p.issued_on IS NULL
+        OR p.issued_on <= make_date(b.year_built + %(tolerance_years)s, 12, 31)) AS date_fits
+FROM construction.permits_current p
+JOIN construction.buildings_current b
+  ON b.geom && ST_Expand(p.geom, %(box_deg)s)
+ AND (ST_Intersects(b.geom, p.geom)
+      OR ST_DWithin(b.geom::geography, p.geom::geography, %(distance_m)s))
 """
 
 _BUILDINGS_WITHOUT_PERMIT = f"""
@@ -151,12 +161,12 @@ SELECT b.id, b.natural_key, b.commune_code, b.admin_vintage, b.building_code, b.
        %(run_id)s::bigint, b.geom
 FROM construction.buildings_current b
 WHERE NOT EXISTS (
-    SELECT 1 FROM construction.permits_current p
-    WHERE {_permit_matches_building("p")} AND {_PERMIT_DATE_FITS}
+    SELECT 1 FROM {PAIRS_TABLE} m WHERE m.building_id = b.id AND m.date_fits
 )
 """
 
-# Age in whole months at the refresh (now() is the transaction's start).
+# Age in whole months at the refresh (now() is the transaction's start). Any building at the
+# location counts: the date rule is for naming a building's permit, not for a site's.
 _STALLED_PERMITS = f"""
 INSERT INTO planning.stalled_permits (
     id, natural_key, commune_code, admin_vintage, permit_no, issued_on, status, floors,
@@ -168,14 +178,13 @@ SELECT p.id, p.natural_key, p.commune_code, p.admin_vintage, p.permit_no, p.issu
        %(run_id)s::bigint, p.geom
 FROM construction.permits_current p
 WHERE p.issued_on <= (now() - make_interval(months => %(months)s))::date
-  AND NOT EXISTS (
-    SELECT 1 FROM construction.buildings_current b WHERE {_permit_matches_building("b")}
-)
+  AND NOT EXISTS (SELECT 1 FROM {PAIRS_TABLE} m WHERE m.permit_id = p.id)
 """
 
 
 def _permit_parameters(ctx: _Context) -> dict[str, object]:
-    return {
+    """The rule's values; the permit-building pairs are found on first use in a refresh."""
+    params = {
         "box_deg": model.PERMIT_MATCH_DISTANCE_M / _METRES_PER_DEGREE_LOWER_BOUND,
         "distance_m": model.PERMIT_MATCH_DISTANCE_M,
         "tolerance_years": model.PERMIT_AFTER_BUILT_TOLERANCE_YEARS,
@@ -183,6 +192,13 @@ def _permit_parameters(ctx: _Context) -> dict[str, object]:
         "months": model.STALLED_AFTER_MONTHS,
         "run_id": ctx.run_id,
     }
+    if PAIRS_TABLE not in ctx.temp_tables:
+        ctx.conn.execute(_PERMIT_PAIRS, params)
+        ctx.conn.execute(f"CREATE INDEX ON {PAIRS_TABLE} (building_id)")
+        ctx.conn.execute(f"CREATE INDEX ON {PAIRS_TABLE} (permit_id)")
+        ctx.conn.execute(f"ANALYZE {PAIRS_TABLE}")
+        ctx.temp_tables.append(PAIRS_TABLE)
+    return params
 
 
 def _buildings_without_permit(ctx: _Context) -> int:
@@ -583,6 +599,9 @@ def refresh(
                 "VALUES (%s, %s, %s, %s, %s)",
                 (table, run_id, trigger, result.rows[table], result.seconds[table] * 1000),
             )
+        # A later refresh in the same transaction must see the data as it is then.
+        for temp in ctx.temp_tables:
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(temp)))
     return result
 
 
