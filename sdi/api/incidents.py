@@ -173,12 +173,13 @@ def _feature(body: str, partial: bool) -> dict[str, Any]:
         ) from None
     except RecursionError:  # thousands of nested brackets
         raise IncidentInvalid(user_msg="the request body is nested too deeply") from None
-    if not isinstance(feature, dict) or (feature.get("type") != "Feature" and not partial):
-        got = feature.get("type") if isinstance(feature, dict) else type(feature).__name__
+    default_type = "Feature" if partial else None  # a merge patch carries only what changes
+    if not isinstance(feature, dict) or feature.get("type", default_type) != "Feature":
+        got = _shown(feature.get("type")) if isinstance(feature, dict) else type(feature).__name__
         raise IncidentInvalid(
             user_msg=f"send one GeoJSON Feature "
             '({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, '
-            f'"properties": {{"category": …, "description": …}}}}), not {got!r}'
+            f'"properties": {{"category": …, "description": …}}}}), not {got}'
         )
     properties = feature.get("properties", {} if partial else None)
     if not isinstance(properties, dict):
@@ -186,16 +187,26 @@ def _feature(body: str, partial: bool) -> dict[str, Any]:
     unknown = sorted(set(properties) - WRITABLE - READ_ONLY)
     if unknown:
         raise IncidentInvalid(
-            user_msg=f"properties: unknown field(s) {', '.join(unknown)}; "
+            user_msg=f"properties: unknown field(s) {_shown(', '.join(unknown))}; "
             f"accepted: {', '.join(sorted(WRITABLE))}"
         )
     return feature
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A client's value quoted in an error message, cut short (bodies may be 64 KiB).
+
+    >>> _shown("abcdef", limit=4)
+    "'abc…"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _point(geometry: Any) -> tuple[float, float]:
     """Longitude and latitude of a GeoJSON Point (CRS84), checked."""
     if not isinstance(geometry, dict) or geometry.get("type") != "Point":
-        got = geometry.get("type") if isinstance(geometry, dict) else json.dumps(geometry)
+        got = _shown(geometry.get("type") if isinstance(geometry, dict) else geometry)
         raise IncidentInvalid(
             user_msg=f"geometry: must be a GeoJSON Point (where the incident is), not {got}"
         )
@@ -240,7 +251,7 @@ def _text(name: str, value: Any, maximum: int, pattern: re.Pattern[str] | None, 
     if _CONTROL.search(value):
         raise IncidentInvalid(user_msg=f"{name}: contains control characters")
     if pattern is not None and not pattern.match(value):
-        raise IncidentInvalid(user_msg=f"{name}: {value!r} is not {what}")
+        raise IncidentInvalid(user_msg=f"{name}: {_shown(value)} is not {what}")
     return value
 
 
@@ -249,7 +260,7 @@ def _category(value: Any) -> str:
     code = known.get(value.strip().lower()) if isinstance(value, str) else None
     if code is None:
         raise IncidentInvalid(
-            user_msg=f"category: {value!r} is not in the list "
+            user_msg=f"category: {_shown(value)} is not in the list "
             f"({', '.join(sorted(set(known.values())))}; etl/codes/{CATEGORIES}.yml)"
         )
     return code
@@ -275,7 +286,7 @@ def checked_values(properties: dict[str, Any], required: Iterable[str]) -> dict[
         elif name == "status":
             if value not in STATUSES:
                 raise IncidentInvalid(
-                    user_msg=f"status: {value!r} is not one of {', '.join(STATUSES)}"
+                    user_msg=f"status: {_shown(value)} is not one of {', '.join(STATUSES)}"
                 )
             values[name] = value
         elif value is None:

@@ -322,6 +322,8 @@ def test_status_goes_new_assigned_resolved_and_never_back(api, place, keys, db) 
         "closed",
         "new, assigned, resolved",
     )
+    patched_collection = {"type": "FeatureCollection", "properties": {"status": "resolved"}}
+    refused(send(api, "PATCH", item, keys["app"], patched_collection), 400, "GeoJSON Feature")
     # the reporter's contact survived the PUT that did not carry it
     assert (
         db.execute(
