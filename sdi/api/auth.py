@@ -69,7 +69,8 @@ _JSON_TYPES = ("application/json", "application/ld+json", "application/vnd.oai.o
 _ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?/?$")
 # Executing a process is a read-only computation on public layers, not a write: anyone may
 # POST it (sdi.api.processes: asynchronous jobs need a key, and are shown to that key only).
-_EXECUTION_PATH = re.compile(r"^/processes/[^/]+/execution/?$")
+# Only the processes named here; any other process execution stays an administrator's write.
+_EXECUTION_PATH = re.compile(r"^/processes/(?:exposure)/execution/?$")
 
 
 @dataclass(frozen=True)
