@@ -53,17 +53,28 @@ class Issues:
         return kept
 
 
+_ARROW_TEXT = pd.ArrowDtype(pa.string())
+
+
 def _text(values: pd.Series) -> pa.Array:
-    """Values as trimmed Arrow strings, empty ones as nulls (vectorised in Arrow's C++)."""
-    array = pa.array(values.to_numpy(dtype=object, na_value=None), from_pandas=True)
-    if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
+    """Values as trimmed Arrow strings, empty ones as nulls (vectorised in Arrow's C++).
+
+    Text read from Arrow sources stays in Arrow: no Python string is made per value."""
+    if isinstance(values.dtype, pd.ArrowDtype | pd.StringDtype):
+        array = pa.array(values)  # the Arrow data behind the column, not a copy
+    else:
+        array = pa.array(values.to_numpy(dtype=object, na_value=None), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not pa.types.is_string(array.type):
         array = pc.cast(array, pa.string())
     trimmed = pc.utf8_trim_whitespace(array)
     return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
 
 
 def _to_series(array: pa.Array, index: pd.Index) -> pd.Series:
-    return pd.Series(array.to_numpy(zero_copy_only=False), index=index, dtype=object)
+    """Arrow strings as a pandas column that keeps them in Arrow (missing values are NA)."""
+    return pd.Series(pd.arrays.ArrowExtensionArray(array), index=index, dtype=_ARROW_TEXT)
 
 
 def natural_keys(frame: pd.DataFrame, template: str) -> pd.Series:
@@ -108,6 +119,8 @@ def _cast(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Series:
     else:
         text = _to_series(_text(values), values.index)
         number = None
+        if spec.type != "text":  # parsed by pandas: plain Python strings
+            text = pd.Series(text.to_numpy(dtype=object, na_value=None), index=values.index)
     present = text.notna()
 
     match spec.type:

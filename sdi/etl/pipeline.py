@@ -282,6 +282,7 @@ class JobRun:
         for record, row, key, reason in zip(
             raw.to_dict("records"), rows[bad], keys, issues.reasons[bad], strict=True
         ):
+            key = None if key is None or pd.isna(key) else key
             self.rejects.append(Reject(str(batch.path), int(row), key, reason, record))
 
     # -- whole run -----------------------------------------------------------------------
