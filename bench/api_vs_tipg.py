@@ -223,8 +223,15 @@ def uvicorn_options(port: int) -> list[str]:
 
 def start_ours(url: str, workdir: Path) -> Server:
     port = free_port()
+    # The project's configuration with the parcels collection only: the bench database holds
+    # the parcels, and the other servers publish that one table too.
+    config = yaml.safe_load((PROJECT / "pygeoapi-config.yml").read_text(encoding="utf-8"))
+    config["resources"] = {k: v for k, v in config["resources"].items() if k == "parcels"}
+    config_path = workdir / "ours-pygeoapi.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     env = dict(os.environ)
     env.update(
+        SDI_PYGEOAPI_CONFIG=str(config_path),
         SDI_DATABASE_URL=url,
         SDI_STATE_DIR=str(workdir / "ours-state"),
         SDI_HOST="127.0.0.1",

@@ -254,6 +254,14 @@ def conform(document: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         feature = next((p for p in providers if p.get("type") in ("feature", "record")), None)
         if path.endswith("/items") or path.endswith("/items/{featureId}"):
             _items_parameters(document, operation, feature, get_supported_crs_list, path)
+        one = (document["paths"].get(f"{path}/{{featureId}}") or {}).get("get", {})
+        if path.endswith("/items") and one.get("operationId") and "200" in operation["responses"]:
+            # OpenAPI links: a client (or schemathesis) learns where a feature's id comes from
+            operation["responses"]["200"].setdefault("links", {})["item"] = {
+                "operationId": one["operationId"],
+                "parameters": {"featureId": "$response.body#/features/0/id"},
+                "description": "The first feature of the page, by its id.",
+            }
         if "/tiles/" in path and path.endswith("{tileCol}"):
             operation["responses"].setdefault(
                 "204", {"description": "The tile has no features (an empty tile)."}

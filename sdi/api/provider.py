@@ -59,6 +59,10 @@ _JSON_TYPES = {  # integer bounds: a value the column type cannot hold is refuse
 }
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 DEFERRED_OFFSET = 1000  # from this offset on (in id order), find the first id, then seek
+# The page size of our next links, at least: a client that pages through a result asked for
+# 10 at a time (GDAL < 3.8 always asks for 10: its PAGE_SIZE open option, not the OpenAPI
+# maximum) is served the rest in pages of this many, not in hundreds of requests.
+NEXT_PAGE_LIMIT = 1000
 
 _pool: ConnectionPool | None = None
 _pool_url: str | None = None
@@ -195,6 +199,7 @@ class PostGISProvider(BaseProvider):
         self.geom_field = provider_def.get("geom_field", "geom")
         self.storage_srid = int(self.data.get("storage_srid", 4326))
         self.items_url = provider_def.get("items_url")
+        self.next_page_limit = int(provider_def.get("next_page_limit", NEXT_PAGE_LIMIT))
         self.exact_count_below = int(
             provider_def.get("exact_count_below", paging.EXACT_COUNT_BELOW)
         )
@@ -434,8 +439,7 @@ class PostGISProvider(BaseProvider):
         if not more and (rows or request.offset == 0):  # the last page: the count is known
             matched = request.offset + len(rows)
 
-        texts = [row[0] for row in rows]
-        features = json.loads("[" + ",".join(texts) + "]") if texts else []
+        features = FeatureTexts([row[0] for row in rows])
         content: dict[str, Any] = {
             "type": "FeatureCollection",
             "features": features,
@@ -532,12 +536,14 @@ class PostGISProvider(BaseProvider):
         (the page would then be wrong: the caller pages the usual way)."""
         cap = 2 * self.exact_count_below
         params = dict(params, limit=request.limit + 1, offset=request.offset, cap=cap)
+        # Only the sort keys of the matching rows are kept (not their geometries): the page's
+        # rows are then fetched by id (25 % faster for a bbox of ~800 parcels on 1 M).
         statement = sql.SQL(
-            "WITH m AS MATERIALIZED (SELECT {columns} FROM {table} t WHERE {where} "
+            "WITH m AS MATERIALIZED (SELECT {key_columns} FROM {table} t WHERE {where} "
             "LIMIT %(cap)s) "
             "SELECT {feature}::text, {keys}, (SELECT count(*) FROM m) FROM ("
-            "SELECT * FROM m t ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s) t "
-            "ORDER BY {order}"
+            "SELECT * FROM m t ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s) k "
+            "JOIN {table} t ON {id} = k.{bare_id} ORDER BY {order}"
         ).format(where=where, **self._page_parts(request))
         rows = self._execute(statement, params, conn)
         if not rows:
@@ -572,6 +578,11 @@ class PostGISProvider(BaseProvider):
                     sql.SQL("{}::text").format(sql.Identifier("t", k)) for k in keys
                 ),
                 "columns": sql.SQL(", ").join(sql.Identifier("t", c) for c in needed),
+                "key_columns": sql.SQL(", ").join(
+                    sql.Identifier("t", c) for c in dict.fromkeys([self.id_field, *keys])
+                ),
+                "id": sql.Identifier("t", self.id_field),
+                "bare_id": sql.Identifier(self.id_field),
                 "table": self.table,
                 "order": paging.order_by(list(order)),
             }
@@ -591,8 +602,9 @@ class PostGISProvider(BaseProvider):
         """
         query = request.query_params()
 
-        def href(at: int, cursor: Cursor | None) -> str:
-            params = [("offset", str(at)), *query]
+        def href(at: int, cursor: Cursor | None, limit: int = request.limit) -> str:
+            params = [("offset", str(at))]
+            params += [(k, str(limit) if k == "limit" else v) for k, v in query]
             if cursor is not None:
                 params.append((CURSOR_PARAM, cursor.encode()))
             return f"{self.items_url}?{urlencode(params, quote_via=quote, safe=',:/')}"
@@ -604,7 +616,7 @@ class PostGISProvider(BaseProvider):
                 "type": "application/geo+json",
                 "rel": "next",
                 "title": "Items (next)",
-                "href": href(after, next_cursor),
+                "href": href(after, next_cursor, max(request.limit, self.next_page_limit)),
             }
         ]
         if request.offset > 0:
@@ -648,6 +660,76 @@ def _in_utc(value: str) -> Any:
     except ValueError:
         return value
     return parsed.astimezone(UTC) if parsed.tzinfo is not None else value
+
+
+class FeatureTexts(list):
+    """The features of a page as the GeoJSON texts PostGIS wrote, parsed on first use.
+
+    pygeoapi parses nothing of a JSON page: it adds links and serialises the collection with
+    ``json.dumps``. Parsing 100 features' GeoJSON only to write it again costs 1.6 ms a page
+    (more than PostGIS takes to build it); :func:`to_json` writes the texts as they are
+    instead. Any other use (HTML, CSV, JSON-LD, ``len``, a subclass's post-processing) goes
+    through a list method, which parses them first: the list then behaves as a plain list.
+    """
+
+    __slots__ = ("_texts",)
+
+    def __init__(self, texts: list[str]) -> None:
+        super().__init__()
+        self._texts: list[str] | None = texts
+
+    def load(self) -> None:
+        if self._texts is not None:
+            texts, self._texts = self._texts, None
+            if texts:
+                list.extend(self, json.loads("[" + ",".join(texts) + "]"))
+
+    def raw(self) -> str | None:
+        """The JSON array of the features if nothing has parsed them yet, else None."""
+        return None if self._texts is None else "[" + ",".join(self._texts) + "]"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        self.load()
+        return (list, (list(self),))
+
+
+def _loading(name: str) -> Any:
+    method = getattr(list, name)
+
+    def loaded(self: FeatureTexts, *args: Any, **kwargs: Any) -> Any:
+        self.load()
+        return method(self, *args, **kwargs)
+
+    loaded.__name__ = name
+    return loaded
+
+
+for _name in (
+    "__len__", "__iter__", "__getitem__", "__setitem__", "__delitem__", "__contains__",
+    "__reversed__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__add__",
+    "__iadd__", "__mul__", "__rmul__", "__imul__", "__repr__", "__copy__", "append", "extend",
+    "insert", "pop", "remove", "index", "count", "sort", "reverse", "copy", "clear",
+):  # fmt: skip
+    if hasattr(list, _name):
+        setattr(FeatureTexts, _name, _loading(_name))
+
+
+def to_json(dict_: dict, pretty: bool = False) -> str:
+    """pygeoapi's ``to_json``, writing unparsed :class:`FeatureTexts` as they are."""
+    from pygeoapi.util import json_serial
+
+    features = dict_.get("features") if isinstance(dict_, dict) else None
+    raw = features.raw() if isinstance(features, FeatureTexts) else None
+    if raw is None:
+        return _pygeoapi_to_json(dict_, pretty)
+    text = json.dumps(
+        {**dict_, "features": []},
+        default=json_serial,
+        indent=4 if pretty else None,
+        separators=(",", ":"),
+    ).replace('"features":[]', '"features":' + raw, 1)
+    # as pygeoapi does with everything it writes as JSON
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _provider_error(exc: psycopg.Error) -> Exception:
@@ -829,18 +911,25 @@ def _pygeoapi_transform_bbox(*args: Any) -> list[float]:
 def install_pygeoapi_fixes() -> None:
     """Patch pygeoapi 0.24's per-request CRS work in its API layer (call once at start-up).
 
-    :func:`transform_bbox`, :func:`validate_bbox` and :func:`validate_datetime` are replaced
-    in ``pygeoapi.api.itemtypes``, where the items handler looks them up; the provider itself
-    never parses a CRS per request.
+    :func:`transform_bbox`, :func:`validate_bbox`, :func:`validate_datetime` and
+    :func:`to_json` are replaced in ``pygeoapi.api.itemtypes``, where the items handler looks
+    them up; the provider itself never parses a CRS per request.
     """
     from pygeoapi import linked_data
     from pygeoapi.api import itemtypes
 
+    itemtypes.to_json = to_json
     itemtypes.transform_bbox = transform_bbox
     itemtypes.validate_bbox = validate_bbox
     itemtypes.validate_datetime = validate_datetime
     if getattr(linked_data.render_j2_template, "__module__", "") != __name__:
         linked_data.render_j2_template = _jsonld_renderer(linked_data.render_j2_template)
+
+
+def _pygeoapi_to_json(dict_: dict, pretty: bool = False) -> str:
+    from pygeoapi.util import to_json as pygeoapi_to_json
+
+    return pygeoapi_to_json(dict_, pretty)
 
 
 _JSONLD_TEMPLATES = ("collections/items/index.jsonld", "collections/items/item.jsonld")

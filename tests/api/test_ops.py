@@ -280,7 +280,15 @@ BAD_ITEMS_REQUESTS = [
     ("permits", {"crs": "http://www.opengis.net/def/crs/EPSG/0/9999"}),
     ("permits", {"bbox": "1,2,3,4", "bbox-crs": "EPSG:9999"}),
     ("permits", {"bbox": "1,2,3,4", "bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/1"}),
-    ("permits", {"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"}),
+    ("permits", {"bbox-crs": "http://www.opengis.net/def/crs/EPSG/0/1"}),  # not offered
+    ("permits", {"limit": "10001"}),  # above the advertised maximum
+    ("permits", {"skipGeometry": "null"}),
+    ("permits", {"f": ""}),
+    ("permits", {"bbox": "1,2,3,4,5"}),
+    ("permits", {"datetime": "2025-02-29T00:00:00Z"}),  # no such day
+    ("permits", {"floors": "two"}),  # an integer property
+    ("permits", {"floors": "99999999999"}),  # beyond the column's type
+    ("catalogue", {"f": "csv"}),  # records have no CSV
     ("permits", {"datetime": "garbage"}),
     ("permits", {"datetime": "2020-13-45"}),
     ("permits", {"datetime": "garbage/.."}),

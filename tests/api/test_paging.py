@@ -74,7 +74,7 @@ def test_a_cursor_page_equals_the_offset_page(api, db) -> None:
     del query["cursor"]
     by_offset = api.get("/collections/parcels/items", params=query).json()
     assert ids(by_cursor) == ids(by_offset)
-    assert len(ids(by_cursor)) == 100
+    assert len(ids(by_cursor)) == int(query["limit"]) == 1000  # next pages are large
 
 
 def test_a_foreign_or_broken_cursor_is_ignored(api, db) -> None:
@@ -116,7 +116,7 @@ def test_a_filter_travels_in_the_cursor(api, db) -> None:
         filter="area_m2 > 300 AND commune_code = '06688'",
         limit=20,
     )
-    assert len(served) > 2
+    assert len(served) >= 2 and len(expected) > 20
     assert [i for page in served for i in ids(page)] == expected
     assert "filter" not in query_of(next_link(served[0]))
 
@@ -178,6 +178,8 @@ def test_gdal_reads_the_parcels_with_default_options(server, db, tmp_path) -> No
     assert f"Feature Count: {expected}" in info
     with_cursor = [u for u in pages_fetched if "cursor=" in u]
     assert len(with_cursor) >= len(pages_fetched) - 2  # GDAL's first probes have none
+    # GDAL 3.6 asks for 10 a page; our next links ask for 1,000 (not expected / 10 requests)
+    assert len(pages_fetched) <= 3 + expected // 1000, pages_fetched
     print(f"ogr2ogr: {expected} parcels, {len(pages_fetched)} requests, {elapsed:.2f} s")
     # The goal is 5,000 parcels in 3 s (0.6 ms a parcel); twice that leaves room for a busy
     # test machine.

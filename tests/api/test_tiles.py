@@ -280,7 +280,7 @@ def test_an_empty_tile_answers_204(api, db) -> None:
         ("lamps/tiles/WebMercatorQuad/abc/0/0", 400, "InvalidParameterValue"),
         ("lamps/tiles/WebMercatorQuad/12/-1/3265", 400, "InvalidParameterValue"),
         ("lamps/tiles/WebMercatorQuad/12/1806/1e3", 400, "InvalidParameterValue"),
-        ("lamps/tiles/WebMercatorQuad/12/99999999999999999999/0", 400, "InvalidParameterValue"),
+        ("lamps/tiles/WebMercatorQuad/12/99999999999999999999/0", 404, "NotFound"),
         ("lamps/tiles/WorldCRS84Quad/12/1806/3265", 404, "NotFound"),
         ("lamps/tiles/NoSuchSet/12/1806/3265", 404, "NotFound"),
         # no tiles: pygeoapi's own answer (400 NoApplicableCode)
