@@ -78,12 +78,12 @@ _MERGE_LABELS = [
     (r"^\s*CREATE (UNIQUE )?INDEX", "merge: build indexes after the load"),
     (r"pg_index|indexdef", "merge: look up indexes"),
     (r"^\s*SET ", "merge: settings"),
-    (r"^\s*UPDATE .*SET source_hash", "merge: refresh source hashes"),
+    (r"^\s*UPDATE .*SET (source|row)_hash", "merge: refresh source/row hashes"),
 ]
 _LABELS = [
     (r"^\s*LOCK TABLE", "merge: LOCK target"),
-    (r"WITH closed AS", "merge: close changed versions + insert new versions (md5 compare)"),
-    (r"^\s*INSERT INTO .*NOT EXISTS", "merge: insert new features (anti-join, md5, indexes)"),
+    (r"WITH closed AS", "merge: close changed versions + insert new versions"),
+    (r"^\s*INSERT INTO .*NOT EXISTS", "merge: insert new features (anti-join, indexes)"),
     (r"^\s*UPDATE .*NOT EXISTS", "merge: retire missing (anti-join)"),
     (r"^\s*CREATE TEMP TABLE", "stage: create temp table"),
     (r"^\s*CREATE INDEX", "stage: index natural_key"),
@@ -231,7 +231,7 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ),
     ("validate: bounds", ["sdi.etl.pipeline:check_bounds", "sdi.etl.runner:check_bounds"]),
     ("derive: area_m2", ["sdi.etl.pipeline:_derive", "sdi.etl.runner:_derive"]),
-    ("to_wkb (hex EWKB)", ["shapely:to_wkb"]),
+    ("to_wkb (WKB for the COPY)", ["shapely:to_wkb"]),
     (
         "validate: duplicate keys",
         ["sdi.etl.validate:FirstSeen.check", "sdi.etl.validate:DuplicateKeys.check"],
@@ -240,8 +240,17 @@ SECTIONS: list[tuple[str, list[str]]] = [
         "rejects: keep raw rows",
         ["sdi.etl.pipeline:JobRun._keep_rejects", "sdi.etl.runner:JobRun._keep_rejects"],
     ),
-    ("stage: COPY (send + server parse)", ["sdi.etl.stage:Stage.write"]),
-    ("stage: finish (other)", ["sdi.etl.stage:Stage.finish"]),
+    # The COPY runs in a background thread (not timed here, the clock is single-threaded):
+    # the main thread only waits when the server is two batches behind, and at the end.
+    (
+        "stage: queue a batch for the COPY (waits while the server is behind)",
+        ["sdi.etl.stage:Stage.write"],
+    ),
+    (
+        "stage: end of the COPY (waits for the server), index the stage",
+        ["sdi.etl.stage:Stage.__exit__"],
+    ),
+    ("load: first-load check (lock, any current row)", ["sdi.etl.merge:has_current_rows"]),
     ("stage: create (other)", ["sdi.etl.stage:Stage.__init__"]),
     ("stage: introspect target (other)", ["sdi.etl.stage:TargetTable.introspect"]),
     ("merge: other", ["sdi.etl.merge:merge", "sdi.etl.runner:merge"]),
