@@ -378,6 +378,18 @@ def test_moving_a_report_rederives_its_commune_and_is_checked(api, place, keys, 
     assert old["commune_code"] == place["commune"] and new["commune_code"] == other[2]
 
 
+def test_the_log_is_append_only(api, place, keys, db) -> None:
+    incident = created(api, keys["app"], report(place))
+    for statement in (
+        "UPDATE ops.incident_log SET key_name = 'someone else' WHERE incident_id = %s",
+        "DELETE FROM ops.incident_log WHERE incident_id = %s",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            db.execute(statement, (incident,))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):  # a report with a history stays
+        db.execute("DELETE FROM ops.incidents WHERE id = %s", (incident,))
+
+
 def test_reports_are_never_deleted_and_unknown_ones_are_404(api, place, keys, db) -> None:
     incident = created(api, keys["app"], report(place))
     for key in ("app", "admin"):

@@ -67,6 +67,21 @@ def upgrade() -> None:
         );
         CREATE INDEX incident_log_incident ON ops.incident_log (incident_id, changed_at);
 
+        -- The log is an audit trail: rows are added, never changed or removed (the foreign
+        -- key above also keeps an incident with a history from being deleted).
+        CREATE FUNCTION ops.incident_log_append_only() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'ops.incident_log is append-only: % refused', TG_OP
+                USING ERRCODE = 'insufficient_privilege';
+        END $$;
+        CREATE TRIGGER incident_log_append_only
+            BEFORE UPDATE OR DELETE ON ops.incident_log
+            FOR EACH ROW EXECUTE FUNCTION ops.incident_log_append_only();
+        CREATE TRIGGER incident_log_no_truncate
+            BEFORE TRUNCATE ON ops.incident_log
+            FOR EACH STATEMENT EXECUTE FUNCTION ops.incident_log_append_only();
+
         COMMENT ON TABLE ops.incidents IS
             'citizen incident reports, written through OGC API Features Part 4 (sdi.api.incidents)';
         COMMENT ON COLUMN ops.incidents.commune_code IS
@@ -87,4 +102,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("ALTER TABLE auth.api_keys DROP COLUMN IF EXISTS write_collections")
     op.execute("DROP TABLE IF EXISTS ops.incident_log")
+    op.execute("DROP FUNCTION IF EXISTS ops.incident_log_append_only()")
     op.execute("DROP TABLE IF EXISTS ops.incidents")
