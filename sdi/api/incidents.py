@@ -523,6 +523,21 @@ _CRS84 = (
 )
 
 
+ITEM_METHODS = "GET, HEAD, OPTIONS, PUT, PATCH"  # of an incident (no DELETE)
+
+
+def _allow(send: Send, methods: str) -> Send:
+    """``send`` with the response's ``Allow`` header replaced by ``methods``."""
+
+    async def relabelled(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+            message = {**message, "headers": [*headers, (b"allow", methods.encode())]}
+        await send(message)
+
+    return relabelled
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
@@ -556,14 +571,16 @@ class IncidentWrites:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method", "").upper() if scope["type"] == "http" else ""
         match = _WRITE_PATH.match(scope.get("path", "")) if method else None
-        if (
-            match is None
-            or match.group(1) not in self.collections
-            or method not in ("POST", "PUT", "PATCH", "DELETE")
-        ):
+        if match is None or match.group(1) not in self.collections:
             await self.app(scope, receive, send)
             return
         item = match.group(2)
+        if method == "OPTIONS" and item is not None:
+            await self.app(scope, receive, _allow(send, ITEM_METHODS))  # pygeoapi says DELETE
+            return
+        if method not in ("POST", "PUT", "PATCH", "DELETE"):
+            await self.app(scope, receive, send)
+            return
         media = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if method == "POST" and (item is not None or media not in _JSON_MEDIA):
             await self.app(scope, receive, send)  # a CQL2 search, or pygeoapi's own 405
@@ -578,7 +595,7 @@ class IncidentWrites:
                 "MethodNotAllowed",
                 "incident reports are never deleted (their history is kept): set the status "
                 'to resolved instead (PATCH {"properties": {"status": "resolved"}})',
-                extra=[(b"allow", b"GET, HEAD, PUT, PATCH")],
+                extra=[(b"allow", ITEM_METHODS.encode())],
             )
             return
         identity: Identity | None = scope.get(SCOPE_IDENTITY)

@@ -397,6 +397,9 @@ def test_reports_are_never_deleted_and_unknown_ones_are_404(api, place, keys, db
         assert response.status_code == 405, response.text
         assert "PATCH" in response.headers["allow"]
     assert api.get(f"{ITEMS}/{incident}").status_code == 200
+    options = api.options(f"{ITEMS}/{incident}")
+    assert options.status_code == 200 and "DELETE" not in options.headers["allow"]
+    assert "PATCH" in options.headers["allow"]
     for missing in ("999999999", "abc", "-1"):
         response = send(api, "PATCH", f"{ITEMS}/{missing}", keys["app"], {"properties": {}})
         assert response.status_code == 404, response.text
