@@ -42,22 +42,13 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sdi.api.auth import send_error
+from sdi.api.openapi import resolve as _resolve
 
 Check = Callable[[str], str | None]  # raw value → None, or what is wrong with it
 
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BOOLEANS = ("true", "false")
-
-
-def _resolve(document: dict[str, Any], node: Any) -> Any:
-    """Follow local ``$ref`` s (the served document has no other kind)."""
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = document
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
 
 
 def _scalar_check(schema: dict[str, Any]) -> Check:

@@ -100,6 +100,20 @@ def to_sql(node: Any, queryables: Queryables) -> tuple[sql.Composable, dict[str,
     return condition, translator.params
 
 
+def operands(node: ast.Combination) -> list[Any]:
+    """The operands of a chain of one combination (a AND b AND c), left to right, without
+    recursion (pygeofilter nests long chains deeply: a thousand ORs would overflow)."""
+    kind = type(node)
+    items, stack = [], [node]
+    while stack:
+        item = stack.pop()
+        if type(item) is kind:
+            stack.extend([item.rhs, item.lhs])
+        else:
+            items.append(item)
+    return items
+
+
 class _Translator:
     def __init__(self, queryables: Queryables) -> None:
         self.q = queryables
@@ -125,33 +139,16 @@ class _Translator:
         self.count()
         if isinstance(node, bool):
             return sql.SQL("TRUE" if node else "FALSE")
-        if isinstance(node, ast.Combination):
-            return self.combination(node)
+        for kind, method in _CONDITIONS:
+            if isinstance(node, kind):
+                return getattr(self, method)(node)
         if isinstance(node, ast.Not):
             return sql.SQL("NOT ({})").format(self.condition(node.sub_node))
         if isinstance(node, ast.Include):
             return sql.SQL("FALSE" if node.not_ else "TRUE")
-        if isinstance(node, ast.Comparison):
-            return self.comparison(node)
-        if isinstance(node, ast.Like):
-            return self.like(node)
-        if isinstance(node, ast.Between):
-            return self.between(node)
-        if isinstance(node, ast.In):
-            return self.in_(node)
         if isinstance(node, ast.IsNull):
             expr = self.expression(node.lhs)
             return sql.SQL("{} IS {}NULL").format(expr.sql, sql.SQL("NOT " if node.not_ else ""))
-        if isinstance(node, ast.SpatialComparisonPredicate):
-            return self.spatial(node)
-        if isinstance(node, ast.BBox):
-            return self.bbox_predicate(node)
-        if isinstance(node, ast.Relate):
-            return self.relate(node)
-        if isinstance(node, ast.TemporalPredicate):
-            return self.temporal(node)
-        if isinstance(node, ast.ArrayPredicate):
-            return self.array(node)
         if isinstance(node, ast.Attribute):
             expr = self.expression(node)
             if expr.kind == BOOLEAN:
@@ -161,15 +158,7 @@ class _Translator:
         raise FilterError(f"this is not a condition: {_describe(node)}")
 
     def combination(self, node: ast.Combination) -> sql.Composable:
-        # Flatten left-deep chains (a OR b OR c …) without recursion.
-        kind = type(node)
-        parts, stack = [], [node]
-        while stack:
-            item = stack.pop()
-            if type(item) is kind:
-                stack.extend([item.rhs, item.lhs])
-            else:
-                parts.append(self.condition(item))
+        parts = [self.condition(item) for item in operands(node)]
         joiner = sql.SQL(" AND " if isinstance(node, ast.And) else " OR ")
         return sql.SQL("({})").format(joiner.join(sql.SQL("({})").format(p) for p in parts))
 
@@ -457,6 +446,21 @@ class _Translator:
         return sql.SQL("{} {} {}").format(lhs.sql, sql.SQL(operator), rhs.sql)
 
 
+# Conditions translated by a method of _Translator of the same purpose (order: the first
+# class that matches wins).
+_CONDITIONS = (
+    (ast.Combination, "combination"),
+    (ast.Comparison, "comparison"),
+    (ast.Like, "like"),
+    (ast.Between, "between"),
+    (ast.In, "in_"),
+    (ast.SpatialComparisonPredicate, "spatial"),
+    (ast.BBox, "bbox_predicate"),
+    (ast.Relate, "relate"),
+    (ast.TemporalPredicate, "temporal"),
+    (ast.ArrayPredicate, "array"),
+)
+
 _SPATIAL = {
     "INTERSECTS": "ST_Intersects",
     "CONTAINS": "ST_Contains",
@@ -534,14 +538,7 @@ def to_json(node: Any) -> Any:
     """CQL2 JSON of an AST, such that pygeofilter's cql2_json parser gives it back."""
     if isinstance(node, ast.Combination):
         op = "and" if isinstance(node, ast.And) else "or"
-        items, stack = [], [node]
-        while stack:
-            item = stack.pop()
-            if type(item) is type(node):
-                stack.extend([item.rhs, item.lhs])
-            else:
-                items.append(to_json(item))
-        return {"op": op, "args": items}
+        return {"op": op, "args": [to_json(item) for item in operands(node)]}
     if isinstance(node, ast.Not):
         return {"op": "not", "args": [to_json(node.sub_node)]}
     if isinstance(node, ast.Include):
@@ -679,13 +676,7 @@ def _text(node: Any, negate: bool) -> str:
         return _text(node.sub_node, not negate)
     if isinstance(node, ast.Combination):
         is_and = isinstance(node, ast.And) != negate  # De Morgan: NOT (a AND b) = NOT a OR NOT b
-        items, stack = [], [node]
-        while stack:
-            item = stack.pop()
-            if type(item) is type(node):
-                stack.extend([item.rhs, item.lhs])
-            else:
-                items.append(f"({_text(item, negate)})")
+        items = [f"({_text(item, negate)})" for item in operands(node)]
         return (" AND " if is_and else " OR ").join(items)
     if isinstance(node, ast.Include):
         return "EXCLUDE" if node.not_ != negate else "INCLUDE"

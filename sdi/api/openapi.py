@@ -134,7 +134,8 @@ _MEDIA = {
 }
 
 
-def _resolve(document: dict[str, Any], node: Any) -> Any:
+def resolve(document: dict[str, Any], node: Any) -> Any:
+    """``node``, or what its local ``$ref`` (and theirs) point to in ``document``."""
     while isinstance(node, dict) and "$ref" in node:
         target: Any = document
         for part in node["$ref"].removeprefix("#/").split("/"):
@@ -145,15 +146,15 @@ def _resolve(document: dict[str, Any], node: Any) -> Any:
 
 def _f_values(document: dict[str, Any], parameters: list) -> list[str]:
     for raw in parameters:
-        parameter = _resolve(document, raw)
+        parameter = resolve(document, raw)
         if parameter.get("name") == "f" and parameter.get("in") == "query":
-            return list(_resolve(document, parameter.get("schema", {})).get("enum", []))
+            return list(resolve(document, parameter.get("schema", {})).get("enum", []))
     return []
 
 
 def _ok_response(document: dict[str, Any], path: str, operation: dict[str, Any]) -> dict:
     """The 200 response with a media type for every ``f`` the operation offers."""
-    response = copy.deepcopy(_resolve(document, operation["responses"].get("200", {})))
+    response = copy.deepcopy(resolve(document, operation["responses"].get("200", {})))
     response.setdefault("description", "successful operation")
     content = response.setdefault("content", {})
     formats = _f_values(document, operation.get("parameters", []))
@@ -296,8 +297,8 @@ def _items_parameters(
     names = _property_names(document, out)
     if names:  # sortby: the published properties (pygeoapi refuses others with a 400)
         for i, raw in enumerate(out):
-            if _resolve(document, raw).get("name") == "sortby":
-                sortby = copy.deepcopy(_resolve(document, raw))
+            if resolve(document, raw).get("name") == "sortby":
+                sortby = copy.deepcopy(resolve(document, raw))
                 keys = [f"{sign}{name}" for name in names for sign in ("", "+", "-")]
                 sortby["schema"] = {"type": "array", "minItems": 1, "items": {"enum": keys}}
                 out[i] = sortby
@@ -310,8 +311,8 @@ def _items_parameters(
 def _property_names(document: dict[str, Any], parameters: list) -> list[str]:
     """The property names the ``properties`` parameter of an operation offers."""
     for raw in parameters:
-        parameter = _resolve(document, raw)
+        parameter = resolve(document, raw)
         if parameter.get("name") == "properties":
-            items = _resolve(document, parameter.get("schema", {})).get("items", {})
+            items = resolve(document, parameter.get("schema", {})).get("items", {})
             return list(items.get("enum", []))
     return []

@@ -23,7 +23,7 @@ import math
 import re
 from functools import cached_property
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -50,6 +50,18 @@ EXTENT = 4096  # MVT grid of a tile
 BUFFER = 256  # grid units drawn around a tile, so symbols and strokes are not cut at its edge
 _INDEX = re.compile(r"[0-9]+")  # ASCII digits only (str.isdigit accepts "²")
 _MAX_DIGITS = 12  # more is beyond any tile matrix (2^30 tiles a side at zoom 30): a 404
+
+
+class _TileSetRequest(NamedTuple):
+    """What pygeoapi passes to describe a tileset (in its order)."""
+
+    dataset: str
+    server_url: str
+    layer: str | None
+    tileset: str | None
+    title: str | None
+    description: str | None
+    keywords: list[str] | None
 
 
 class TileOutOfRangeError(ProviderGenericError):
@@ -325,17 +337,12 @@ class PostGISTileProvider(BaseMVTProvider):
                 user_msg=f"unsupported format {metadata_format.lower()!r}: "
                 "json, jsonld, tilejson or html"
             )
-        return super().get_metadata(
-            dataset,
-            server_url,
-            layer,
-            tileset,
-            metadata_format,
-            title,
-            description,
-            keywords,
-            **kwargs,
-        )
+        request = _TileSetRequest(dataset, server_url, layer, tileset, title, description, keywords)
+        if metadata_format == "TILEJSON":
+            return self.tilejson(request)
+        if metadata_format == "HTML":
+            return self.html_metadata(request)
+        return self.tileset_metadata(request)  # JSON and JSON-LD
 
     def _tile_url(self, server_url: str, dataset: str, tileset: str) -> str:
         return url_join(
@@ -347,18 +354,9 @@ class PostGISTileProvider(BaseMVTProvider):
     def _properties_schema(self) -> dict[str, Any]:
         return {"type": "object", "properties": self.get_fields()}
 
-    def get_default_metadata(
-        self,
-        dataset: str,
-        server_url: str,
-        layer: str,
-        tileset: str,
-        title: str,
-        description: str,
-        keywords: list[str] | None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
+    def tileset_metadata(self, request: _TileSetRequest) -> dict[str, Any]:
         """OGC Tile Set Metadata (2D TMS 2.0), with the limits and the properties schema."""
+        dataset, server_url, layer, tileset, title, description, keywords = request
         west, south, east, north = self.bounds
         return {
             "title": title,
@@ -404,18 +402,9 @@ class PostGISTileProvider(BaseMVTProvider):
             ],
         }
 
-    def get_vendor_metadata(
-        self,
-        dataset: str,
-        server_url: str,
-        layer: str,
-        tileset: str,
-        title: str,
-        description: str,
-        keywords: list[str] | None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
+    def tilejson(self, request: _TileSetRequest) -> dict[str, Any]:
         """TileJSON 3.0 (what MapLibre and QGIS read), with the layer's fields."""
+        dataset, server_url, layer, tileset, title, description, _ = request
         west, south, east, north = self.bounds
         kinds = {"integer": "Number", "number": "Number", "boolean": "Boolean"}
         url = url_join(server_url, f"collections/{dataset}/tiles/{tileset}", "{z}/{y}/{x}")
@@ -442,17 +431,9 @@ class PostGISTileProvider(BaseMVTProvider):
             ],
         }
 
-    def get_html_metadata(
-        self,
-        dataset: str,
-        server_url: str,
-        layer: str,
-        tileset: str,
-        title: str,
-        description: str,
-        keywords: list[str] | None,
-        **kwargs: Any,
-    ) -> dict[str, Any]:
+    def html_metadata(self, request: _TileSetRequest) -> dict[str, Any]:
+        """What pygeoapi's HTML tileset template shows."""
+        dataset, server_url, _, tileset, title, _, _ = request
         metadata_url = url_join(server_url, f"collections/{dataset}/tiles/{tileset}")
         return {
             "id": dataset,

@@ -42,7 +42,7 @@ def ids(body: dict) -> list[int]:
 def test_parameter_checks(schema: dict, good: list[str], bad: list[str]) -> None:
     check = parameter_check(schema)
     assert [v for v in good if check(v)] == []
-    assert [v for v in bad if not check(v)] == bad
+    assert [v for v in bad if check(v)] == bad
 
 
 def test_a_declared_parameter_given_twice_is_refused_and_undeclared_ones_pass() -> None:
@@ -108,7 +108,7 @@ def test_a_method_the_document_has_not_is_a_405_for_everyone(api) -> None:
     hidden collection, a public one and one that never existed answer alike."""
     answers = set()
     for collection in ("parcels", "permits_register", "no_such_layer_at_all"):
-        response = api.put(f"/collections/{collection}/items/1", json={})
+        response = api.put(f"/collections/{collection}", json={})
         assert response.status_code == 405, response.text
         answers.add((response.text, response.headers["allow"]))
     assert len(answers) == 1
