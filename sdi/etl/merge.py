@@ -357,11 +357,14 @@ def has_current_rows(conn: psycopg.Connection, target: TargetTable) -> bool:
     ).fetchone()[0]
 
 
-def drop_indexes_if_empty(conn: psycopg.Connection, target: TargetTable) -> list[str]:
-    """On a table with no rows at all, drop the indexes (but the primary key) and return
-    their definitions: building them once after a bulk load is 3× faster than maintaining
-    them row by row (5 indexes, GiST among them). Dropping needs an exclusive lock until
-    commit — harmless on an empty table, which no one is reading."""
+def drop_indexes_if_empty(
+    conn: psycopg.Connection, target: TargetTable, methods: tuple[str, ...] | None = None
+) -> list[str]:
+    """On a table with no rows at all, drop the indexes (but the primary key; only those of
+    the access ``methods`` given, e.g. ``("gist",)``) and return their definitions: building
+    them once after a bulk load is 3× faster than maintaining them row by row (5 indexes,
+    GiST among them). Dropping needs an exclusive lock until commit — harmless on an empty
+    table, which no one is reading."""
     empty = not conn.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(target.qualified)
     ).fetchone()[0]
@@ -369,8 +372,10 @@ def drop_indexes_if_empty(conn: psycopg.Connection, target: TargetTable) -> list
         return []
     definitions = conn.execute(
         "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary",
-        (f"{target.schema}.{target.name}",),
+        "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary "
+        "AND (%s::text[] IS NULL OR a.amname = ANY (%s::text[]))",
+        (f"{target.schema}.{target.name}", *[list(methods) if methods else None] * 2),
     ).fetchall()
     for name, _ in definitions:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))

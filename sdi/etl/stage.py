@@ -192,7 +192,7 @@ class Stage:
     columns. Use as a context manager: leaving it with an exception cancels the COPY.
     """
 
-    QUEUED_BATCHES = 2  # batches normalised ahead of the COPY: bounds memory
+    QUEUED_BATCHES = 1  # batches normalised ahead of the COPY: bounds memory
 
     def __init__(
         self,

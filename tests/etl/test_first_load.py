@@ -49,8 +49,12 @@ def _parcels_job(settings, source_dir: Path):
     return load_job(discover_jobs(settings)["land_parcels"], job_settings), job_settings
 
 
+INDEXES = "SELECT indexdef FROM pg_indexes WHERE schemaname = 'land' AND tablename = 'parcels'"
+
+
 def test_first_load_writes_what_a_merge_writes(warehouse, settings, tmp_path) -> None:
     url, conn = warehouse
+    indexes = sorted(conn.execute(INDEXES).fetchall())
     write_parcels(tmp_path, parcel_table(scale=0.25))
     job, job_settings = _parcels_job(settings, tmp_path)
     first = run_job(job, url, settings=job_settings)
@@ -71,6 +75,8 @@ def test_first_load_writes_what_a_merge_writes(warehouse, settings, tmp_path) ->
         (first.run_id,),
     ).fetchone()
     assert rows == (loaded, loaded, loaded, loaded, True, 1, True, True, True, True, True)
+    assert sorted(conn.execute(INDEXES).fetchall()) == indexes  # GiST dropped, built again
+    assert any("USING gist" in i for (i,) in indexes)
     # valid_from is the time of the run's transaction, as the merge's now()
     started, finished, valid_from = conn.execute(
         "SELECT r.started_at, r.finished_at, (SELECT min(valid_from) FROM land.parcels) "
