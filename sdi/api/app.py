@@ -31,7 +31,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from sdi.api import ops, processes
-from sdi.api.auth import AccessControl, AccessPolicy, KeyVerifier, database_lookup
+from sdi.api.auth import (
+    ANONYMOUS,
+    AccessControl,
+    AccessPolicy,
+    KeyVerifier,
+    database_lookup,
+)
 from sdi.api.changes import ROUTES as CHANGE_ROUTES
 from sdi.api.changes import ChangeFeed
 from sdi.api.contract import MethodContract, QueryContract
@@ -102,7 +108,7 @@ def build(settings=None):
     inner = Dashboard(ChangeFeed(writes, layers, CONFIG["server"]["url"]))
     protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
     return ops.Operations(
-        MethodContract(protected, OPENAPI),
+        MethodContract(protected, OPENAPI, public=lambda c: policy.can_see(ANONYMOUS, c)),
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),

@@ -243,11 +243,16 @@ class QueryContract:
 _HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-def _shape(path: str) -> str:
-    """A documented path as a regex where the collection id and path variables match any
-    segment."""
+def _collection(path: str) -> str | None:
+    parts = path.split("/")
+    return parts[2] if len(parts) > 2 and parts[1] == "collections" and parts[2] else None
+
+
+def _shape(path: str, any_collection: bool = True) -> str:
+    """A documented path as a regex where path variables (and, for a shape, the collection
+    id) match any segment."""
     parts = path.rstrip("/").split("/")
-    if len(parts) > 2 and parts[1] == "collections":
+    if any_collection and len(parts) > 2 and parts[1] == "collections":
         parts[2] = "{collectionId}"
     regex = "/".join(
         "[^/]+" if part.startswith("{") and part.endswith("}") else re.escape(part)
@@ -257,22 +262,40 @@ def _shape(path: str) -> str:
 
 
 class MethodContract:
-    """ASGI middleware: 405 for a method that no documented path of the request's shape has."""
+    """ASGI middleware: 405 for a method the document does not have for the request's path.
 
-    def __init__(self, app: ASGIApp, document: dict[str, Any]) -> None:
+    Under a public collection, the methods of that very path; under any other collection id
+    (hidden from some clients, or missing), those of every documented path of that shape, so
+    that a hidden collection answers exactly as one that does not exist.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        document: dict[str, Any],
+        public: Callable[[str], bool] = lambda collection: False,
+    ) -> None:
         self.app = app
-        allowed: dict[str, set[str]] = {}
+        shapes: dict[str, set[str]] = {}
+        exact: dict[str, set[str]] = {}
+        self.public: set[str] = set()
         for path, item in (document.get("paths") or {}).items():
             methods = {m.upper() for m in (item or {}) if m in _HTTP_METHODS}
             if "GET" in methods:
                 methods.add("HEAD")
             methods.add("OPTIONS")  # CORS preflights are answered wherever a path exists
-            allowed.setdefault(_shape(path), set()).update(methods)
-        self.shapes = [(re.compile(shape), methods) for shape, methods in allowed.items()]
+            shapes.setdefault(_shape(path), set()).update(methods)
+            collection = _collection(path)
+            if collection and public(collection):
+                self.public.add(collection)
+                exact.setdefault(_shape(path, any_collection=False), set()).update(methods)
+        self.exact = [(re.compile(regex), methods) for regex, methods in exact.items()]
+        self.shapes = [(re.compile(regex), methods) for regex, methods in shapes.items()]
 
     def allowed(self, path: str) -> set[str] | None:
-        """The methods of the request path's shape; None if the document has no such path."""
-        for regex, methods in self.shapes:
+        """The methods the document has for ``path``; None if it has no such path."""
+        table = self.exact if _collection(path) in self.public else self.shapes
+        for regex, methods in table:
             if regex.fullmatch(path):
                 return methods
         return None
