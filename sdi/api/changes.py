@@ -52,6 +52,18 @@ from sdi.publish.layers import Layer
 LOGGER = logging.getLogger("sdi.api.changes")
 
 PATH = re.compile(r"^/collections/([^/]+)/changes/?$")
+# An instant with its UTC offset, calendar-exact (the OpenAPI pattern of since and until).
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_LEAP_DAY = r"(?:[1-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)-02-29"
+INSTANT = (
+    rf"(?:[1-9][0-9]{{3}}-{_MONTH_DAY}|{_LEAP_DAY})"
+    r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+RUN_ID = r"[0-9]{1,18}"
 DEFAULT_LIMIT, MAX_LIMIT = 100, 10_000
 _VERSIONED = ("id", "version_id", "valid_from", "valid_to", "run_id")
 NOT_FOUND = "Collection not found"  # pygeoapi's own words for an unknown collection
@@ -223,7 +235,7 @@ class ChangeFeed:
             if row is None or row[0] != "succeeded" or row[1] is None:
                 state = "does not exist" if row is None else f"is {row[0]}, not succeeded"
                 raise ChangeError(
-                    f"since={value}: run {value} {state}; `sdi etl runs` lists the runs"
+                    f"since={value}: run {value} {state}; `sdi etl runs` lists the runs", 404
                 )
             return row[1], int(value)
         return _instant(value, "since"), None
@@ -348,21 +360,21 @@ def openapi_paths(resources: dict[str, Any]) -> dict[str, Any]:
                         "in": "query",
                         "required": True,
                         "description": "ISO 8601 instant with a UTC offset, or an ETL run id",
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "pattern": f"^(?:{INSTANT}|{RUN_ID})$"},
                     },
                     {
                         "name": "until",
                         "in": "query",
                         "required": False,
                         "description": "End of the window (from a `next` link)",
-                        "schema": {"type": "string"},
+                        "schema": {"type": "string", "pattern": f"^{INSTANT}$"},
                     },
                     {
                         "name": "after",
                         "in": "query",
                         "required": False,
                         "description": "Feature id after which the page starts (from `next`)",
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
                     },
                     {
                         "name": "limit",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import psycopg
@@ -301,3 +302,57 @@ class PostGISEDRProvider(BaseEDRProvider):
                 ) from exc
             except psycopg.Error as exc:
                 raise _provider_error(exc) from exc
+
+
+_EDR_QUERY = re.compile(r"^/collections/([^/]+)/(position|area|locations)(/\{locId\})?$")
+
+
+def document(openapi: dict[str, Any], resources: dict[str, Any]) -> None:
+    """Make the OpenAPI operations of EDR collections say what this provider answers.
+
+    pygeoapi documents any ``crs`` and only a 200; the answers are CRS84 only, CoverageJSON (the
+    locations list too: pygeoapi labels every EDR answer ``application/vnd.cov+json``), 400 for
+    a bad parameter and 404 for no location.
+    """
+    for path, item in (openapi.get("paths") or {}).items():
+        match = _EDR_QUERY.match(path)
+        resource = resources.get(match.group(1)) if match else None
+        if not resource or not any(p.get("type") == "edr" for p in resource.get("providers", [])):
+            continue
+        operation = (item or {}).get("get") or {}
+        edr = next(p for p in resource["providers"] if p.get("type") == "edr")
+        names = "|".join(re.escape(name) for name in edr.get("parameters", {}))
+        replaced = {
+            "crs": {
+                "name": "crs",
+                "in": "query",
+                "required": False,
+                "description": "The CRS of the coordinates in the response (CRS84 only).",
+                "schema": {"type": "string", "enum": [CRS84]},
+            },
+            "parameter-name": {
+                "name": "parameter-name",
+                "in": "query",
+                "required": False,
+                "description": "Comma-separated parameters to return (default: all): "
+                + ", ".join(edr.get("parameters", {})),
+                "schema": {"type": "string", "pattern": f"^(?:{names})(?:,(?:{names}))*$"},
+            },
+        }
+        operation["parameters"] = [
+            replaced.get(
+                parameter.get("$ref", "").rsplit("/", 1)[-1] or parameter.get("name"), parameter
+            )
+            for parameter in operation.get("parameters", [])
+        ]
+        responses = operation.setdefault("responses", {})
+        ok = {
+            "description": "CoverageJSON (the locations list: GeoJSON)",
+            "content": {
+                "application/vnd.cov+json": {"schema": {"type": "object"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
+        responses["200"] = ok
+        responses.setdefault("400", {"$ref": "#/components/responses/InvalidParameter"})
+        responses.setdefault("404", {"$ref": "#/components/responses/NotFound"})

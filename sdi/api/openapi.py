@@ -230,9 +230,12 @@ def conform(document: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
         if parameter.get("in") == "query" and schema.get("type") == "array":
             schema.setdefault("minItems", 1)
     resources = config.get("resources") or {}
-    from sdi.api.changes import openapi_paths  # the change feed's paths (sdi.api.changes)
+    # the change feed's paths; what the EDR and Processes operations really answer
+    from sdi.api import changes, edr, processes
 
-    document.setdefault("paths", {}).update(openapi_paths(resources))
+    document.setdefault("paths", {}).update(changes.openapi_paths(resources))
+    edr.document(document, resources)
+    processes.document(document)
     for path, item in (document.get("paths") or {}).items():
         operation = (item or {}).get("get")
         if not operation:

@@ -334,19 +334,19 @@ def _as_caller(api_function: Callable) -> Callable:
         key_id, admin = _decode_caller(request.headers.get(CALLER_HEADER))
         _caller.key_id, _caller.admin = key_id, admin
         try:
-            if (
-                api_function.__name__ == "execute_process"
-                and key_id is None
-                and _wants_async(request)
-            ):
+            problem = (
+                _execution_problem(request, key_id)
+                if api_function.__name__ == "execute_process"
+                else None
+            )
+            if problem is not None:
+                status, code, message = problem
                 return api.get_exception(
-                    HTTPStatus.UNAUTHORIZED,
+                    status,
                     request.get_response_headers(api.default_locale, **api.api_headers),
                     request.format,
-                    "Unauthorized",
-                    "asynchronous execution needs an API key (X-API-Key header): a job's "
-                    "result is kept for the key that created it; without a key, execute "
-                    "synchronously (no Prefer: respond-async)",
+                    code,
+                    message,
                 )
             return api_function(api, request, *args)
         finally:
@@ -354,6 +354,31 @@ def _as_caller(api_function: Callable) -> Callable:
 
     call.sdi_caller = True  # type: ignore[attr-defined]
     return call
+
+
+def _execution_problem(request: Any, key_id: str | None) -> tuple[int, str, str] | None:
+    """What pygeoapi would answer badly (a 500 for a body that is not an object) or must not
+    run (an anonymous asynchronous job): (status, code, message), or None."""
+    try:
+        body = json.loads(request.data or b"null")
+    except (ValueError, UnicodeDecodeError):
+        body = None  # not JSON: pygeoapi answers 400 "invalid request data" itself
+    else:
+        if not isinstance(body, dict):
+            return (
+                HTTPStatus.BAD_REQUEST,
+                "InvalidParameterValue",
+                'the request body must be a JSON object: {"inputs": {...}}',
+            )
+    if key_id is None and _wants_async(request):
+        return (
+            HTTPStatus.UNAUTHORIZED,
+            "Unauthorized",
+            "asynchronous execution needs an API key (X-API-Key header): a job's result is "
+            "kept for the key that created it; without a key, execute synchronously (no "
+            "Prefer: respond-async)",
+        )
+    return None
 
 
 def _wants_async(request: Any) -> bool:
@@ -387,3 +412,37 @@ class CallerHeader:
             headers.append((CALLER_HEADER.encode(), value.encode("latin-1")))
             scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
+
+
+def document(openapi: dict[str, Any]) -> None:
+    """Make the OpenAPI operations of the processes say what they answer (JSON descriptions;
+    400 for bad inputs, 401 for an anonymous asynchronous execution, 404 for others' jobs)."""
+    paths = openapi.get("paths") or {}
+    for path, item in paths.items():
+        if not path.startswith(("/processes", "/jobs")):
+            continue
+        for method, operation in (item or {}).items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if method == "get" and "200" in responses:
+                # pygeoapi's generic shared response (no JSON): this operation's own
+                if responses["200"].get("$ref") == "#/components/responses/200":
+                    responses["200"] = {"description": "successful operation", "content": {}}
+                content = responses["200"].setdefault("content", {})
+                content.setdefault("application/json", {"schema": {"type": "object"}})
+            if path.endswith("/execution"):
+                responses.setdefault("400", {"$ref": "#/components/responses/InvalidParameter"})
+                responses.setdefault(
+                    "401",
+                    {
+                        "description": "Asynchronous execution without an API key",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/exception"}
+                            }
+                        },
+                    },
+                )
+            if path.startswith("/jobs/"):
+                responses.setdefault("404", {"$ref": "#/components/responses/NotFound"})

@@ -186,9 +186,10 @@ def test_internal_layers_and_personal_fields(api, settings) -> None:
     ("collection", "params", "status", "phrase"),
     [
         ("lamps", {}, 400, "missing parameter since"),
-        ("lamps", {"since": "last tuesday"}, 400, "neither a run id nor an ISO 8601"),
-        ("lamps", {"since": "2025-10-14T18:00:00"}, 400, "no UTC offset"),
-        ("lamps", {"since": "999999999"}, 400, "run 999999999 does not exist"),
+        ("lamps", {"since": "last tuesday"}, 400, "since"),
+        ("lamps", {"since": "2025-10-14T18:00:00"}, 400, "since"),  # no UTC offset
+        ("lamps", {"since": "2025-02-30T18:00:00Z"}, 400, "since"),
+        ("lamps", {"since": "999999999"}, 404, "run 999999999 does not exist"),
         ("lamps", {"since": "2025-10-14T18:00:00Z", "limit": "0"}, 400, "limit"),
         ("lamps", {"since": "2025-10-14T18:00:00Z", "f": "html"}, 400, "f"),
         ("warning_history", {"since": "2025-10-14T18:00:00Z"}, 400, "keeps no versions"),
@@ -196,6 +197,7 @@ def test_internal_layers_and_personal_fields(api, settings) -> None:
     ],
 )
 def test_bad_requests(api, collection, params, status, phrase) -> None:
+    """The OpenAPI document's patterns (checked by sdi.api.contract) and the feed's own checks."""
     response = _changes(api, collection, **params)
     assert response.status_code == status, response.text
     assert phrase in response.json()["description"]

@@ -122,6 +122,13 @@ def test_a_polygon_matches_an_independent_postgis_query(api, warning, db) -> Non
     assert properties["residents_estimate"] == warning["residents_estimate"]
 
 
+def test_a_body_that_is_not_an_object_is_a_400_not_a_500(api) -> None:
+    for body in ("[null, null]", "3", '"inputs"'):
+        response = api.post(EXECUTE, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert "JSON object" in response.json()["description"]
+
+
 @pytest.mark.parametrize(
     ("inputs", "phrase"),
     [
