@@ -125,3 +125,39 @@ def history_command(
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     report_console.print(table)
+
+
+@app.command("exposure")
+def exposure_command(
+    gauge: Annotated[str | None, typer.Option(help="A gauge code, e.g. G-HL-01")] = None,
+    water_level: Annotated[
+        float | None, typer.Option("--water-level", help="Hypothetical level (m), with --gauge")
+    ] = None,
+    area: Annotated[
+        str | None, typer.Option(help="A GeoJSON file: a Polygon/MultiPolygon (or a Feature)")
+    ] = None,
+) -> None:
+    """What a gauge at a water level, or an area, exposes (the OGC API process "exposure")."""
+    import json
+    from pathlib import Path
+
+    from sdi.api.processes import _checked_inputs, _exposure
+
+    inputs: dict = {}
+    try:
+        if area is not None:
+            inputs["area"] = json.loads(Path(area).read_text(encoding="utf-8"))
+        if gauge is not None:
+            inputs["gauge"] = gauge
+        if water_level is not None:
+            inputs["water_level_m"] = water_level
+        checked = _checked_inputs(inputs)
+        with connect(autocommit=True) as conn:
+            result = _exposure(conn, checked)
+    except (OSError, ValueError) as exc:  # a bad file or input: say which
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    except SdiError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    report_console.print_json(json.dumps(result["properties"], default=str))

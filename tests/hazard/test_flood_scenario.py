@@ -184,3 +184,19 @@ def test_the_exposure_process_agrees_with_a_real_warning(api, db, level) -> None
     assert properties["level"] == level
     _check_exposure(properties, level, db)
     assert properties["residential_floors"] == EXPECTED[level]["residential_floors"]
+
+
+def test_the_command_line_gives_the_same_exposure(db) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from sdi.hazard.cli import app
+
+    result = CliRunner().invoke(app, ["exposure", "--gauge", GAUGE, "--water-level", "3.2"])
+    assert result.exit_code == 0, result.output
+    properties = json.loads(result.stdout)
+    assert properties["level_label"] == "II"
+    _check_exposure(properties, 2, db)
+    unknown = CliRunner().invoke(app, ["exposure", "--gauge", "NO-SUCH", "--water-level", "1"])
+    assert unknown.exit_code == 2 and "unknown gauge 'NO-SUCH'" in unknown.output
