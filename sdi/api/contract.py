@@ -149,7 +149,9 @@ class Contract:
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.exact: dict[str, dict[str, Check]] = {}
-        self.templated: list[tuple[re.Pattern[str], dict[str, Check]]] = []
+        # templated paths by collection id (None: not under /collections/<id>): a request
+        # is matched against its own collection's few paths only
+        self.templated: dict[str | None, list[tuple[re.Pattern[str], dict[str, Check]]]] = {}
         for path, item in (document.get("paths") or {}).items():
             operation = (item or {}).get("get")
             if not operation:
@@ -165,7 +167,8 @@ class Contract:
                 checks[parameter["name"]] = parameter_check(schema)
             if "{" in path:
                 regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
-                self.templated.append((re.compile(regex + "/?"), checks))
+                entry = (re.compile(regex + "/?"), checks)
+                self.templated.setdefault(_collection(path), []).append(entry)
             else:
                 self.exact[path] = checks
 
@@ -175,7 +178,7 @@ class Contract:
             found = self.exact.get(path.rstrip("/"))
         if found is not None:
             return found
-        for regex, checks in self.templated:
+        for regex, checks in self.templated.get(_collection(path), ()):
             if regex.fullmatch(path):
                 return checks
         return None
@@ -277,8 +280,7 @@ class MethodContract:
     ) -> None:
         self.app = app
         shapes: dict[str, set[str]] = {}
-        exact: dict[str, set[str]] = {}
-        self.public: set[str] = set()
+        exact: dict[str, dict[str, set[str]]] = {}  # collection → path regex → methods
         for path, item in (document.get("paths") or {}).items():
             methods = {m.upper() for m in (item or {}) if m in _HTTP_METHODS}
             if "GET" in methods:
@@ -287,14 +289,19 @@ class MethodContract:
             shapes.setdefault(_shape(path), set()).update(methods)
             collection = _collection(path)
             if collection and public(collection):
-                self.public.add(collection)
-                exact.setdefault(_shape(path, any_collection=False), set()).update(methods)
-        self.exact = [(re.compile(regex), methods) for regex, methods in exact.items()]
+                paths = exact.setdefault(collection, {})
+                paths.setdefault(_shape(path, any_collection=False), set()).update(methods)
+        self.public = set(exact)
+        self.exact = {
+            collection: [(re.compile(regex), methods) for regex, methods in paths.items()]
+            for collection, paths in exact.items()
+        }
         self.shapes = [(re.compile(regex), methods) for regex, methods in shapes.items()]
 
     def allowed(self, path: str) -> set[str] | None:
         """The methods the document has for ``path``; None if it has no such path."""
-        table = self.exact if _collection(path) in self.public else self.shapes
+        collection = _collection(path)
+        table = self.exact.get(collection, ()) if collection in self.public else self.shapes
         for regex, methods in table:
             if regex.fullmatch(path):
                 return methods

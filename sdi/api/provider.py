@@ -444,7 +444,7 @@ class PostGISProvider(BaseProvider):
             "type": "FeatureCollection",
             "features": features,
             "numberMatched": matched,
-            "numberReturned": len(features),
+            "numberReturned": len(rows),  # not len(features): that would parse them
         }
         if more and self.items_url:
             last = list(rows[-1][1:]) if rows else None

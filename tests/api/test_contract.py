@@ -151,6 +151,11 @@ def test_features_written_as_postgis_wrote_them_equal_the_parsed_ones(api) -> No
     assert page.headers["content-type"].startswith("application/geo+json")
     body = page.json()
     assert body["numberReturned"] == 5 == len(body["features"])
+    # written as PostGIS wrote them (UTF-8), not re-serialised by Python (which escapes it)
+    address = next(
+        f["properties"]["address"] for f in body["features"] if f["properties"]["address"]
+    )
+    assert json.dumps(address, ensure_ascii=False) in page.text
     one = api.get(f"/collections/parcels/items/{body['features'][0]['id']}").json()
     assert one["properties"] == body["features"][0]["properties"]
     ld = api.get("/collections/parcels/items", params={**params, "f": "jsonld"})
