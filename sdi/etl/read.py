@@ -59,16 +59,39 @@ class Batch:
     path: Path
     first_row: int  # source row number of frame.iloc[0] (CSV: line number; others: feature)
     frame: pd.DataFrame
-    geometry: np.ndarray | None  # shapely geometries in the source CRS
+    # shapely geometries in the source CRS; from GDAL formats decoded from ``wkb`` when first
+    # asked for (a re-run skips unchanged rows before that: their WKB is only hashed)
+    shapes: np.ndarray | None
     # How the text was decoded ("tcvn3", "utf-8", "cp1258", …; None when there is no text to
     # decode, e.g. a raster) and why: the job spec, the file's .cpg, or auto-detection evidence.
     # With encoding: auto the value on a file's last batch is final (earlier batches can only
     # differ when all their text was plain ASCII, which every encoding reads the same way).
     encoding: str | None = None
     encoding_evidence: str | None = None
-    # The geometries' WKB as delivered (GDAL formats): hashed to notice unchanged rows
-    # without writing every geometry out again.
+    # The geometries' WKB as delivered (GDAL formats).
     wkb: np.ndarray | None = None
+
+    @property
+    def geometry(self) -> np.ndarray | None:
+        if self.shapes is None and self.wkb is not None:
+            self.shapes = _geometries(self.wkb)
+        return self.shapes
+
+    @geometry.setter
+    def geometry(self, value: np.ndarray | None) -> None:
+        self.shapes = value
+
+    def subset(self, keep: np.ndarray) -> Batch:
+        """The rows where ``keep`` is true (geometries not decoded yet stay so)."""
+        return Batch(
+            self.path,
+            self.first_row,
+            self.frame[keep],
+            None if self.shapes is None else self.shapes[keep],
+            self.encoding,
+            self.encoding_evidence,
+            None if self.wkb is None else self.wkb[keep],
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -534,15 +557,14 @@ def _read_ogr(path: Path, source: SourceSpec, batch_size: int) -> Iterator[Batch
                     f"({_gdal_message(exc)}); the file is damaged or truncated"
                 ) from None
             frame = _arrow_frame(record_batch, raw_strings=driver == "MapInfo File")
-            geometry = wkb = None
+            wkb = None
             if geometry_column in frame:
                 wkb = frame.pop(geometry_column).to_numpy()
-                geometry = _geometries(wkb)
             if driver in _KML_DRIVERS:
                 frame = _kml_columns(frame)
             rows = len(frame)
-            batch = text.batch(path, first_row, frame, geometry)
-            batch.wkb = wkb
+            batch = text.batch(path, first_row, frame, None)
+            batch.wkb = wkb  # decoded into shapely geometries when first needed
             yield batch
             first_row += rows
 
