@@ -54,7 +54,7 @@ def row_hashes(source_hashes: np.ndarray, index: pd.Index) -> pd.Series:
     """Source hashes (int64) as row hashes (16 bytes: the hash, then a marker).
 
     >>> bytes(row_hashes(np.array([1]), pd.RangeIndex(1)).iloc[0]).hex()
-    '0100000000000000736469733a73726331'
+    '01000000000000007364693a73726331'
     """
     both = np.empty((len(source_hashes), 16), dtype=np.uint8)
     both[:, :8] = np.ascontiguousarray(source_hashes, dtype=np.int64).view(np.uint8).reshape(-1, 8)
