@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-import yaml
 
-from bench.common import PROJECT, RESULTS, git_state, sample_data, say
+from bench._scale_db import run_input_jobs, scale_database, table_sizes
+from bench.common import RESULTS, git_state, sample_data, say
 
 GOALS = {24_000: 3.0, 1_000_000: 60.0}  # seconds: whole refresh (demo), per table (1 M)
 INPUT_JOBS = (
@@ -55,50 +55,10 @@ COUNTED = (
 )
 
 
-def _jobs_dir(work: Path) -> Path:
-    """The input jobs as in etl/jobs/, with the parcels read from the one GeoPackage."""
-    jobs = work / "jobs"
-    jobs.mkdir(parents=True, exist_ok=True)
-    for name in INPUT_JOBS:
-        spec = yaml.safe_load((PROJECT / "etl" / "jobs" / f"{name}.yml").read_text())
-        if name == "land_parcels":
-            spec["source"] = {
-                "path": "land/parcels.gpkg",
-                "layer": "parcels",
-                "encoding": "utf-8",
-                "srid": 5899,
-            }
-        (jobs / f"{name}.yml").write_text(yaml.safe_dump(spec, allow_unicode=True))
-    return jobs
-
-
-def _database(parcels: int, url: str | None) -> str:
-    from sdi.db import LocalCluster
-    from sdi.db.migrate import upgrade
-
-    if url is None:
-        cluster = LocalCluster()
-        cluster.start()
-        name = f"sdi_bench_planning_{parcels}"
-        cluster.ensure_database(name)
-        url = cluster.url(name)
-    upgrade(url)
-    return url
-
-
 def _load_inputs(url: str, data: Path, work: Path) -> dict[str, dict]:
     """Run the input jobs; per job its wall time and the hooks' refresh times inside it."""
-    from sdi.etl.runner import run_job
-    from sdi.etl.spec import load_job
-    from sdi.settings import get_settings
-
-    jobs = _jobs_dir(work)
-    settings = get_settings().model_copy(update={"source_dir": data, "jobs_dir": jobs})
     done = {}
-    for name in INPUT_JOBS:
-        start = time.perf_counter()
-        result = run_job(load_job(jobs / f"{name}.yml", settings), url, settings=settings)
-        wall = time.perf_counter() - start
+    for name, result, wall in run_input_jobs(url, data, work, INPUT_JOBS):
         with psycopg.connect(url) as conn:
             hooks = dict(
                 conn.execute(
@@ -125,12 +85,11 @@ def _refresh_round(url: str) -> tuple[dict[str, float], dict[str, int]]:
 
 def bench_scale(parcels: int, rounds: int, url: str | None) -> dict:
     data = sample_data(parcels)
-    url = _database(parcels, url)
+    url = scale_database("planning", parcels, url)
     with tempfile.TemporaryDirectory(prefix="bench-planning-") as tmp:
         say(f"{parcels:,} parcels: loading the inputs (skipped when unchanged) …")
         loads = _load_inputs(url, data, Path(tmp))
-    with psycopg.connect(url) as conn:
-        sizes = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED}
+    sizes = table_sizes(url, COUNTED)
     samples: dict[str, list[float]] = {}
     rows: dict[str, int] = {}
     for r in range(rounds):

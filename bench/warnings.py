@@ -38,8 +38,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-import yaml
 
+from bench._scale_db import run_input_jobs, scale_database, table_sizes
 from bench.common import PROJECT, RESULTS, git_state, pause, sample_data, say
 
 GOALS = {24_000: 2.0, 1_000_000: 30.0}  # seconds per recompute (all four cities in alarm)
@@ -68,56 +68,12 @@ COUNTED = (
 
 
 # -- data and database -------------------------------------------------------------------------
-def _jobs_dir(work: Path) -> Path:
-    """The input jobs as in etl/jobs/, with the parcels read from the one GeoPackage."""
-    jobs = work / "jobs"
-    jobs.mkdir(parents=True, exist_ok=True)
-    for name in INPUT_JOBS:
-        spec = yaml.safe_load((PROJECT / "etl" / "jobs" / f"{name}.yml").read_text())
-        if name == "land_parcels":
-            spec["source"] = {
-                "path": "land/parcels.gpkg",
-                "layer": "parcels",
-                "encoding": "utf-8",
-                "srid": 5899,
-            }
-        (jobs / f"{name}.yml").write_text(yaml.safe_dump(spec, allow_unicode=True))
-    return jobs
-
-
-def _database(parcels: int, url: str | None) -> str:
-    from sdi.db import LocalCluster
-    from sdi.db.migrate import upgrade
-
-    if url is None:
-        cluster = LocalCluster()
-        cluster.start()
-        name = f"sdi_bench_warnings_{parcels}"
-        cluster.ensure_database(name)
-        url = cluster.url(name)
-    upgrade(url)
-    return url
-
-
 def _load_inputs(url: str, data: Path, work: Path) -> dict[str, str]:
-    from sdi.etl.runner import run_job
-    from sdi.etl.spec import load_job
-    from sdi.settings import get_settings
-
-    jobs = _jobs_dir(work)
-    settings = get_settings().model_copy(update={"source_dir": data, "jobs_dir": jobs})
     done = {}
-    for name in INPUT_JOBS:
-        start = time.perf_counter()
-        result = run_job(load_job(jobs / f"{name}.yml", settings), url, settings=settings)
-        done[name] = f"{result.status} in {time.perf_counter() - start:.1f} s"
+    for name, result, wall in run_input_jobs(url, data, work, INPUT_JOBS):
+        done[name] = f"{result.status} in {wall:.1f} s"
         say(f"  {name}: {done[name]} ({result.counts.added:,} added)")
     return done
-
-
-def _sizes(url: str) -> dict[str, int]:
-    with psycopg.connect(url) as conn:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED}
 
 
 # -- one delivery of the feed ------------------------------------------------------------------
@@ -189,12 +145,12 @@ def _exposure(url: str) -> dict:
 # -- one scale -----------------------------------------------------------------------------------
 def bench_scale(parcels: int, rounds: int, url: str | None) -> dict:
     data = sample_data(parcels)
-    url = _database(parcels, url)
+    url = scale_database("warnings", parcels, url)
     with tempfile.TemporaryDirectory(prefix="bench-warnings-") as tmp:
         work = Path(tmp)
         say(f"{parcels:,} parcels: loading the inputs (skipped when unchanged) …")
         loads = _load_inputs(url, data, work)
-        sizes = _sizes(url)
+        sizes = table_sizes(url, COUNTED)
         with psycopg.connect(url) as conn:
             hour = conn.execute("SELECT count(*) FROM etl.runs").fetchone()[0]
         _deliver(url, work, 0, hour)  # start calm: no warning
