@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sdi.db import connect, ensure_database
+from sdi.cli_support import recorded_run
+from sdi.db import connect
 from sdi.errors import SdiError
 
 app = typer.Typer(help="Flood warnings derived from gauge readings.", no_args_is_help=True)
@@ -28,26 +29,7 @@ def recompute_command() -> None:
     from sdi.hazard.warnings import recompute
 
     try:
-        ensure_database()
-        with connect(autocommit=True) as conn:
-            run_id = conn.execute(
-                "INSERT INTO etl.runs (job, status) VALUES (%s, 'running') RETURNING run_id",
-                (RECOMPUTE_JOB,),
-            ).fetchone()[0]
-            try:
-                result = recompute(conn, run_id)
-            except Exception as exc:
-                conn.execute(
-                    "UPDATE etl.runs SET status = 'failed', finished_at = clock_timestamp(), "
-                    "message = %s WHERE run_id = %s",
-                    (f"{type(exc).__name__}: {exc}", run_id),
-                )
-                raise
-            conn.execute(
-                "UPDATE etl.runs SET status = 'succeeded', finished_at = clock_timestamp(), "
-                "message = %s WHERE run_id = %s",
-                (result.summary(), run_id),
-            )
+        run_id, result = recorded_run(RECOMPUTE_JOB, recompute)
     except SdiError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None

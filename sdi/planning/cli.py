@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sdi.db import connect, ensure_database
+from sdi.cli_support import recorded_run
+from sdi.db import connect
 from sdi.errors import SdiError
 
 app = typer.Typer(
@@ -50,26 +51,12 @@ def refresh_command(
         )
         raise typer.Exit(2)
     try:
-        ensure_database()
-        with connect(autocommit=True) as conn:
-            run_id = conn.execute(
-                "INSERT INTO etl.runs (job, status) VALUES (%s, 'running') RETURNING run_id",
-                (REFRESH_JOB,),
-            ).fetchone()[0]
-            try:
-                result = refresh(conn, run_id=run_id, trigger="manual", layers=layer or None)
-            except Exception as exc:
-                conn.execute(
-                    "UPDATE etl.runs SET status = 'failed', finished_at = clock_timestamp(), "
-                    "message = %s WHERE run_id = %s",
-                    (f"{type(exc).__name__}: {exc}", run_id),
-                )
-                raise
-            conn.execute(
-                "UPDATE etl.runs SET status = 'succeeded', finished_at = clock_timestamp(), "
-                "message = %s WHERE run_id = %s",
-                (result.summary(), run_id),
-            )
+        run_id, result = recorded_run(
+            REFRESH_JOB,
+            lambda conn, run_id: refresh(
+                conn, run_id=run_id, trigger="manual", layers=layer or None
+            ),
+        )
     except SdiError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None

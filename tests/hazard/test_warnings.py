@@ -527,6 +527,24 @@ def test_recompute_is_idempotent(db, deliver) -> None:
     _check_exposure(_current(db), 3, db)
 
 
+def test_the_recompute_command_is_recorded_as_a_run(db, deliver) -> None:
+    from typer.testing import CliRunner
+
+    from sdi.hazard.cli import RECOMPUTE_JOB, app
+
+    deliver([("T-G1", 0, 3.5)])
+    before = _current(db)
+    done = CliRunner().invoke(app, ["recompute"])
+    assert done.exit_code == 0, done.output
+    run_id, status, message = db.execute(
+        "SELECT run_id, status, message FROM etl.runs WHERE job = %s "
+        "ORDER BY run_id DESC LIMIT 1",
+        (RECOMPUTE_JOB,),
+    ).fetchone()
+    assert status == "succeeded" and f"run {run_id}: {message}" in done.output
+    assert _current(db) == before  # nothing changed since the load's own recompute
+
+
 def test_a_dry_run_changes_no_warning(db, deliver) -> None:
     deliver([("T-G1", 0, 1.0)])
     dry = deliver([("T-G1", 1, 3.5)], dry_run=True)
