@@ -83,35 +83,33 @@ ENVELOPE = "sdi:write"
 
 
 # -- errors pygeoapi turns into OGC exception bodies with their status ------------------------
-class IncidentInvalid(ProviderGenericError):
+class _OgcError(ProviderGenericError):
+    """pygeoapi reads the body's code and the HTTP status from these two class attributes."""
+
+    def __init_subclass__(cls, *, code: str, status: int, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.ogc_exception_code = code
+        cls.http_status_code = status
+
+
+class IncidentInvalid(_OgcError, code="InvalidParameterValue", status=400):
     """The report is malformed or breaks a rule: 400, naming the field and the rule."""
 
-    ogc_exception_code = "InvalidParameterValue"
-    http_status_code = 400
 
-
-class IncidentConflict(ProviderGenericError):
+class IncidentConflict(_OgcError, code="Conflict", status=409):
     """The status change does not follow the workflow: 409."""
 
-    ogc_exception_code = "Conflict"
-    http_status_code = 409
+
+class IncidentNotDeletable(_OgcError, code="MethodNotAllowed", status=405):
+    """Reports are kept: resolved, never deleted."""
 
 
-class IncidentNotDeletable(ProviderGenericError):
-    ogc_exception_code = "MethodNotAllowed"
-    http_status_code = 405
-
-
-class WriterUnknown(ProviderGenericError):
+class WriterUnknown(_OgcError, code="Unauthorized", status=401):
     """A body that did not come through :class:`IncidentWrites` (no live token)."""
 
-    ogc_exception_code = "Unauthorized"
-    http_status_code = 401
 
-
-class CommunesMissing(ProviderGenericError):
-    ogc_exception_code = "ServiceUnavailable"
-    http_status_code = 503
+class CommunesMissing(_OgcError, code="ServiceUnavailable", status=503):
+    """The communes layer is not loaded, so a report cannot be placed in one."""
 
 
 # -- who writes ---------------------------------------------------------------------------------
