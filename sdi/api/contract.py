@@ -168,7 +168,10 @@ class Contract:
             if "{" in path:
                 regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
                 entry = (re.compile(regex + "/?"), checks)
-                self.templated.setdefault(_collection(path), []).append(entry)
+                collection = _collection(path)
+                if collection and collection.startswith("{"):  # /collections/{collectionId}/…
+                    collection = "*"
+                self.templated.setdefault(collection, []).append(entry)
             else:
                 self.exact[path] = checks
 
@@ -178,7 +181,8 @@ class Contract:
             found = self.exact.get(path.rstrip("/"))
         if found is not None:
             return found
-        for regex, checks in self.templated.get(_collection(path), ()):
+        candidates = [*self.templated.get(_collection(path), ()), *self.templated.get("*", ())]
+        for regex, checks in candidates:
             if regex.fullmatch(path):
                 return checks
         return None
