@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,4 +165,17 @@ def read_manifest(settings: Settings) -> dict:
     return json.loads((settings.source_dir / "manifest.json").read_text())
 
 
-__all__ = ["PROJECT_DIR", "TEST_DATA", "manifest_rows", "read_manifest"]
+def run_sdi(*args: str) -> subprocess.CompletedProcess:
+    """The real ``sdi`` command in a child process, with the test settings (the SDI_* variables
+    the settings fixture sets), as an operator would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "sdi", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+        check=False,
+    )
+
+
+__all__ = ["PROJECT_DIR", "TEST_DATA", "manifest_rows", "read_manifest", "run_sdi"]

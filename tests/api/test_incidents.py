@@ -8,28 +8,16 @@ and published is read back from PostGIS and from the API as an anonymous client.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import httpx
 import psycopg
 import pytest
 
+from tests.conftest import run_sdi
+
 ITEMS = "/collections/incidents/items"
 GEOJSON = {"Content-Type": "application/geo+json"}
 PERSONAL = ("description", "reporter_name", "reporter_phone", "reporter_email", "created_by")
-
-
-def sdi(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sdi", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +26,7 @@ def keys(server: str) -> dict[str, str]:
     may write another collection, and an administrator's key."""
 
     def create(*args: str) -> str:
-        made = sdi("keys", "create", *args)
+        made = run_sdi("keys", "create", *args)
         assert made.returncode == 0, made.stderr
         return made.stdout.strip()
 
@@ -444,9 +432,9 @@ def test_the_openapi_document_describes_patch_and_no_delete(api) -> None:
 
 
 def test_keys_list_shows_the_write_rights(keys) -> None:
-    listed = sdi("keys", "list")
+    listed = run_sdi("keys", "list")
     assert listed.returncode == 0, listed.stderr
     line = next(x for x in listed.stdout.splitlines() if "Citizen app" in x)
     assert "incidents" in line
-    bad = sdi("keys", "create", "--department", "x", "--name", "y", "--write", "Bad Name!")
+    bad = run_sdi("keys", "create", "--department", "x", "--name", "y", "--write", "Bad Name!")
     assert bad.returncode == 2 and "--write" in bad.stderr

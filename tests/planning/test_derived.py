@@ -3,9 +3,6 @@ after-load hooks, the published collections, the command and the rules file's er
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +12,7 @@ import pytest
 from sdi.errors import ConfigError
 from sdi.etl.hooks import registered
 from sdi.planning.model import LAYER_INPUTS, STALLED_AFTER_MONTHS, load_compatibility
+from tests.conftest import run_sdi
 
 
 def ids(db: psycopg.Connection, query: str, *params: object) -> set[int]:
@@ -221,19 +219,8 @@ def test_the_collections_are_published_with_access_control(api: httpx.Client, se
     assert seen.status_code == 200 and len(seen.json()["features"]) == 2
 
 
-def sdi(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sdi", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=120,
-        check=False,
-    )
-
-
 def test_refresh_command(db, loaded) -> None:
-    done = sdi("planning", "refresh", "--layer", "planning.stalled_permits")
+    done = run_sdi("planning", "refresh", "--layer", "planning.stalled_permits")
     assert done.returncode == 0, done.stderr
     assert "planning.stalled_permits" in done.stdout
     run = db.execute(
@@ -242,12 +229,12 @@ def test_refresh_command(db, loaded) -> None:
     ).fetchone()
     assert run[0] == "succeeded" and "stalled_permits" in run[1]
 
-    status = sdi("planning", "status")
+    status = run_sdi("planning", "status")
     assert (
         status.returncode == 0 and "manual" in status.stdout and "ops.commune_summ" in status.stdout
     )
 
-    wrong = sdi("planning", "refresh", "--layer", "planning.nope")
+    wrong = run_sdi("planning", "refresh", "--layer", "planning.nope")
     assert wrong.returncode == 2
     assert "unknown layer planning.nope" in wrong.stderr and "Traceback" not in wrong.stderr
 
