@@ -611,35 +611,17 @@ SELECT z.zone_codes, z.return_period_years,
 FROM sdi_warning_zone z
 {_EXPOSURE_JOINS}
 """
-_FIGURES = (
-    "zone_codes",
-    "return_period_years",
-    "zone_area_m2",
-    "buildings",
-    "buildings_by_use",
-    "residential_floors",
-    "residents_estimate",
-    "parcels",
-    "parcels_by_group",
-    "parcel_area_by_group_m2",
-    "schools",
-    "health_facilities",
-    "state_offices",
-    "critical_facilities",
-    "street_lamps",
-    "water_pipes_m",
-    "cameras",
-    "detail",
-)
 
 
 def _exposure_in_transaction(conn: psycopg.Connection, params: dict) -> tuple[dict, bytes | None]:
     _expose(conn, params)
-    row = conn.execute(_EXPOSURE_OF_AREAS, params).fetchone()
+    cur = conn.execute(_EXPOSURE_OF_AREAS, params)
+    row = cur.fetchone()
     if row is None:  # no area: nothing exposed
         return {}, None
     *values, geometry, wkb = row
-    figures = dict(zip(_FIGURES, values, strict=True))
+    # Named by the query's own column names: one list of figures (the SQL) to keep in order.
+    figures = dict(zip((c.name for c in cur.description[:-2]), values, strict=True))
     return {"figures": figures, "geometry": geometry}, bytes(wkb)
 
 
