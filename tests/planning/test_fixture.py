@@ -139,22 +139,15 @@ def neighbourhood(db: psycopg.Connection, loaded: dict) -> Iterator[dict]:
                 status="issued",
             )
         # Nested flood zones: the 10-year zone holds the home, the 100-year one home and garden.
-        ids["flood_10"] = w.add(
-            "hazard.flood_zones",
-            "FZ-FIX-10",
-            box(0, 0, 35, 50),
-            zone_code="FZ-FIX-10",
-            return_period_years=10,
-            depth_class="0.5-1",
-        )
-        ids["flood_100"] = w.add(
-            "hazard.flood_zones",
-            "FZ-FIX-100",
-            box(0, 0, 65, 50),
-            zone_code="FZ-FIX-100",
-            return_period_years=100,
-            depth_class="0-0.5",
-        )
+        for period, east, depth in ((10, 35, "0.5-1"), (100, 65, "0-0.5")):
+            ids[f"flood_{period}"] = w.add(
+                "hazard.flood_zones",
+                f"FZ-FIX-{period}",
+                box(0, 0, east, 50),
+                zone_code=f"FZ-FIX-{period}",
+                return_period_years=period,
+                depth_class=depth,
+            )
         for n, status in enumerate(("on", "on", "fault")):
             w.add(
                 "utility.street_lamps",
