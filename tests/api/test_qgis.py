@@ -28,24 +28,33 @@ def _qgis_available() -> bool:
         return False
 
 
-pytestmark = pytest.mark.skipif(
-    not _qgis_available(),
-    reason="QGIS is not installed (apt-get install python3-qgis; ./dev test installs it)",
-)
-
-
-def test_qgis_loads_the_lamps_layer_and_returns_the_features_of_a_bbox(server, db) -> None:
-    bbox = bbox_around(db, "utility.street_lamps")
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR="/tmp")
+def run_qgis_probe(probe: Path, *args: str, runtime_dir: Path) -> dict:
+    """Run a probe script under the system Python with headless QGIS; its last stdout line is
+    the JSON it reports. ``runtime_dir`` becomes Qt's runtime directory (Qt wants it 0700)."""
+    runtime_dir.chmod(0o700)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(runtime_dir))
     result = subprocess.run(
-        [SYSTEM_PYTHON, str(PROBE), server, "lamps", *map(str, bbox)],
+        [SYSTEM_PYTHON, str(probe), *args],
         capture_output=True,
         text=True,
         timeout=300,
         env=env,
         check=True,
     )
-    layer = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+pytestmark = pytest.mark.skipif(
+    not _qgis_available(),
+    reason="QGIS is not installed (apt-get install python3-qgis; ./dev test installs it)",
+)
+
+
+def test_qgis_loads_the_lamps_layer_and_returns_the_features_of_a_bbox(
+    server, db, tmp_path: Path
+) -> None:
+    bbox = bbox_around(db, "utility.street_lamps")
+    layer = run_qgis_probe(PROBE, server, "lamps", *map(str, bbox), runtime_dir=tmp_path)
     assert layer["valid"]
     assert layer["crs"] == "EPSG:4326"
     assert "lamp_code" in layer["fields"]

@@ -4,10 +4,7 @@ requests work against the sample data."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from sdi.publish.layers import load_layers
 from sdi.publish.qgis_project import group_of, layer_id, public_layers, render_project
 from sdi.publish.styles import geometry_kinds, read_style, styles_dir, write_styles
 from sdi.settings import PROJECT_DIR, Settings
-from tests.api.test_qgis import SYSTEM_PYTHON, _qgis_available
+from tests.api.test_qgis import _qgis_available, run_qgis_probe
 
 PROBE = Path(__file__).parent.parent / "clients" / "qgis_project_probe.py"
 GUIDE = PROJECT_DIR / "docs" / "planner-guide.md"
@@ -69,17 +66,7 @@ def test_qgis_opens_the_project_and_the_styled_postgis_layers(
     conninfo = " ".join(
         f"{key}='{db[key]}'" for key in ("host", "port", "dbname", "user", "password")
     )
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
-    os.chmod(tmp_path, 0o700)
-    result = subprocess.run(
-        [SYSTEM_PYTHON, str(PROBE), str(project), conninfo, *defaults],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=True,
-    )
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_qgis_probe(PROBE, str(project), conninfo, *defaults, runtime_dir=tmp_path)
 
     assert out["read"] and out["crs"] == f"EPSG:{settings.province_srid}"
     assert out["ellipsoid"] == "NONE"  # planar measures in VN-2000 TM-3, like area_m2
