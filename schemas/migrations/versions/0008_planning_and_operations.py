@@ -39,6 +39,14 @@ _TAIL = """
     run_id bigint,
     refreshed_at timestamptz NOT NULL DEFAULT now(),
 """
+# The hazards a feature of planning.hazard_parcels / planning.hazard_buildings lies in.
+_HAZARDS = """
+        hazards text[] NOT NULL,
+        flood_return_period_years integer,
+        flood_depth_class text,
+        flood_zone_codes text[],
+        landslide_class text,
+        storm_surge_class text,"""
 
 # (table, geometry type, own columns, comment)
 DERIVED: list[tuple[str, str, str, str]] = [
@@ -86,13 +94,8 @@ DERIVED: list[tuple[str, str, str, str]] = [
         """sheet_no integer,
         parcel_no integer,
         land_use_codes text[],
-        area_m2 double precision,
-        hazards text[] NOT NULL,
-        flood_return_period_years integer,
-        flood_depth_class text,
-        flood_zone_codes text[],
-        landslide_class text,
-        storm_surge_class text,""",
+        area_m2 double precision,"""
+        + _HAZARDS,
         "Parcels in at least one hazard zone (flood by return period, landslide, storm surge)",
     ),
     (
@@ -102,13 +105,8 @@ DERIVED: list[tuple[str, str, str, str]] = [
         name text,
         use_type text,
         floors integer,
-        footprint_m2 double precision,
-        hazards text[] NOT NULL,
-        flood_return_period_years integer,
-        flood_depth_class text,
-        flood_zone_codes text[],
-        landslide_class text,
-        storm_surge_class text,""",
+        footprint_m2 double precision,"""
+        + _HAZARDS,
         "Buildings in at least one hazard zone (flood by return period, landslide, storm surge)",
     ),
     (
