@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 
 import httpx
@@ -20,6 +19,7 @@ import pytest
 from sdi.keys import CACHE_TTL, create_key
 from sdi.publish.config import editable_provider
 from sdi.publish.layers import load_layers
+from tests.conftest import run_sdi
 
 INTERNAL = "permits_register"  # layers/permits_register.yml: internal, departments [construction]
 MISSING = "no_such_layer_at_all"
@@ -27,22 +27,12 @@ LAYERS = {layer.id: layer for layer in load_layers()}
 NOT_FOUND = {"code": "NotFound", "type": "NotFound", "description": "Collection not found"}
 
 
-def sdi(*args: str) -> subprocess.CompletedProcess:
-    """The real ``sdi`` command, with the test settings (SDI_* set by the settings fixture)."""
-    return subprocess.run(
-        [sys.executable, "-m", "sdi", *args],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def keys(server: str, settings) -> dict[str, str]:
     """A key of the construction department (made with the CLI), of planning, and an admin's."""
-    made = sdi("keys", "create", "--department", "construction", "--name", "QGIS of construction")
+    made = run_sdi(
+        "keys", "create", "--department", "construction", "--name", "QGIS of construction"
+    )
     assert made.returncode == 0, made.stderr
     construction = made.stdout.strip()
     assert construction.startswith("sdi_") and "\n" not in construction
@@ -292,7 +282,7 @@ def test_keys_are_stored_hashed_and_listed_without_secrets(db, keys) -> None:
     assert bytes(stored) == hashlib.sha256(key.encode()).digest()
     secret = key.split("_", 2)[2]
     assert secret not in row
-    listing = sdi("keys", "list")
+    listing = run_sdi("keys", "list")
     assert listing.returncode == 0 and key_id in listing.stdout
     assert secret not in listing.stdout + listing.stderr
 
@@ -307,7 +297,7 @@ def test_revoked_key_is_refused_within_the_cache_time(api, db, settings) -> None
             ).status_code
             == 200
         )
-    revoked = sdi("keys", "revoke", record.key_id)
+    revoked = run_sdi("keys", "revoke", record.key_id)
     assert revoked.returncode == 0, revoked.stderr
     start = time.monotonic()
     deadline = start + CACHE_TTL + 3
@@ -320,11 +310,11 @@ def test_revoked_key_is_refused_within_the_cache_time(api, db, settings) -> None
             break
         time.sleep(0.25)
     assert answers == {401}, f"still accepted {time.monotonic() - start:.1f} s after revocation"
-    assert sdi("keys", "revoke", record.key_id).returncode != 0  # already revoked: says so
+    assert run_sdi("keys", "revoke", record.key_id).returncode != 0  # already revoked: says so
 
 
 def test_keys_command_refuses_a_department_that_is_not_a_short_name() -> None:
-    made = sdi("keys", "create", "--department", "Dept. of Construction", "--name", "x")
+    made = run_sdi("keys", "create", "--department", "Dept. of Construction", "--name", "x")
     assert made.returncode != 0 and "department" in made.stderr
     assert made.stdout == ""
 

@@ -24,11 +24,12 @@ def test_the_load_refreshed_every_derived_table(db, loaded) -> None:
     assert all(n > 0 for n in counts.values()), counts
     communes = db.execute("SELECT count(*) FROM admin.communes_current").fetchone()[0]
     assert counts["planning.commune_indicators"] == counts["ops.commune_summary"] == communes
-    # Each table's last refresh came from a load of one of its inputs, with that load's run.
+    # Each table's last refresh by a load came from a load of one of its inputs, with that
+    # load's run (incident writes in other tests refresh the summary too, with no run).
     for table, inputs in LAYER_INPUTS.items():
         trigger, run_id = db.execute(
             "SELECT trigger, run_id FROM planning.refreshes WHERE layer = %s "
-            "ORDER BY refresh_id DESC LIMIT 1",
+            "AND trigger <> 'incidents' ORDER BY refresh_id DESC LIMIT 1",
             (table,),
         ).fetchone()
         assert trigger in inputs, (table, trigger)
