@@ -19,7 +19,7 @@ from sdi.hazard.cli import app as hazard_app
 from sdi.keys.cli import app as keys_app
 from sdi.planning.cli import app as planning_app
 from sdi.publish.cli import app as publish_app
-from sdi.publish.cli import publish
+from sdi.publish.cli import publish, publish_qgis_project
 from sdi.serve import Server
 from sdi.settings import get_settings
 
@@ -118,6 +118,8 @@ def up(
         run_jobs(list(discover_jobs(settings)))
         console.print("[bold]==> publishing layers/ → pygeoapi-config.yml, QGIS styles[/]")
         publish(styles=True)  # also the default QGIS styles in the warehouse
+        project = settings.state_dir / "sdi.qgs"
+        publish_qgis_project(project, settings.server_url, settings)
         if serve:
             console.print("[bold]==> serving the OGC API[/]")
             Server(settings).restart()
@@ -126,6 +128,7 @@ def up(
                 f"(collections: {settings.server_url}/collections; "
                 f"stop with `./dev sdi serve stop`)"
             )
+            console.print(f"QGIS project of the published layers: {project}")
     except SdiError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None
