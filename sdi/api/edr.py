@@ -130,7 +130,10 @@ class PostGISEDRProvider(BaseEDRProvider):
             raise ProviderInvalidQueryError(
                 user_msg="coords must be a WKT POLYGON or MULTIPOLYGON in CRS84 for an area query"
             )
-        where = sql.SQL("ST_Intersects(l.geom, ST_SetSRID(ST_GeomFromText(%(wkt)s), 4326))")
+        # a self-intersecting ring is repaired, not refused
+        where = sql.SQL(
+            "ST_Intersects(l.geom, ST_MakeValid(ST_SetSRID(ST_GeomFromText(%(wkt)s), 4326)))"
+        )
         return self._coverages(where, {"wkt": wkt.wkt}, None, **kwargs)
 
     def locations(
@@ -265,6 +268,13 @@ class PostGISEDRProvider(BaseEDRProvider):
         if bbox:
             if len(bbox) == 6:
                 bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+            # corners in any order, as on /items (sdi.api.provider.validate_bbox)
+            bbox = [
+                min(bbox[0], bbox[2]),
+                min(bbox[1], bbox[3]),
+                max(bbox[0], bbox[2]),
+                max(bbox[1], bbox[3]),
+            ]
             where = sql.SQL(
                 "ST_Intersects(l.geom, ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326))"
             )

@@ -20,7 +20,8 @@ A pure ASGI middleware, the outermost layer of the served app (:mod:`sdi.api.app
   opened in append mode by every worker and reopened when it is rotated away (logrotate's
   ``create`` or ``copytruncate`` both work).
 - A method no route takes (TRACE, CONNECT, …): ``405`` before any key is asked for;
-- Query strings longer than :data:`MAX_QUERY` characters: ``414`` with an OGC exception body;
+- Query strings longer than :data:`MAX_QUERY` characters: ``400`` with an OGC exception body
+  (not 414: OGC API clients and checkers expect a 400 for a bad parameter);
   Starlette's plain-text 404 (unknown path) and 405 (method a route does not take) become OGC
   exception bodies too.
 - Any exception that escapes everything else: ``500`` with an OGC exception body without
@@ -400,7 +401,7 @@ class Operations:
         if len(scope.get("query_string", b"")) > MAX_QUERY:
             await send_error(
                 send,
-                414,
+                400,  # 414 is HTTP's word, but OGC clients expect a 400 for a bad parameter
                 "InvalidParameterValue",
                 f"the query string is longer than {MAX_QUERY} characters; "
                 "narrow the request (a bbox, fewer properties) or page through it",

@@ -916,8 +916,9 @@ def install_pygeoapi_fixes() -> None:
     them up; the provider itself never parses a CRS per request.
     """
     from pygeoapi import linked_data
-    from pygeoapi.api import itemtypes
+    from pygeoapi.api import environmental_data_retrieval, itemtypes
 
+    environmental_data_retrieval.validate_bbox = validate_bbox  # /locations?bbox= as /items
     itemtypes.to_json = to_json
     itemtypes.transform_bbox = transform_bbox
     itemtypes.validate_bbox = validate_bbox
