@@ -160,6 +160,10 @@ def categories() -> dict[str, str]:
     return known
 
 
+# GeoJSON Feature members (RFC 7946 § 3.2; "bbox" § 5) a write may carry
+FEATURE_MEMBERS = frozenset({"type", "id", "geometry", "properties", "bbox", "links"})
+
+
 def _feature(body: str, partial: bool) -> dict[str, Any]:
     if not body.strip():
         raise IncidentInvalid(user_msg="the request body is empty: send a GeoJSON Feature")
@@ -178,6 +182,16 @@ def _feature(body: str, partial: bool) -> dict[str, Any]:
             user_msg=f"send one GeoJSON Feature "
             '({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, '
             f'"properties": {{"category": …, "description": …}}}}), not {got}'
+        )
+    # a field sent beside "properties" (e.g. a PATCH of {"status": "assigned"}) would be
+    # silently ignored: say where it belongs instead
+    stray = sorted(set(feature) - FEATURE_MEMBERS)
+    if stray:
+        misplaced = [name for name in stray if name in WRITABLE]
+        hint = f'; put {", ".join(misplaced)} under "properties"' if misplaced else ""
+        raise IncidentInvalid(
+            user_msg=f"unknown member(s) {_shown(', '.join(stray))} of the Feature; "
+            f"accepted: {', '.join(sorted(FEATURE_MEMBERS))}{hint}"
         )
     properties = feature.get("properties", {} if partial else None)
     if not isinstance(properties, dict):

@@ -312,6 +312,8 @@ def test_status_goes_new_assigned_resolved_and_never_back(api, place, keys, db) 
     )
     patched_collection = {"type": "FeatureCollection", "properties": {"status": "resolved"}}
     refused(send(api, "PATCH", item, keys["app"], patched_collection), 400, "GeoJSON Feature")
+    # a status beside "properties" is not silently ignored
+    refused(send(api, "PATCH", item, keys["app"], {"status": "new"}), 400, 'under "properties"')
     # the reporter's contact survived the PUT that did not carry it
     assert (
         db.execute(
