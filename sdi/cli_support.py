@@ -1,13 +1,20 @@
-"""Shared by the command-line tools that do warehouse work outside an ETL load
-(``sdi planning refresh``, ``sdi hazard recompute``): the work is recorded as a run of its own
-in etl.runs, so the rows it writes have a lineage like those of a load."""
+"""Shared by the command-line tools.
+
+- :func:`recorded_run`: warehouse work outside an ETL load (``sdi planning refresh``,
+  ``sdi hazard recompute``) is recorded as a run of its own in etl.runs, so the rows it writes
+  have a lineage like those of a load;
+- :func:`print_rows`: a report table on standard output (``sdi etl runs``, ``sdi hazard …``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import psycopg
+from rich.console import Console
+from rich.table import Table
 
 from sdi.db import connect, ensure_database
 
@@ -43,3 +50,15 @@ def recorded_run[R: _Summarised](
             (result.summary(), run_id),
         )
     return run_id, result
+
+
+# reports go to standard output, wide enough not to wrap when piped to a file
+report_console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def print_rows(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A table of ``rows`` under ``columns`` on standard output; None shows as empty."""
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    report_console.print(table)

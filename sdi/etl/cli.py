@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sdi.cli_support import print_rows, report_console
 from sdi.db import connect, ensure_database
 from sdi.errors import SdiError
 from sdi.etl.results import RunResult
@@ -22,7 +23,6 @@ from sdi.settings import get_settings
 app = typer.Typer(help="Load department deliveries into the warehouse.", no_args_is_help=True)
 console = Console(stderr=True)
 # Tables go to stdout; when it is a pipe or file, do not squeeze them into 80 columns.
-report_console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def run_jobs(
@@ -121,24 +121,24 @@ def runs_command(
             """,
             {"job": job, "limit": limit},
         ).fetchall()
-    table = Table(
-        "run",
-        "job",
-        "status",
-        "started",
-        "s",
-        "read",
-        "added",
-        "updated",
-        "unchanged",
-        "retired",
-        "rejected",
-        "repaired",
-        "message",
+    print_rows(
+        (
+            "run",
+            "job",
+            "status",
+            "started",
+            "s",
+            "read",
+            "added",
+            "updated",
+            "unchanged",
+            "retired",
+            "rejected",
+            "repaired",
+            "message",
+        ),
+        rows,
     )
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    report_console.print(table)
 
 
 @app.command("report")

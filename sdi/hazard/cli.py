@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from sdi.cli_support import recorded_run
+from sdi.cli_support import print_rows, recorded_run, report_console
 from sdi.db import connect
 from sdi.errors import SdiError
 
 app = typer.Typer(help="Flood warnings derived from gauge readings.", no_args_is_help=True)
 console = Console(stderr=True)
-report_console = Console(width=None if sys.stdout.isatty() else 200)
 
 RECOMPUTE_JOB = "hazard_warnings_recompute"
 
@@ -50,25 +47,25 @@ def warnings_command() -> None:
             FROM hazard.warnings_current ORDER BY level DESC, gauge_code
             """
         ).fetchall()
-    table = Table(
-        "gauge",
-        "name",
-        "level",
-        "water m",
-        "reading",
-        "level since",
-        "zones",
-        "buildings",
-        "residents≈",
-        "parcels",
-        "facilities",
-        "lamps",
-        "pipes m",
-        "cameras",
+    print_rows(
+        (
+            "gauge",
+            "name",
+            "level",
+            "water m",
+            "reading",
+            "level since",
+            "zones",
+            "buildings",
+            "residents≈",
+            "parcels",
+            "facilities",
+            "lamps",
+            "pipes m",
+            "cameras",
+        ),
+        rows,
     )
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    report_console.print(table)
     console.print(f"{len(rows)} active warning(s)")
 
 
@@ -91,22 +88,22 @@ def history_command(
             """,
             {"gauge": gauge, "limit": limit},
         ).fetchall()
-    table = Table(
-        "event",
-        "recorded",
-        "gauge",
-        "what",
-        "levels",
-        "water m",
-        "reading",
-        "buildings",
-        "residents≈",
-        "run",
-        "reason",
+    print_rows(
+        (
+            "event",
+            "recorded",
+            "gauge",
+            "what",
+            "levels",
+            "water m",
+            "reading",
+            "buildings",
+            "residents≈",
+            "run",
+            "reason",
+        ),
+        rows,
     )
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    report_console.print(table)
 
 
 @app.command("exposure")
