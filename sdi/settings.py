@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
     db_port: int = Field(55432, description="Port of the local cluster (127.0.0.1 only)")
     db_name: str = Field("sdi", description="Database name in the local cluster")
     db_user: str = Field("sdi", description="Owner role created in the local cluster")
+    db_wal_level: Literal["minimal", "replica", "logical"] = Field(
+        "minimal",
+        description="wal_level of the local cluster: minimal makes first loads write no WAL; "
+        "replica if you stream it to a standby or archive its WAL",
+    )
 
     # Coordinate reference systems of the province being served.
     storage_srid: int = Field(4326, description="Storage CRS of every geometry column")
