@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import string
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,23 +253,34 @@ class Reprojector:
         )
 
     @classmethod
+    def _project(
+        cls, transformers: tuple[Transformer, Transformer], x: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        here, there = transformers
+        if len(x) < cls.SPLIT:
+            return here.transform(x, y)
+        half = len(x) // 2
+        other = _pool().submit(there.transform, x[half:], y[half:])
+        x1, y1 = here.transform(x[:half], y[:half])
+        x2, y2 = other.result()
+        return np.concatenate([x1, x2]), np.concatenate([y1, y2])
+
+    @classmethod
     def _apply(
         cls, transformers: tuple[Transformer, Transformer] | None, geometry: np.ndarray
     ) -> np.ndarray:
         if transformers is None:
             return geometry
-        here, there = transformers
+        return shapely.transform(
+            geometry, functools.partial(cls._project, transformers), interleaved=False
+        )
 
-        def project(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            if len(x) < cls.SPLIT:
-                return here.transform(x, y)
-            half = len(x) // 2
-            other = _pool().submit(there.transform, x[half:], y[half:])
-            x1, y1 = here.transform(x[:half], y[:half])
-            x2, y2 = other.result()
-            return np.concatenate([x1, x2]), np.concatenate([y1, y2])
-
-        return shapely.transform(geometry, project, interleaved=False)
+    @property
+    def storage_xy(self) -> Callable[[np.ndarray, np.ndarray], tuple] | None:
+        """Coordinates (x and y arrays) source → storage CRS; None when they are the same."""
+        if self._to_storage is None:
+            return None
+        return functools.partial(self._project, self._to_storage)
 
     def to_storage(self, geometry: np.ndarray) -> np.ndarray:
         return self._apply(self._to_storage, geometry)

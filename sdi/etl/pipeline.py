@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from psycopg import sql
 
@@ -28,6 +29,7 @@ from sdi.etl.read import Batch, read_batches
 from sdi.etl.spec import JobSpec
 from sdi.etl.stage import Stage, TargetTable
 from sdi.etl.validate import FirstSeen, check_bounds, check_geometry
+from sdi.etl.wkb import Layout, as_multi
 from sdi.settings import Settings
 
 Progress = Callable[[int], None]
@@ -65,35 +67,19 @@ def row_hashes(source_hashes: np.ndarray, index: pd.Index) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(array), index=index)
 
 
-# shapely type id of a single geometry → WKB header of the multi geometry holding one of it
-_MULTI_PREFIX = {
-    single: b"\x01" + multi.to_bytes(4, "little") + (1).to_bytes(4, "little")
-    for single, multi in ((0, 4), (1, 5), (3, 6))  # Point, LineString, Polygon
-}
+# shapely type id → WKB geometry type (Point 1, LineString 2, Polygon 3, Multi… 4–6)
+_WKB_TYPES = np.array([1, 2, 2, 3, 4, 5, 6, 7], dtype=np.int64)
 
 
-def as_multi_wkb(wkb: np.ndarray, type_ids: np.ndarray) -> np.ndarray:
-    """Little-endian WKB of single geometries wrapped as one-part multi geometries (what
-    ST_Multi does), so that rows can be copied straight into a MULTI… column.
-
-    >>> point = shapely.to_wkb(shapely.Point(1, 2), byte_order=1)
-    >>> shapely.from_wkb(as_multi_wkb(np.array([point], dtype=object), np.array([0])))[0].wkt
-    'MULTIPOINT ((1 2))'
-    """
-    out = wkb.copy()
-    for single, prefix in _MULTI_PREFIX.items():
-        rows = np.flatnonzero(type_ids == single)
-        if rows.size:
-            out[rows] = np.fromiter((prefix + w for w in wkb[rows]), dtype=object, count=rows.size)
-    return out
-
-
-def _derive(job: JobSpec, frame: pd.DataFrame, province_geometry: np.ndarray) -> None:
+def _derive(job: JobSpec, province_geometry: np.ndarray) -> dict[str, np.ndarray]:
+    """Derived columns: legal areas and lengths, in the province's CRS."""
+    derived = {}
     for spec in job.fields:
         if spec.derive == "area":
-            frame[spec.name] = np.round(shapely.area(province_geometry), 2)
+            derived[spec.name] = np.round(shapely.area(province_geometry), 2)
         elif spec.derive == "length":
-            frame[spec.name] = np.round(shapely.length(province_geometry), 2)
+            derived[spec.name] = np.round(shapely.length(province_geometry), 2)
+    return derived
 
 
 class JobRun:
@@ -200,38 +186,87 @@ class JobRun:
             frame["source_hash"] = hashes
         stored = None
         if target.geometry_type:
-            geometry = batch.geometry
-            if geometry is None:
-                geometry = np.full(len(frame), None, dtype=object)
-            geometry, repaired = check_geometry(geometry, target.geometry_type, issues)
+            stored, geometry_issues, derived, repaired = self._geometries(batch, target)
+            issues.flag(~geometry_issues.ok, geometry_issues.reasons)
             self.repaired += repaired
-            stored = self.reprojector.to_storage(geometry)
-            province = self.reprojector.to_province(geometry)
-            check_bounds(stored, self.job.bounds, issues)
-            _derive(self.job, frame, province)
+            for name, values in derived.items():
+                frame[name] = values
         if self.duplicate_geometries and stored is not None:
-            wkb = pd.Series(shapely.to_wkb(stored), dtype=object)
+            wkb = pd.Series(stored.to_numpy(zero_copy_only=False), dtype=object)
             self.duplicate_geometries.check(wkb, rows, batch.path.name, issues)
         self._keep_rejects(batch, frame, rows, issues)
         ok = issues.ok & ~repeats
         accepted = frame[ok]
         if stored is not None:
-            accepted = accepted.assign(geom=self._wkb(stored[ok], target))
+            geom = pd.arrays.ArrowExtensionArray(stored.filter(pa.array(ok)))
+            accepted = accepted.assign(geom=pd.Series(geom, index=accepted.index))
         if self.hashes_rows:
             accepted = accepted.assign(row_hash=row_hashes(hashes[ok], accepted.index))
         return accepted
 
-    def _wkb(self, geometry: np.ndarray, target: TargetTable) -> np.ndarray:
-        """Geometries as the target stores them: WKB (the column's type gives the SRID),
-        single geometries promoted to multi ones for a MULTI… column."""
-        if self.srid_in_column:
-            wkb = shapely.to_wkb(geometry, byte_order=1, output_dimension=2)
-        else:
-            srid = self.settings.storage_srid
-            wkb = shapely.to_wkb(shapely.set_srid(geometry, srid), byte_order=1, include_srid=True)
-        if target.geometry_type and target.geometry_type.startswith("MULTI"):
-            wkb = as_multi_wkb(wkb, shapely.get_type_id(geometry))
-        return wkb
+    def _geometries(
+        self, batch: Batch, target: TargetTable
+    ) -> tuple[pa.BinaryArray, Issues, dict[str, np.ndarray], int]:
+        """The geometry half of a batch: the stored WKB, the rows' geometry issues (missing,
+        wrong type, irreparable, out of bounds), the derived columns (legal area, length) and
+        how many geometries were repaired."""
+        issues = Issues(len(batch.frame))
+        geometry = batch.geometry
+        if geometry is None:
+            geometry = np.full(len(batch.frame), None, dtype=object)
+        geometry, repaired = check_geometry(geometry, target.geometry_type, issues)
+        stored, box = self._stored(batch, geometry, repaired, issues, target)
+        check_bounds(box, self.job.bounds, issues)
+        return (
+            stored,
+            issues,
+            _derive(self.job, self.reprojector.to_province(geometry)),
+            len(repaired),
+        )
+
+    def _stored(
+        self,
+        batch: Batch,
+        geometry: np.ndarray,
+        repaired: np.ndarray,
+        issues: Issues,
+        target: TargetTable,
+    ) -> tuple[pa.BinaryArray, np.ndarray]:
+        """Each row's geometry as the target stores it — WKB in the storage CRS (the column's
+        type gives the SRID), single geometries made multi for a MULTI… column; null for
+        rejected rows — and its bounds there (west, south, east, north; NaN for none).
+
+        Delivered WKB is rewritten where it lies (``sdi/etl/wkb.py``); geometries it cannot
+        take (repaired, 3D, curves, unclosed rings, …) are reprojected and written by shapely.
+        """
+        size = len(geometry)
+        stored = pa.nulls(size, pa.binary())
+        bounds = np.full((size, 4), np.nan)
+        types = np.zeros(size, dtype=np.int64)  # WKB type of each stored geometry
+        rewritten = np.zeros(size, dtype=bool)
+        if batch.wkb is not None and self.srid_in_column:
+            candidates = issues.ok.copy()
+            candidates[repaired] = False
+            layout = Layout.parse(batch.wkb, candidates)
+            data, bounds[layout.usable] = layout.reproject(self.reprojector.storage_xy)
+            stored, rewritten, types = layout.arrow(data), layout.usable, layout.types
+        rest = np.flatnonzero(issues.ok & ~rewritten)
+        if rest.size:
+            projected = self.reprojector.to_storage(geometry[rest])
+            bounds[rest] = shapely.bounds(projected)
+            types[rest] = _WKB_TYPES[shapely.get_type_id(projected)]
+            if self.srid_in_column:
+                wkb = shapely.to_wkb(projected, byte_order=1, output_dimension=2)
+            else:
+                srid = self.settings.storage_srid
+                projected = shapely.set_srid(projected, srid)
+                wkb = shapely.to_wkb(projected, byte_order=1, include_srid=True)
+            mask = np.zeros(size, dtype=bool)
+            mask[rest] = True
+            stored = pc.replace_with_mask(stored, pa.array(mask), pa.array(wkb, pa.binary()))
+        if target.geometry_type.startswith("MULTI"):
+            stored = as_multi(stored, types)
+        return stored, bounds
 
     def _repeated_readings(
         self,

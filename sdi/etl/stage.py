@@ -161,6 +161,9 @@ def _array_literal(items: Any) -> str | None:
 
 def _arrow_column(values: pd.Series, name: str, sql_type: str, type_: pa.DataType) -> pa.Array:
     try:
+        if isinstance(values.dtype, pd.ArrowDtype) and values.dtype.pyarrow_dtype == type_:
+            array = pa.array(values)  # already Arrow (WKB, row hashes): no copy
+            return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
         if pa.types.is_list(type_) or pa.types.is_binary(type_) or type_ == pa.binary(16):
             # tuples of texts, WKB, row hashes: Python objects
             return pa.array(values.to_numpy(dtype=object), type=type_, from_pandas=True)

@@ -49,10 +49,10 @@ def _keep_dimension(geometry: shapely.Geometry, accepted: set[int]) -> shapely.G
 
 def check_geometry(
     geometry: np.ndarray, geometry_type: str, issues: Issues
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Flag missing, wrongly typed and irreparable geometries; repair the others.
 
-    Returns the (repaired) geometries and how many were repaired.
+    Returns the (repaired) geometries and the positions of those repaired.
     """
     missing = shapely.is_missing(geometry) | shapely.is_empty(geometry)
     issues.flag(missing, "no geometry")
@@ -64,7 +64,7 @@ def check_geometry(
         issues.flag(wrong_type, "geometry is " + got + f", expected {geometry_type.title()}")
 
     invalid = np.flatnonzero(~missing & ~wrong_type & ~shapely.is_valid(geometry))
-    repaired = 0
+    repaired = []
     if invalid.size:
         geometry = geometry.copy()
         why = shapely.is_valid_reason(geometry[invalid])
@@ -78,16 +78,16 @@ def check_geometry(
                 )
             else:
                 geometry[index] = kept
-                repaired += 1
-    return geometry, repaired
+                repaired.append(index)
+    return geometry, np.array(repaired, dtype=np.int64)
 
 
 def check_bounds(
-    geometry: np.ndarray, bounds: tuple[float, float, float, float], issues: Issues
+    box: np.ndarray, bounds: tuple[float, float, float, float], issues: Issues
 ) -> None:
-    """Flag geometries (in lon/lat) outside the expected extent: a wrong CRS or swapped axes."""
+    """Flag geometries whose ``box`` (west, south, east, north in lon/lat; NaN for none) is
+    outside the expected extent: a wrong CRS or swapped axes."""
     with np.errstate(invalid="ignore"):
-        box = shapely.bounds(geometry)
         west, south, east, north = bounds
         outside = (
             (box[:, 0] < west) | (box[:, 2] > east) | (box[:, 1] < south) | (box[:, 3] > north)
