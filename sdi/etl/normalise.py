@@ -168,31 +168,34 @@ def _cast(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Series:
 def _apply_codes(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Series:
     """Map a (possibly multi-valued) code field to current codes; unknown codes are flagged.
 
-    Code fields have few distinct values: each is converted once, then mapped in bulk.
+    Code fields have few distinct values: each is converted once (Arrow's dictionary
+    encoding finds them), and the results are taken for every row in Arrow — a text or, for
+    ``text[]``, a list of texts, as the COPY writes them.
     """
     codes = code_list(spec.codes) if spec.codes else None
     separator = spec.split
+    as_list = spec.type == "text[]"
 
-    def convert(value: Any) -> tuple[Any, str | None]:
-        items = str(value).split(separator) if separator else [str(value)]
+    def convert(value: str) -> tuple[Any, str | None]:
+        items = value.split(separator) if separator else [value]
         mapped = []
         for item in items:
             current = codes.normalise(item) if codes else item.strip()
             if current is None:
                 return None, f"{spec.source}: unknown {codes.name} code {item.strip()!r}"
             mapped.append(current)
-        if spec.type == "text[]":
-            return tuple(mapped), None  # encoded as an array by the COPY
-        return mapped[0], None
+        return (mapped if as_list else mapped[0]), None
 
-    text = _to_series(_text(values), values.index)
-    table = {value: convert(value) for value in text.dropna().unique()}
-    converted = text.map({k: v[0] for k, v in table.items()})
-    failures = {k: v[1] for k, v in table.items() if v[1]}
-    if failures:
-        reasons = text.map(failures)
-        issues.flag(reasons.notna().to_numpy(), reasons.to_numpy(dtype=object))
-    return converted.astype(object).where(converted.notna(), None)
+    encoded = pc.dictionary_encode(_text(values))
+    converted = [convert(value) for value in encoded.dictionary.to_pylist()]
+    result_type = pa.list_(pa.string()) if as_list else pa.string()
+    results = pa.array([c[0] for c in converted], result_type)
+    failures = pa.array([c[1] for c in converted], pa.string())
+    if failures.null_count < len(failures):
+        reasons = failures.take(encoded.indices)
+        issues.flag(reasons.is_valid().to_numpy(zero_copy_only=False), reasons.to_numpy(False))
+    mapped = results.take(encoded.indices)
+    return pd.Series(pd.arrays.ArrowExtensionArray(mapped), index=values.index)
 
 
 def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
