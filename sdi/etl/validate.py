@@ -92,15 +92,15 @@ def check_bounds(
         outside = (
             (box[:, 0] < west) | (box[:, 2] > east) | (box[:, 1] < south) | (box[:, 3] > north)
         )
-    where = pd.Series(
-        [f"({b[0]:.5f}, {b[1]:.5f})" for b in box[:, :2]] if outside.any() else [""] * len(box)
-    )
-    issues.flag(
-        outside,
-        "outside the expected extent at lon/lat "
-        + where.to_numpy()
-        + f" (expected {west}..{east} E, {south}..{north} N): check source.srid and X/Y order",
-    )
+    if not outside.any():
+        return
+    reasons = np.full(len(box), None, dtype=object)
+    reasons[outside] = [
+        f"outside the expected extent at lon/lat ({b[0]:.5f}, {b[1]:.5f}) (expected "
+        f"{west}..{east} E, {south}..{north} N): check source.srid and X/Y order"
+        for b in box[outside]
+    ]
+    issues.flag(outside, reasons)
 
 
 class FirstSeen:

@@ -189,18 +189,19 @@ class Layout:
         x = np.empty(len(points))
         y = np.empty(len(points))
         views = self._views(self.data)
-        for r in np.unique(alignment):
-            these = alignment == r
-            at = (points[these] - r) // 8
+        groups = [
+            (r, these, (points[these] - r) // 8)
+            for r in np.flatnonzero(np.bincount(alignment, minlength=8))
+            for these in [np.flatnonzero(alignment == r)]
+        ]
+        for r, these, at in groups:
             x[these], y[these] = views[r][at], views[r][at + 1]
         data = self.data
         if transform is not None:
             x, y = transform(x, y)
             data = self.data.copy()
             views = self._views(data)
-            for r in np.unique(alignment):
-                these = alignment == r
-                at = (points[these] - r) // 8
+            for r, these, at in groups:
                 views[r][at], views[r][at + 1] = x[these], y[these]
         bounds = np.empty((len(self.first_point), 4))
         if len(points):
