@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,22 @@ def _derive(job: JobSpec, province_geometry: np.ndarray) -> dict[str, np.ndarray
         elif spec.derive == "length":
             derived[spec.name] = np.round(shapely.length(province_geometry), 2)
     return derived
+
+
+# The first batch of a file is normalised in slices of this many rows: the database starts
+# on the first slice while Python works on the rest, instead of idling through a whole batch
+# (0.7 s of 1 M parcels).
+FIRST_SLICE = 10_000
+
+
+def _first_split(batches: Iterable[Batch]) -> Iterator[Batch]:
+    """The batches, the first one cut into slices of growing size (10 k, 20 k, 40 k, …)."""
+    for number, batch in enumerate(batches):
+        start, size, rows = 0, FIRST_SLICE, len(batch.frame)
+        while number == 0 and rows - start > 2 * size:
+            yield batch.slice(start, start + size)
+            start, size = start + size, size * 2
+        yield batch.slice(start, rows) if start else batch
 
 
 class JobRun:
@@ -359,7 +375,7 @@ class JobRun:
                     if job.kind == "raster"
                     else read_batches(path, job.source)
                 )
-                for batch in batches:
+                for batch in _first_split(batches):
                     if getattr(batch, "encoding", None) is not None:
                         self.encodings[str(path)] = (batch.encoding, batch.encoding_evidence)
                     self.rows_read += len(batch.frame)

@@ -16,6 +16,7 @@ MapInfo charset is honoured unless the bytes contradict it. Formats that store U
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -80,6 +81,16 @@ class Batch:
     @geometry.setter
     def geometry(self, value: np.ndarray | None) -> None:
         self.shapes = value
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """Rows ``start`` to ``stop`` (positions) as a batch of their own."""
+        return dataclasses.replace(
+            self,
+            first_row=self.first_row + start,
+            frame=self.frame.iloc[start:stop].reset_index(drop=True),
+            shapes=None if self.shapes is None else self.shapes[start:stop],
+            wkb=None if self.wkb is None else self.wkb[start:stop],
+        )
 
     def subset(self, keep: np.ndarray) -> Batch:
         """The rows where ``keep`` is true (geometries not decoded yet stay so)."""
