@@ -75,6 +75,15 @@ def test_first_load_writes_what_a_merge_writes(warehouse, settings, tmp_path) ->
         (first.run_id,),
     ).fetchone()
     assert rows == (loaded, loaded, loaded, loaded, True, 1, True, True, True, True, True)
+    # version_id and id were numbered by the load itself; the sequences continue after them
+    numbering = conn.execute(
+        "SELECT min(version_id), max(version_id), min(id), max(id), "
+        "nextval(pg_get_serial_sequence('land.parcels', 'version_id')), "
+        "nextval('land.parcels_id_seq') FROM land.parcels"
+    ).fetchone()
+    low_version, high_version, low_id, high_id, next_version, next_id = numbering
+    assert high_version - low_version + 1 == loaded and high_id - low_id + 1 == loaded
+    assert next_version == high_version + 1 and next_id == high_id + 1
     assert sorted(conn.execute(INDEXES).fetchall()) == indexes  # GiST dropped, built again
     assert any("USING gist" in i for (i,) in indexes)
     # valid_from is the time of the run's transaction, as the merge's now()
