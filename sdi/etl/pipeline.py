@@ -159,7 +159,7 @@ class JobRun:
         """A 64-bit hash of each delivered row as read (attributes + geometry) and the spec."""
         raw = batch.frame
         if batch.wkb is not None:  # the geometry as delivered: no need to write it again
-            raw = raw.assign(__geometry__=batch.wkb)
+            raw = raw.assign(__geometry__=pd.arrays.ArrowExtensionArray(batch.wkb))
         elif batch.geometry is not None:
             raw = raw.assign(__geometry__=shapely.to_wkb(batch.geometry))
         hashes = pd.util.hash_pandas_object(raw, index=False, hash_key=self.hash_key)

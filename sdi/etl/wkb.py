@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -123,13 +122,14 @@ class Layout:
     first_point: np.ndarray  # int64: index of each usable geometry's first point
 
     @classmethod
-    def parse(cls, wkb: np.ndarray, candidates: np.ndarray) -> Layout:
-        """The layout of the WKB (bytes objects; None allowed) of the ``candidates`` rows."""
-        wkb = np.where(candidates & pd.notna(wkb), wkb, b"")
-        lengths = np.fromiter(map(len, wkb), dtype=np.int64, count=len(wkb))
-        offsets = np.zeros(len(wkb) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        data = np.frombuffer(b"".join(wkb), dtype=np.uint8)
+    def parse(cls, wkb: pa.BinaryArray, candidates: np.ndarray) -> Layout:
+        """The layout of the WKB (nulls allowed) of the ``candidates`` rows."""
+        _, offsets_buffer, data_buffer = wkb.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[wkb.offset :][: len(wkb) + 1]
+        offsets = offsets.astype(np.int64)
+        data = np.frombuffer(data_buffer or b"", dtype=np.uint8)
+        candidates = candidates & wkb.is_valid().to_numpy(zero_copy_only=False)
+        lengths = np.diff(offsets)
         walk = _Walk(data, offsets[:-1], offsets[1:])
         owner = np.flatnonzero(candidates & (lengths >= 9))
         walk.bad[~candidates | (lengths < 9)] = True
@@ -215,10 +215,11 @@ class Layout:
     def arrow(self, data: np.ndarray) -> pa.BinaryArray:
         """The (rewritten) bytes as one WKB value per geometry; not usable ones are null."""
         validity = pa.array(self.usable).buffers()[1]
+        offsets = self.offsets.astype(np.int32)
         return pa.BinaryArray.from_buffers(
             pa.binary(),
             len(self.usable),
-            [validity, pa.py_buffer(self.offsets.astype(np.int32)), pa.py_buffer(data)],
+            [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
         )
 
 

@@ -215,7 +215,8 @@ def test_first_load_into_an_empty_table_writes_almost_no_wal(warehouse, settings
     url, conn = warehouse
     if conn.execute("SHOW wal_level").fetchone()[0] != "minimal":
         pytest.skip("the warehouse under test runs another wal_level (SDI_TEST_DATABASE_URL)")
-    write_parcels(tmp_path, parcel_table(scale=0.25))
+    # big enough that the table is past wal_skip_threshold (2 MB): smaller ones are logged whole
+    write_parcels(tmp_path, parcel_table(scale=1))
     job, job_settings = _parcels_job(settings, tmp_path)
     file_of = "SELECT pg_relation_filenode('land.parcels')"
     lsn = "SELECT pg_current_wal_insert_lsn()"
@@ -234,8 +235,8 @@ def test_first_load_into_an_empty_table_writes_almost_no_wal(warehouse, settings
     before = conn.execute(file_of).fetchone()[0]
     wal, size = load()
     assert conn.execute(file_of).fetchone()[0] != before  # new files: truncated in the run
-    # (files under wal_skip_threshold, 2 MB, are logged whole at commit: a little WAL)
-    assert wal < size / 4, (wal, size)
+    # (indexes under wal_skip_threshold are logged whole at commit: some WAL, not all)
+    assert wal < size / 3, (wal, size)
 
     conn.execute("TRUNCATE land.parcels, etl.runs CASCADE")
     conn.execute("CREATE TABLE public.odd (version_id bigint REFERENCES land.parcels)")

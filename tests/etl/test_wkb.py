@@ -59,7 +59,7 @@ NOT_USABLE = {
 
 def test_usable_wkb_is_rewritten_exactly_as_shapely_writes_it() -> None:
     geometries = list(USABLE.values())
-    wkb = np.array([_wkb(g) for g in geometries] * 3, dtype=object)
+    wkb = pa.array([_wkb(g) for g in geometries] * 3, pa.binary())
     layout = Layout.parse(wkb, np.ones(len(wkb), dtype=bool))
     assert layout.usable.all()
     data, bounds = layout.reproject(TO_LONLAT.transform)
@@ -71,7 +71,7 @@ def test_usable_wkb_is_rewritten_exactly_as_shapely_writes_it() -> None:
 
 def test_what_it_cannot_take_is_marked_not_usable() -> None:
     square = _wkb(shapely.box(440000, 2320000, 440001, 2320001))
-    wkb = np.array([square, *NOT_USABLE.values(), square], dtype=object)
+    wkb = pa.array([square, *NOT_USABLE.values(), square], pa.binary())
     layout = Layout.parse(wkb, np.ones(len(wkb), dtype=bool))
     usable = dict(zip(["first", *NOT_USABLE, "last"], layout.usable.tolist(), strict=True))
     assert usable == {"first": True, **dict.fromkeys(NOT_USABLE, False), "last": True}
@@ -79,17 +79,21 @@ def test_what_it_cannot_take_is_marked_not_usable() -> None:
     array = layout.arrow(data)
     assert array.null_count == len(NOT_USABLE)
     assert array[0].as_py() == array[len(wkb) - 1].as_py()
+    # a slice of a larger array (as a batch's first slices are) reads the same
+    sliced = Layout.parse(wkb.slice(len(wkb) - 2), np.ones(2, dtype=bool))
+    assert sliced.usable.tolist() == [False, True]
+    assert sliced.arrow(sliced.reproject(None)[0])[1].as_py() == square
     assert bounds.shape == (2, 4)
 
 
 def test_rows_not_asked_for_are_skipped() -> None:
-    wkb = np.array([_wkb(g) for g in USABLE.values()], dtype=object)
+    wkb = pa.array([_wkb(g) for g in USABLE.values()], pa.binary())
     candidates = np.arange(len(wkb)) % 2 == 0
     layout = Layout.parse(wkb, candidates)
     assert layout.usable.tolist() == candidates.tolist()
     data, _ = layout.reproject(None)  # same CRS: the bytes as delivered
     assert layout.arrow(data).to_pylist() == [
-        w if c else None for w, c in zip(wkb, candidates, strict=True)
+        w if c else None for w, c in zip(wkb.to_pylist(), candidates, strict=True)
     ]
 
 
