@@ -22,7 +22,6 @@ import shapely
 from psycopg import sql
 
 from sdi.errors import RejectThresholdExceeded
-from sdi.etl import raster
 from sdi.etl.merge import create_indexes, drop_indexes_if_empty, has_current_rows
 from sdi.etl.normalise import Issues, Reprojector, map_fields, natural_keys
 from sdi.etl.read import Batch, read_batches
@@ -368,6 +367,8 @@ class JobRun:
             indexes = drop_indexes_if_empty(self.conn, target, methods=("gist",))
         stage = Stage(self.conn, target, columns, direct=direct, constants=constants)
         self.srid_in_column = stage.geometry_srid == self.settings.storage_srid
+        if job.kind == "raster":
+            from sdi.etl import raster  # rasterio: only raster jobs pay for importing it
         with stage:
             for path in files:
                 batches = (
