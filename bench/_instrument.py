@@ -218,6 +218,8 @@ SECTIONS: list[tuple[str, list[str]]] = [
         "validate: geometry (is_valid, make_valid)",
         ["sdi.etl.pipeline:check_geometry", "sdi.etl.runner:check_geometry"],
     ),
+    ("WKB: walk the delivered bytes", ["sdi.etl.wkb:Layout.parse"]),
+    ("WKB: reproject in place (incl. PROJ)", ["sdi.etl.wkb:Layout.reproject"]),
     ("transform → EPSG:4326 (pyproj)", ["sdi.etl.normalise:Reprojector.to_storage"]),
     ("transform → province CRS", ["sdi.etl.normalise:Reprojector.to_province"]),
     ("source hash: read current hashes (COPY TO)", ["sdi.etl.pipeline:JobRun.track_sources"]),

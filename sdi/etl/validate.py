@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 
 from sdi.etl.normalise import Issues
@@ -106,22 +107,19 @@ def check_bounds(
 class FirstSeen:
     """Remembers values (natural keys, geometries) of one delivery to flag later duplicates.
 
-    Vectorised: a set answers "seen before?"; where a value was first seen is searched for only
-    for the (rare) duplicates.
+    Vectorised on 64-bit hashes of the values: a set of them answers "seen before?" (a set of
+    the strings themselves cost 3× more per batch). Only rows whose hash was seen are looked
+    at one by one: their value is compared with the earlier values of that hash — so a hash
+    collision is never taken for a duplicate — and where it was first seen is found in the
+    same pass, however many duplicates a delivery holds.
     """
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self._seen: set[str] = set()
-        self._batches: list[tuple[str, np.ndarray, np.ndarray]] = []  # path, values, rows
-        self._contents: dict[str, int] = {}  # first contents of each key, when checked with them
-
-    def _first(self, key: str) -> str:
-        for path, values, rows in self._batches:
-            hits = np.flatnonzero(values == key)
-            if hits.size:
-                return f"{path} row {rows[hits[0]]}"
-        return "an earlier row"
+        self._seen: set[int] = set()  # hashes of the first occurrences
+        # first occurrences, batch by batch: file, values, row numbers, hashes
+        self._batches: list[tuple[str, pa.Array, np.ndarray, np.ndarray]] = []
+        self._contents: dict[object, int] = {}  # first contents of each key, when checked with them
 
     def check(
         self,
@@ -133,33 +131,73 @@ class FirstSeen:
     ) -> np.ndarray:
         """Flag repeated keys; returns the rows to drop (exact repeats, only with ``contents``:
         a time series sending one reading twice). Other values for one key are a conflict."""
-        values = pd.Series(keys.to_numpy(), dtype=object)
-        candidates = issues.ok & values.notna().to_numpy()
-        seen = self._seen
-        seen_before = np.fromiter(map(seen.__contains__, values), dtype=bool, count=len(values))
-        # Only rows that are otherwise fine count as a first occurrence.
-        repeated = values.where(candidates).duplicated(keep="first").to_numpy()
-        duplicate = candidates & (repeated | seen_before)
-        fresh = candidates & ~duplicate
-        seen.update(values[fresh])
-        self._batches.append((path, values[fresh].to_numpy(), rows[fresh]))
-        if contents is not None:
-            self._contents.update(zip(values[fresh], contents[fresh].tolist(), strict=True))
+        values = pa.array(keys, from_pandas=True)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        candidates = issues.ok & values.is_valid().to_numpy(zero_copy_only=False)
+        hashes = (
+            pd.util.hash_pandas_object(
+                pd.Series(pd.arrays.ArrowExtensionArray(values)), index=False
+            )
+            .to_numpy()
+            .view(np.int64)
+        )
+        listed = hashes.tolist()
+        suspect = candidates & np.fromiter(map(self._seen.__contains__, listed), bool, len(listed))
+        positions = np.flatnonzero(candidates)
+        suspect[positions] |= pd.Series(hashes[positions]).duplicated(keep="first").to_numpy()
+        first = self._first_occurrences(values, hashes, rows, path, candidates, suspect)
+        duplicate = np.zeros(len(values), dtype=bool)
         drop = np.zeros(len(values), dtype=bool)
-        if not duplicate.any():
-            return drop
         reasons = np.full(len(values), None, dtype=object)
-        for position in np.flatnonzero(duplicate):
-            key = values.iat[position]
+        for position, where in first.items():
+            key = values[position].as_py()
             if contents is not None and contents[position] == self._contents.get(key):
                 drop[position] = True
                 continue
+            duplicate[position] = True
             shown = key if len(key) <= 40 else key[:40] + "…"
-            first = self._first(key)
             reasons[position] = (
-                f"conflicting duplicate {self.what} {shown!r}: other values than at {first}"
+                f"conflicting duplicate {self.what} {shown!r}: other values than at {where}"
                 if contents is not None
-                else f"duplicate {self.what} {shown!r} (first seen at {first})"
+                else f"duplicate {self.what} {shown!r} (first seen at {where})"
             )
-        issues.flag(duplicate & ~drop, reasons)
+        fresh = candidates & ~duplicate & ~drop
+        self._seen.update(hashes[fresh].tolist())
+        kept = values.filter(pa.array(fresh))
+        self._batches.append((path, kept, rows[fresh], hashes[fresh]))
+        if contents is not None:
+            self._contents.update(zip(kept.to_pylist(), contents[fresh].tolist(), strict=True))
+        issues.flag(duplicate, reasons)
         return drop
+
+    def _first_occurrences(
+        self,
+        values: pa.Array,
+        hashes: np.ndarray,
+        rows: np.ndarray,
+        path: str,
+        candidates: np.ndarray,
+        suspect: np.ndarray,
+    ) -> dict[int, str]:
+        """The suspect rows that really repeat an earlier value → where it was first seen."""
+        if not suspect.any():
+            return {}
+        wanted = np.unique(hashes[suspect])
+        earlier: dict[int, list[tuple[object, str]]] = {}  # hash → (value, where) seen before
+        for where_file, kept, kept_rows, kept_hashes in self._batches:
+            for position in np.flatnonzero(np.isin(kept_hashes, wanted)):
+                entry = (kept[int(position)].as_py(), f"{where_file} row {kept_rows[position]}")
+                earlier.setdefault(int(kept_hashes[position]), []).append(entry)
+        repeats = {}
+        for position in np.flatnonzero(candidates & np.isin(hashes, wanted)):
+            value, seen = (
+                values[int(position)].as_py(),
+                earlier.setdefault(int(hashes[position]), []),
+            )
+            match = next((where for other, where in seen if other == value), None)
+            if match is not None and suspect[position]:
+                repeats[int(position)] = match
+            elif match is None:
+                seen.append((value, f"{path} row {rows[position]}"))
+        return repeats
