@@ -107,16 +107,16 @@ def check_bounds(
 class FirstSeen:
     """Remembers values (natural keys, geometries) of one delivery to flag later duplicates.
 
-    Vectorised on 64-bit hashes of the values: a set of them answers "seen before?" (a set of
-    the strings themselves cost 3× more per batch). Only rows whose hash was seen are looked
-    at one by one: their value is compared with the earlier values of that hash — so a hash
-    collision is never taken for a duplicate — and where it was first seen is found in the
-    same pass, however many duplicates a delivery holds.
+    Vectorised on 64-bit hashes of the values, kept sorted: a binary search answers "seen
+    before?" for a whole batch (half the time of a Python set of the strings). Only rows whose
+    hash was seen are looked at one by one: their value is compared with the earlier values of
+    that hash — so a hash collision is never taken for a duplicate — and where it was first
+    seen is found in the same pass, however many duplicates a delivery holds.
     """
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self._seen: set[int] = set()  # hashes of the first occurrences
+        self._seen = np.empty(0, dtype=np.int64)  # hashes of the first occurrences, sorted
         # first occurrences, batch by batch: file, values, row numbers, hashes
         self._batches: list[tuple[str, pa.Array, np.ndarray, np.ndarray]] = []
         self._contents: dict[object, int] = {}  # first contents of each key, when checked with them
@@ -142,8 +142,9 @@ class FirstSeen:
             .to_numpy()
             .view(np.int64)
         )
-        listed = hashes.tolist()
-        suspect = candidates & np.fromiter(map(self._seen.__contains__, listed), bool, len(listed))
+        at = np.searchsorted(self._seen, hashes)
+        suspect = candidates & (at < len(self._seen))
+        suspect[suspect] = self._seen[at[suspect]] == hashes[suspect]
         positions = np.flatnonzero(candidates)
         suspect[positions] |= pd.Series(hashes[positions]).duplicated(keep="first").to_numpy()
         first = self._first_occurrences(values, hashes, rows, path, candidates, suspect)
@@ -163,7 +164,8 @@ class FirstSeen:
                 else f"duplicate {self.what} {shown!r} (first seen at {where})"
             )
         fresh = candidates & ~duplicate & ~drop
-        self._seen.update(hashes[fresh].tolist())
+        new = np.sort(hashes[fresh])
+        self._seen = np.insert(self._seen, np.searchsorted(self._seen, new), new)  # linear
         kept = values.filter(pa.array(fresh))
         self._batches.append((path, kept, rows[fresh], hashes[fresh]))
         if contents is not None:
