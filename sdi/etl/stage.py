@@ -292,6 +292,7 @@ class Stage:
         return {
             column: [sequence, self.conn.execute("SELECT nextval(%s)", (sequence,)).fetchone()[0]]
             for column, sequence in sequences
+            if column not in self.columns  # a delivered value wins, as over a default
         }
 
     def _number(self, frame: pd.DataFrame) -> pd.DataFrame:

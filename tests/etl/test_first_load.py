@@ -244,3 +244,20 @@ def test_first_load_into_an_empty_table_writes_almost_no_wal(warehouse, settings
     wal, size = load()
     assert conn.execute(file_of).fetchone()[0] == before
     assert wal > size, (wal, size)  # logged row by row, as before
+
+
+def test_stage_numbers_rows_from_the_tables_sequence_unless_delivered(warehouse) -> None:
+    """A direct COPY numbers a bigserial column itself and moves its sequence past the rows;
+    a column the delivery fills keeps the delivered values."""
+    _, conn = warehouse
+    conn.execute("CREATE TABLE public.odd (id bigserial, natural_key text)")
+    target = TargetTable.introspect(conn, "public.odd")
+    with conn.transaction():
+        with Stage(conn, target, ["natural_key"], direct=True) as stage:
+            stage.write(pd.DataFrame({"natural_key": ["a", "b", "c"]}))
+        with Stage(conn, target, ["id", "natural_key"], direct=True) as stage:
+            stage.write(pd.DataFrame({"id": [100], "natural_key": ["d"]}))
+    rows = conn.execute("SELECT id, natural_key FROM public.odd ORDER BY natural_key").fetchall()
+    assert rows == [(1, "a"), (2, "b"), (3, "c"), (100, "d")]
+    # the first stage moved the sequence past its rows; the second did not touch it
+    assert conn.execute("SELECT nextval('public.odd_id_seq')").fetchone()[0] == 4
