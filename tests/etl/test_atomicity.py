@@ -5,7 +5,7 @@ The job runs as a real `sdi etl run` subprocess against a warehouse of its own (
 database, so the shared test database keeps the sample deliveries other tests check). Its
 phases are observed from the database the way an operator would see them (``etl.runs``,
 ``pg_stat_activity``, ``pg_locks``); nothing in the product is hooked. Two deliveries of the
-land office's parcels at scale 2 (48,000 parcels) alternate, each one adding, updating
+land office's parcels at scale 3 (72,000 parcels) alternate, each one adding, updating
 (attributes and geometry) and retiring parcels with respect to the other, so every run has
 real work to do and every recovery run has exact counts to check.
 """
@@ -58,7 +58,7 @@ from tests.etl.killing import (
 
 JOB = "land_parcels"
 TABLE = "land.parcels"
-SCALE = 2  # 48,000 parcels: about 4 s of staging and 0.4 s of merge per run
+SCALE = 3  # 72,000 parcels: a COPY long enough to catch on a busy 2-core host (2 missed once)
 ADDED, RETIRED, UPDATED = 1000, 1500, 2000
 
 # Statements of the merge that run after its first one (``WITH closed AS …``) has written.
