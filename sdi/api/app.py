@@ -30,7 +30,7 @@ from pygeoapi.starlette_app import CONFIG, OPENAPI, api_, api_routes
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from sdi.api import ops, processes
+from sdi.api import ops, pygeoapi_patches
 from sdi.api.auth import (
     ANONYMOUS,
     AccessControl,
@@ -88,6 +88,7 @@ def build(settings=None):
     """The served app: operations around access control around pygeoapi."""
     settings = settings or get_settings()
     ops.prepare_multiprocess_dir(settings.state_dir)  # before prometheus_client is imported
+    pygeoapi_patches.apply()  # before the first request of this worker
     collections = [
         name
         for name, resource in CONFIG.get("resources", {}).items()
@@ -96,7 +97,6 @@ def build(settings=None):
     layers = load_layers(settings)
     policy = AccessPolicy(layers, collections)
     # CallerHeader: the job manager's view of who asks (sdi.api.processes)
-    processes.install()
     # Writes to incident collections carry the writer (identified by the access control) to
     # their provider; the served document says so (PATCH, no DELETE) before it is compiled.
     writes = IncidentWrites.from_config(

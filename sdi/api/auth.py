@@ -372,7 +372,7 @@ def database_lookup(key_id: str) -> KeyRecord | None:
     import psycopg
     from psycopg_pool import PoolTimeout
 
-    from sdi.api.provider import pool
+    from sdi.api.db import pool
     from sdi.keys import find_key
 
     try:

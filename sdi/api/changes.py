@@ -46,7 +46,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sdi import sql as sql_files
+from sdi.api import geojson
 from sdi.api.auth import send_body, send_error
+from sdi.api.db import connection, table_columns
 from sdi.publish.layers import Layer
 
 LOGGER = logging.getLogger("sdi.api.changes")
@@ -160,8 +163,6 @@ class ChangeFeed:
 
     # -- the feed ------------------------------------------------------------------------------
     def changes(self, layer: Layer, query: str, scope: Scope) -> dict[str, Any]:
-        from sdi.api.provider import _connection
-
         params = _parameters(query)
         table = versioned_table(layer)
         if table is None:
@@ -171,7 +172,7 @@ class ChangeFeed:
             )
         limit = int(params.get("limit", DEFAULT_LIMIT))
         after = int(params.get("after", 0))
-        with _connection() as conn:
+        with connection() as conn:
             self._check_versioned(conn, table, layer)
             since, since_run = self._since(conn, params["since"])
             until = (
@@ -212,15 +213,7 @@ class ChangeFeed:
 
     @staticmethod
     def _check_versioned(conn: psycopg.Connection, table: str, layer: Layer) -> None:
-        found = {
-            name
-            for (name,) in conn.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attnum > 0 AND NOT attisdropped",
-                (table,),
-            )
-        }
-        if not set(_VERSIONED) <= found:
+        if not set(_VERSIONED) <= table_columns(conn, table).keys():
             raise ChangeError(
                 f"collection {layer.id} keeps no versions, so it has no change feed; "
                 "/items gives its current state"
@@ -243,48 +236,32 @@ class ChangeFeed:
     @staticmethod
     def _statement(layer: Layer, table: str) -> sql.Composable:
         schema, _, name = table.partition(".")
-        properties = sql.SQL(", ").join(
-            sql.SQL("{}, v.{}").format(sql.Literal(p), sql.Identifier(p))
-            for p in layer.published_properties
-            if p not in ("change", "run_id", "valid_from", "valid_to")
+        properties = geojson.properties(
+            [
+                (
+                    "change",
+                    sql.SQL(
+                        "CASE WHEN s.before IS NULL THEN 'added' "
+                        "WHEN s.after IS NULL THEN 'removed' ELSE 'changed' END"
+                    ),
+                ),
+                ("run_id", sql.SQL("v.run_id")),
+                ("valid_from", sql.SQL("v.valid_from")),
+                ("valid_to", sql.SQL("CASE WHEN s.after IS NULL THEN v.valid_to END")),
+                *(
+                    (p, sql.Identifier("v", p))
+                    for p in layer.published_properties
+                    if p not in ("change", "run_id", "valid_from", "valid_to")
+                ),
+            ]
         )
-        return sql.SQL(
-            """
-            WITH touched AS (
-                SELECT DISTINCT id FROM {table}
-                WHERE (valid_from > %(since)s AND valid_from <= %(until)s)
-                   OR (valid_to > %(since)s AND valid_to <= %(until)s)
-            ), states AS (
-                SELECT x.id,
-                       (SELECT t.version_id FROM {table} t WHERE t.id = x.id
-                          AND t.valid_from <= %(since)s
-                          AND (t.valid_to IS NULL OR t.valid_to > %(since)s)
-                        ORDER BY t.valid_from DESC LIMIT 1) AS before,
-                       (SELECT t.version_id FROM {table} t WHERE t.id = x.id
-                          AND t.valid_from <= %(until)s
-                          AND (t.valid_to IS NULL OR t.valid_to > %(until)s)
-                        ORDER BY t.valid_from DESC LIMIT 1) AS after
-                FROM touched x WHERE x.id > %(after)s
-            )
-            SELECT s.id, json_build_object(
-                'type', 'Feature', 'id', s.id,
-                'geometry', ST_AsGeoJSON(v.{geom}, 7)::json,
-                'properties', json_build_object(
-                    'change', CASE WHEN s.before IS NULL THEN 'added'
-                                   WHEN s.after IS NULL THEN 'removed' ELSE 'changed' END,
-                    'run_id', v.run_id, 'valid_from', v.valid_from,
-                    'valid_to', CASE WHEN s.after IS NULL THEN v.valid_to END,
-                    {properties}))::text
-            FROM states s
-            JOIN {table} v ON v.version_id = coalesce(s.after, s.before)
-            WHERE s.before IS DISTINCT FROM s.after
-            ORDER BY s.id
-            LIMIT %(limit)s
-            """
-        ).format(
-            table=sql.Identifier(schema, name),
-            geom=sql.Identifier(layer.geometry_field),
-            properties=properties,
+        feature = geojson.feature(
+            sql.SQL("s.id"),
+            geojson.geometry(sql.Identifier("v", layer.geometry_field)),
+            properties,
+        )
+        return sql_files.query("sdi.api", "changes").format(
+            table=sql.Identifier(schema, name), feature=feature
         )
 
     def _links(

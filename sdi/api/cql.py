@@ -35,40 +35,24 @@ import shapely.geometry
 from psycopg import sql
 from pygeofilter import ast, values
 
-# Kinds of value a filter expression can have.
-NUMBER, TEXT, BOOLEAN, DATE, TIMESTAMP, ARRAY, GEOMETRY = (
-    "number",
-    "text",
-    "boolean",
-    "date",
-    "timestamp",
-    "array",
-    "geometry",
+# Kinds of value a filter expression can have (those of its columns' types).
+from sdi.api.pgtypes import (
+    ARRAY,
+    BOOLEAN,
+    DATE,
+    GEOMETRY,
+    NUMBER,
+    TEMPORAL,
+    TEXT,
+    TIMESTAMP,
+    filter_kind,
 )
-TEMPORAL = (DATE, TIMESTAMP)
-_NUMERIC_TYPES = {"smallint", "integer", "bigint", "real", "double precision"}
+
 MAX_NODES = 2000  # a larger filter is refused rather than translated
 
 
 class FilterError(ValueError):
     """A filter that cannot be answered; the message is for the person who wrote it."""
-
-
-def kind_of(pg_type: str) -> str:
-    """The filter kind of a PostgreSQL column type (as ``format_type`` writes it)."""
-    if pg_type.endswith("[]"):
-        return ARRAY
-    if pg_type.startswith(("geometry", "geography")):
-        return GEOMETRY
-    if pg_type in _NUMERIC_TYPES or pg_type.startswith("numeric"):
-        return NUMBER
-    if pg_type == "boolean":
-        return BOOLEAN
-    if pg_type == "date":
-        return DATE
-    if pg_type.startswith("timestamp"):
-        return TIMESTAMP
-    return TEXT
 
 
 @dataclass(frozen=True)
@@ -294,7 +278,7 @@ class _Translator:
                 f"unknown property '{name}' in the filter; the queryable properties are: "
                 f"{', '.join(self.q.names)}"
             )
-        return _Expr(sql.Identifier(self.q.alias, name), kind_of(pg_type), name, pg_type)
+        return _Expr(sql.Identifier(self.q.alias, name), filter_kind(pg_type), name, pg_type)
 
     def function(self, node: ast.Function) -> _Expr:
         name = node.name.lower()

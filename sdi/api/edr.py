@@ -36,7 +36,11 @@ from pygeoapi.provider.base import (
 )
 from pygeoapi.provider.base_edr import BaseEDRProvider
 
-from sdi.api.provider import CRS84, _connection, _provider_error
+from sdi import sql as sql_files
+from sdi.api import bbox as bboxes
+from sdi.api import geojson
+from sdi.api.bbox import CRS84
+from sdi.api.db import connection, provider_error
 
 LOGGER = logging.getLogger(__name__)
 
@@ -196,22 +200,7 @@ class PostGISEDRProvider(BaseEDRProvider):
             )
             for name in chosen
         )
-        statement = sql.SQL(
-            """
-            SELECT l.{key}, ST_X(l.geom), ST_Y(l.geom), s.n, s.times, s.ranges
-            FROM {locations} l
-            CROSS JOIN LATERAL (
-                SELECT count(*) AS n,
-                       coalesce(json_agg(to_char(r.{time} AT TIME ZONE 'UTC',
-                                                 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                                         ORDER BY r.{time}), '[]') AS times,
-                       json_build_object({ranges}) AS ranges
-                FROM {readings} r WHERE {reading_filter}
-            ) s
-            WHERE {where}
-            ORDER BY {order}
-            """
-        ).format(
+        statement = sql_files.query("sdi.api", "edr_coverages").format(
             key=key,
             time=time,
             locations=self._locations_table(),
@@ -265,35 +254,27 @@ class PostGISEDRProvider(BaseEDRProvider):
 
     def _location_features(self, bbox: list[float], limit: int | None) -> dict[str, Any]:
         where, params = sql.SQL("TRUE"), {}
-        if bbox:
-            if len(bbox) == 6:
-                bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
-            # corners in any order, as on /items (sdi.api.provider.validate_bbox)
-            bbox = [
-                min(bbox[0], bbox[2]),
-                min(bbox[1], bbox[3]),
-                max(bbox[0], bbox[2]),
-                max(bbox[1], bbox[3]),
-            ]
-            where = sql.SQL(
-                "ST_Intersects(l.geom, ST_MakeEnvelope(%(b0)s, %(b1)s, %(b2)s, %(b3)s, 4326))"
-            )
-            params = {f"b{i}": float(v) for i, v in enumerate(bbox)}
+        if bbox:  # corners in any order, as on /items
+            try:
+                where, params = bboxes.condition(
+                    sql.Identifier("l", "geom"), bboxes.corners_in_order(bbox, CRS84), 4326
+                )
+            except ValueError as exc:
+                raise ProviderInvalidQueryError(user_msg=str(exc)) from None
         key = sql.Identifier(self.id_field)
-        properties = sql.SQL(", ").join(
-            sql.SQL("{}, l.{}").format(sql.Literal(p), sql.Identifier(p)) for p in self.properties
+        feature = geojson.feature(
+            sql.Identifier("f", self.id_field),
+            geojson.geometry(sql.Identifier("f", "geom")),
+            sql.Identifier("f", "properties"),
         )
         statement = sql.SQL(
-            """
-            SELECT coalesce(json_agg(json_build_object(
-                'type', 'Feature', 'id', f.{key}, 'geometry', ST_AsGeoJSON(f.geom, 7)::json,
-                'properties', f.properties) ORDER BY f.{key}), '[]')::text
-            FROM (SELECT l.{key}, l.geom, json_build_object({properties}) AS properties
-                  FROM {locations} l WHERE {where} ORDER BY l.{key} LIMIT %(limit)s) f
-            """
+            "SELECT coalesce(json_agg({feature} ORDER BY f.{key}), '[]')::text "
+            "FROM (SELECT l.{key}, l.geom, {properties} AS properties "
+            "FROM {locations} l WHERE {where} ORDER BY l.{key} LIMIT %(limit)s) f"
         ).format(
+            feature=feature,
             key=key,
-            properties=properties,
+            properties=geojson.columns("l", self.properties),
             locations=self._locations_table(),
             where=where,
         )
@@ -303,7 +284,7 @@ class PostGISEDRProvider(BaseEDRProvider):
 
     @staticmethod
     def _fetch(statement: sql.Composable, params: dict[str, Any]) -> list[tuple]:
-        with _connection() as conn:
+        with connection() as conn:
             try:
                 return conn.execute(statement, params).fetchall()
             except psycopg.errors.InternalError_ as exc:  # GEOS: an invalid polygon
@@ -311,7 +292,7 @@ class PostGISEDRProvider(BaseEDRProvider):
                     user_msg=f"coords cannot be used: {exc.diag.message_primary}"
                 ) from exc
             except psycopg.Error as exc:
-                raise _provider_error(exc) from exc
+                raise provider_error(exc) from exc
 
 
 _EDR_QUERY = re.compile(r"^/collections/([^/]+)/(position|area|locations)(/\{locId\})?$")

@@ -47,7 +47,8 @@ from pygeoapi.provider.base import ProviderGenericError, ProviderItemNotFoundErr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sdi.api.auth import SCOPE_IDENTITY, Identity, send_error
-from sdi.api.provider import PostGISProvider, _connection, _provider_error
+from sdi.api.db import connection, provider_error
+from sdi.api.provider import PostGISProvider
 
 LOGGER = logging.getLogger(__name__)
 
@@ -357,7 +358,7 @@ class IncidentProvider(PostGISProvider):
             )
         values.pop("status", None)
         try:
-            with _connection() as conn, conn.transaction():
+            with connection() as conn, conn.transaction():
                 commune = _commune(conn, lon, lat)
                 columns = list(values)
                 row = conn.execute(
@@ -370,7 +371,7 @@ class IncidentProvider(PostGISProvider):
                 new = {**values, "commune_code": commune, "geometry": [lon, lat]}
                 _log(conn, row[0], "create", None, row[1], {}, new, writer)
         except psycopg.Error as exc:
-            raise _provider_error(exc) from exc
+            raise provider_error(exc) from exc
         LOGGER.info("incident %s created by %s", row[0], _who(writer))
         _refresh_operations()
         return row[0]
@@ -385,7 +386,7 @@ class IncidentProvider(PostGISProvider):
             located = self._located(feature.get("geometry"))
         values = checked_values(properties, () if partial else (*REQUIRED, "status"))
         try:
-            with _connection() as conn, conn.transaction():
+            with connection() as conn, conn.transaction():
                 row = conn.execute(
                     f"SELECT {', '.join(_COLUMNS)}, commune_code, ARRAY[ST_X(geom), ST_Y(geom)] "
                     "FROM ops.incidents WHERE id = %s FOR UPDATE",
@@ -409,7 +410,7 @@ class IncidentProvider(PostGISProvider):
                 new_status = changed.get("status", old_status)
                 _log(conn, key, "update", old_status, new_status, before, changed, writer)
         except psycopg.Error as exc:
-            raise _provider_error(exc) from exc
+            raise provider_error(exc) from exc
         LOGGER.info("incident %s changed by %s: %s", key, _who(writer), ", ".join(changed))
         _refresh_operations()
         return True
@@ -518,7 +519,7 @@ def _refresh_operations() -> None:
     except ImportError:
         return
     try:
-        with _connection() as conn:
+        with connection() as conn:
             refresh_operations(conn)
     except Exception:  # the write stands; a client retry would only duplicate the report
         LOGGER.exception("operations summary not refreshed after an incident change")

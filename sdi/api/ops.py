@@ -234,7 +234,7 @@ class HealthCheck:
 
 
 def database_probe() -> None:
-    from sdi.api.provider import pool
+    from sdi.api.db import pool
 
     with pool().connection(timeout=1.0) as conn:
         conn.execute("SELECT 1").fetchone()

@@ -65,7 +65,7 @@ class Cursor:
             if inflate.unconsumed_tail or not inflate.eof:  # too large, or truncated
                 return None
             body = json.loads(raw)
-            if body.get("v") != 1:
+            if not isinstance(body, dict) or body.get("v") != 1:
                 return None
             keys = body.get("k")
             if keys is not None and not (

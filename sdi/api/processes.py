@@ -31,7 +31,8 @@ server's workers; a job runs in a thread of the worker that accepted it).
   names.
 
 pygeoapi gives the job manager no request, so the caller reaches it through the API functions
-that pygeoapi's routes call (wrapped by :func:`install`), which run in a worker thread each:
+that pygeoapi's routes call (wrapped by :func:`as_caller`, installed by
+:mod:`sdi.api.pygeoapi_patches`), which run in a worker thread each:
 the caller is a thread-local set for the duration of one API call, from a header the
 :class:`CallerHeader` middleware writes from the access-control identity (a client's own
 header of that name is always removed).
@@ -120,12 +121,12 @@ class ExposureProcessor(BaseProcessor):
         super().__init__(processor_def, PROCESS_METADATA)
 
     def execute(self, data: dict[str, Any], outputs: Any = None) -> tuple[str, dict[str, Any]]:
-        from sdi.api.provider import _connection
+        from sdi.api.db import connection
         from sdi.hazard.warnings import ExposureInputError
 
         try:
             inputs = _checked_inputs(data)
-            with _connection() as conn:
+            with connection() as conn:
                 return "application/json", _exposure(conn, inputs)
         except (ExposureInputError, ValueError) as exc:
             raise ProcessorExecuteError(user_msg=str(exc)) from None
@@ -328,7 +329,9 @@ class JobManager(TinyDBManager):
             return bool(db.remove(tinydb.where("identifier") == job_id))
 
 
-def _as_caller(api_function: Callable) -> Callable:
+def as_caller(api_function: Callable) -> Callable:
+    """A pygeoapi job API function run with its request's caller as the job manager's."""
+
     @wraps(api_function)
     def call(api: Any, request: Any, *args: Any) -> Any:
         key_id, admin = _decode_caller(request.headers.get(CALLER_HEADER))
@@ -384,16 +387,6 @@ def _execution_problem(request: Any, key_id: str | None) -> tuple[int, str, str]
 def _wants_async(request: Any) -> bool:
     prefer = request.headers.get("Prefer", request.headers.get("prefer")) or ""
     return "respond-async" in prefer
-
-
-def install() -> None:
-    """Wrap pygeoapi's job-related API functions so the job manager knows the caller."""
-    from pygeoapi.api import processes as processes_api
-
-    for name in ("execute_process", "get_jobs", "get_job_result", "delete_job"):
-        function = getattr(processes_api, name)
-        if not getattr(function, "sdi_caller", False):
-            setattr(processes_api, name, _as_caller(function))
 
 
 class CallerHeader:

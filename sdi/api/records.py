@@ -24,7 +24,8 @@ from pygeoapi.provider.base import (
     ProviderItemNotFoundError,
 )
 
-from sdi.api.provider import pool
+from sdi import sql as sql_files
+from sdi.api.db import pool
 from sdi.publish.config import output_crs
 from sdi.publish.layers import Layer, load_layers
 from sdi.settings import get_settings
@@ -82,13 +83,7 @@ def _lineage(jobs: list[str]) -> dict[str, Any] | None:
     if not jobs:
         return None
     with pool().connection() as conn:
-        row = conn.execute(
-            "SELECT run_id, job, started_at, finished_at, rows_read, added, updated, retired, "
-            "rejected FROM etl.runs WHERE job = ANY(%s) AND status = 'succeeded' "
-            "AND coalesce((options->>'dry_run')::boolean, false) = false "
-            "AND rows_read IS NOT NULL ORDER BY finished_at DESC LIMIT 1",
-            (jobs,),
-        ).fetchone()
+        row = conn.execute(sql_files.query("sdi.api", "lineage"), {"jobs": jobs}).fetchone()
         if not row:
             return None
         sources = conn.execute(

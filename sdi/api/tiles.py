@@ -38,12 +38,13 @@ from pygeoapi.provider.base_mvt import BaseMVTProvider
 from pygeoapi.provider.tile import ProviderTilesetIdNotFoundError
 from pygeoapi.util import url_join
 
-from sdi.api.provider import _columns as provider_columns
-from sdi.api.provider import pool
+from sdi import sql as sql_files
+from sdi.api import pgtypes
+from sdi.api.bbox import CRS84
+from sdi.api.db import columns, pool
 
 LOGGER = logging.getLogger(__name__)
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 TILING_SCHEME_REL = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
 WEB_MERCATOR_QUAD = TileMatrixSetEnum.WEBMERCATORQUAD.value
 EXTENT = 4096  # MVT grid of a tile
@@ -104,63 +105,6 @@ def tile_range(bounds: list[float] | tuple[float, ...], z: int) -> tuple[int, in
     return col(west), col(east), row(north), row(south)
 
 
-_INTEGERS = ("smallint", "integer", "bigint")
-_FLOATS = ("double precision", "real")
-
-
-def _kind(pg_type: str) -> str:
-    """How a PostgreSQL column travels in a tile: integer, number, boolean, datetime (ISO 8601
-    text), json (JSON text: arrays and documents; MVT has neither) or string.
-
-    >>> [_kind(t) for t in ("bigint", "numeric(10,2)", "text[]", "timestamp with time zone")]
-    ['integer', 'number', 'json', 'datetime']
-    """
-    if pg_type in _INTEGERS:
-        return "integer"
-    if pg_type in _FLOATS or pg_type.startswith("numeric"):
-        return "number"
-    if pg_type == "boolean":
-        return "boolean"
-    if pg_type == "date" or pg_type.startswith(("timestamp", "time ")):
-        return "datetime"
-    if pg_type.endswith("[]") or pg_type in ("json", "jsonb"):
-        return "json"
-    return "string"
-
-
-def _mvt_value(name: str, pg_type: str) -> sql.Composable:
-    """A published column as ST_AsMVT encodes it well: numbers and booleans as themselves,
-    dates and times in ISO 8601 (as in the GeoJSON), arrays and JSON as JSON text (the
-    convention of tippecanoe; ST_AsMVT would spread a jsonb's keys as properties), the rest
-    as text."""
-    column = sql.Identifier("t", name)
-    kind = _kind(pg_type)
-    if kind in ("integer", "boolean") or pg_type in _FLOATS:
-        return column
-    if kind == "number":
-        return sql.SQL("{}::double precision").format(column)
-    if kind == "datetime":
-        return sql.SQL("to_json({}) #>> '{{}}'").format(column)
-    if kind == "json":
-        return sql.SQL("to_json({})::text").format(column)
-    return sql.SQL("{}::text").format(column)
-
-
-_JSON_SCHEMA = {
-    "integer": {"type": "integer"},
-    "number": {"type": "number"},
-    "boolean": {"type": "boolean"},
-    "datetime": {"type": "string", "format": "date-time"},
-    "json": {"type": "string", "contentMediaType": "application/json"},
-    "string": {"type": "string"},
-}
-
-
-def _column_types(table: str, published: tuple[str, ...]) -> dict[str, str]:
-    """PostgreSQL types of the published columns: the feature provider's cached look-up."""
-    return provider_columns(table, published)
-
-
 class PostGISTileProvider(BaseMVTProvider):
     """Vector tiles (MVT) of a PostGIS table or view, in WebMercatorQuad."""
 
@@ -189,13 +133,13 @@ class PostGISTileProvider(BaseMVTProvider):
         return self.layer
 
     def column_types(self) -> dict[str, str]:
-        return _column_types(self.table_name, tuple(self.properties))
+        """PostgreSQL types of the published columns (the feature provider's cached look-up)."""
+        return columns(self.table_name, tuple(self.properties))
 
     def get_fields(self) -> dict[str, dict[str, Any]]:
         """JSON Schema of the properties as a tile carries them."""
         return {
-            name: dict(_JSON_SCHEMA[_kind(pg_type)])
-            for name, pg_type in self.column_types().items()
+            name: pgtypes.mvt_json_schema(pg_type) for name, pg_type in self.column_types().items()
         }
 
     def get_tiling_schemes(self) -> list:
@@ -262,33 +206,21 @@ class PostGISTileProvider(BaseMVTProvider):
     @cached_property
     def _statement(self) -> sql.Composable:
         values = [
-            sql.SQL("{} AS {}").format(_mvt_value(name, pg_type), sql.Identifier(name))
+            sql.SQL("{} AS {}").format(
+                pgtypes.mvt_value(sql.Identifier("t", name), pg_type), sql.Identifier(name)
+            )
             for name, pg_type in self.column_types().items()
         ]
-        columns = [sql.Identifier("t", name) for name in (self.id_field, self.geom_field)]
-        columns += [sql.Identifier("t", name) for name in self.column_types()]
-        return sql.SQL(
-            "SELECT ST_AsMVT(mvt.*, %(layer)s, {extent}, '__mvt_geom', '__mvt_id') FROM ("
-            "SELECT {id}::bigint AS __mvt_id, ST_AsMVTGeom(ST_Transform({geom}, 3857), "
-            "ST_TileEnvelope(%(z)s::int, %(x)s::int, %(y)s::int), {extent}, {buffer}, true) "
-            "AS __mvt_geom{comma}{values} "
-            # The features of the tile and its buffer, found with the GiST index: the search
-            # area is transformed to the storage CRS, not the column. OFFSET 0 plans this scan
-            # on its own, or the cost of ST_AsMVTGeom on every row can make PostgreSQL prefer
-            # a parallel sequential scan (GiST index scans are not parallel).
-            "FROM (SELECT {columns} FROM {table} t WHERE {geom} && ST_Transform("
-            "ST_TileEnvelope(%(z)s::int, %(x)s::int, %(y)s::int, margin => %(margin)s), {srid}) "
-            "OFFSET 0) t"
-            # no filter on __mvt_geom: ST_AsMVT skips the rows clipped away (NULL)
-            ") mvt"
-        ).format(
+        selected = [sql.Identifier("t", name) for name in (self.id_field, self.geom_field)]
+        selected += [sql.Identifier("t", name) for name in self.column_types()]
+        return sql_files.query("sdi.api", "tile").format(
             extent=sql.Literal(EXTENT),
             buffer=sql.Literal(BUFFER),
             id=sql.Identifier("t", self.id_field),
             geom=sql.Identifier("t", self.geom_field),
             comma=sql.SQL(", " if values else ""),
             values=sql.SQL(", ").join(values),
-            columns=sql.SQL(", ").join(columns),
+            columns=sql.SQL(", ").join(selected),
             table=self.table,
             srid=sql.Literal(self.storage_srid),
         )

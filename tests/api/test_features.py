@@ -148,10 +148,10 @@ def media_api(server, settings):
     )
     from pygeoapi.starlette_app import APP
 
+    from sdi.api import pygeoapi_patches
     from sdi.api.media import ItemsMedia
-    from sdi.api.provider import install_pygeoapi_fixes
 
-    install_pygeoapi_fixes()
+    pygeoapi_patches.apply()
     with TestClient(ItemsMedia(APP), base_url=server, raise_server_exceptions=False) as client:
         yield client
 

@@ -1,0 +1,189 @@
+"""Every change we make to pygeoapi's own behaviour, applied once by :func:`apply`.
+
+pygeoapi is pinned (0.24.0, pyproject). Our providers and processes plug in by dotted path;
+what a plugin cannot change is patched here, in one place, each patch naming the pygeoapi
+version it was written for and why. :func:`apply` is called by :func:`sdi.api.app.build` (at
+import of the served app in every worker, before its first request); it is idempotent.
+
+On a pygeoapi upgrade, check each patch below against the new release and drop those it
+no longer needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from functools import lru_cache
+from typing import Any
+
+from sdi.api.bbox import corners_in_order
+from sdi.api.geojson import FeatureTexts
+
+PYGEOAPI_VERSION = "0.24.0"
+_applied = False
+_lock = threading.Lock()
+
+
+def apply() -> None:
+    """Install every patch below into pygeoapi's modules (once per process)."""
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        from pygeoapi.api import environmental_data_retrieval, itemtypes
+
+        # pygeoapi 0.24.0: the items handler looks these up in its own module per request.
+        itemtypes.to_json = to_json
+        itemtypes.transform_bbox = transform_bbox
+        itemtypes.validate_bbox = validate_bbox
+        itemtypes.validate_datetime = validate_datetime
+        environmental_data_retrieval.validate_bbox = validate_bbox  # /locations?bbox= as /items
+        _patch_jsonld_templates()
+        _patch_job_functions()
+        _applied = True
+
+
+# -- items: bbox, datetime, JSON writing -----------------------------------------------------
+def validate_bbox(value: str | None = None) -> list[float]:
+    """pygeoapi 0.24.0's ``validate_bbox`` without its order checks, with finite numbers only.
+
+    Why: pygeoapi refuses a bbox whose corners are not (south-west, north-east) even where
+    the CRS orders its axes otherwise, and accepts ``nan``; the order is the CRS's business
+    (:func:`sdi.api.bbox.corners_in_order`).
+    """
+    if value is None:
+        return []
+    parts = value.split(",")
+    if len(parts) not in (4, 6):
+        raise ValueError(
+            "bbox should be either 4 values (minx,miny,maxx,maxy) "
+            "or 6 values (minx,miny,minz,maxx,maxy,maxz)"
+        )
+    try:
+        bbox = [float(v) for v in parts]
+    except ValueError:
+        raise ValueError("bbox values must be numbers") from None
+    if not all(math.isfinite(v) for v in bbox):
+        raise ValueError("bbox values must be finite numbers")
+    return bbox
+
+
+def validate_datetime(resource_def: dict, datetime_: str | None = None) -> str | None:
+    """pygeoapi 0.24.0's ``validate_datetime`` without the 400 for a datetime outside the
+    collection's temporal extent.
+
+    Why: such a datetime is valid and matches nothing (the syntax is checked against the
+    OpenAPI pattern by :mod:`sdi.api.contract`).
+    """
+    from pygeoapi.api import validate_datetime as pygeoapi_validate_datetime
+
+    return pygeoapi_validate_datetime({}, datetime_)
+
+
+@lru_cache(maxsize=32)
+def _bbox_transformer(from_uri: str, to_uri: str, always_xy: bool) -> tuple[Any, bool]:
+    import pyproj
+    from pygeoapi.crs import get_crs
+
+    source, target = get_crs(from_uri), get_crs(to_uri)
+    # pyproj ≥ 3.1: Transformer objects are thread-safe (pygeoapi calls from a thread pool).
+    transformer = pyproj.Transformer.from_crs(source, target, always_xy=always_xy)
+    return transformer, to_uri.rstrip("/").endswith("/3857")
+
+
+def transform_bbox(
+    bbox: list[float], from_crs: Any, to_crs: Any, always_xy: bool = False
+) -> list[float]:
+    """pygeoapi 0.24.0's ``transform_bbox`` with the transformer built once per CRS pair.
+
+    Why: pygeoapi builds a pyproj Transformer and calls ``to_epsg()`` on the target CRS for
+    every request with a ``bbox``; on CRS84 (which has no EPSG code) ``to_epsg()`` searches
+    the whole EPSG database: 12–26 ms per request, more than the rest of the request.
+    The corners are put in order first (:func:`sdi.api.bbox.corners_in_order`).
+    """
+    if not (isinstance(from_crs, str) and isinstance(to_crs, str)):
+        from pygeoapi import crs
+
+        return crs.transform_bbox(bbox, from_crs, to_crs, always_xy)
+    bbox = corners_in_order(bbox, from_crs)
+    if from_crs == to_crs:
+        return [float(v) for v in bbox]
+    transformer, mercator = _bbox_transformer(from_crs, to_crs, bool(always_xy))
+    bbox = list(bbox)
+    if mercator:  # as pygeoapi: clip to Web Mercator's latitudes
+        bbox = [bbox[0], max(-85.0511, bbox[1]), bbox[2], min(85.0511, bbox[3])]
+    half = len(bbox) // 2
+    return list(transformer.transform(*bbox[:half]) + transformer.transform(*bbox[half:]))
+
+
+def to_json(dict_: dict, pretty: bool = False) -> str:
+    """pygeoapi 0.24.0's ``to_json``, writing unparsed :class:`FeatureTexts` as they are.
+
+    Why: the provider's page holds the features as the GeoJSON texts PostGIS wrote; parsing
+    them only to write them again costs more than building them.
+    """
+    from pygeoapi.util import json_serial
+    from pygeoapi.util import to_json as pygeoapi_to_json
+
+    features = dict_.get("features") if isinstance(dict_, dict) else None
+    raw = features.raw() if isinstance(features, FeatureTexts) else None
+    if raw is None:
+        return pygeoapi_to_json(dict_, pretty)
+    text = json.dumps(
+        {**dict_, "features": []},
+        default=json_serial,
+        indent=4 if pretty else None,
+        separators=(",", ":"),
+    ).replace('"features":[]', '"features":' + raw, 1)
+    # as pygeoapi does with everything it writes as JSON
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+# -- JSON-LD of items --------------------------------------------------------------------------
+_JSONLD_TEMPLATES = ("collections/items/index.jsonld", "collections/items/item.jsonld")
+
+
+def _patch_jsonld_templates() -> None:
+    from pygeoapi import linked_data
+
+    if not getattr(linked_data.render_j2_template, "sdi_jsonld", False):
+        linked_data.render_j2_template = _jsonld_renderer(linked_data.render_j2_template)
+
+
+def _jsonld_renderer(render: Any) -> Any:
+    """pygeoapi's template renderer, except that the JSON-LD of items is serialised as JSON.
+
+    Why: pygeoapi 0.24.0's ``index.jsonld`` template writes invalid JSON for an empty page (a
+    trailing comma) and neither template escapes quotes in values; the document they are
+    given (context + features) is the JSON-LD, so it is dumped as it is.
+    """
+
+    def render_j2_template(config: Any, templates: Any, template: str, data: Any, *a: Any):
+        if template in _JSONLD_TEMPLATES:
+            return json.dumps(data, ensure_ascii=False, default=str)
+        return render(config, templates, template, data, *a)
+
+    render_j2_template.sdi_jsonld = True  # type: ignore[attr-defined]
+    return render_j2_template
+
+
+# -- processes: the caller of a job function --------------------------------------------------
+_JOB_FUNCTIONS = ("execute_process", "get_jobs", "get_job_result", "delete_job")
+
+
+def _patch_job_functions() -> None:
+    """Wrap pygeoapi 0.24.0's job-related API functions so the job manager knows the caller.
+
+    Why: pygeoapi gives a job manager no request, so it cannot keep each client's jobs its
+    own; the wrapper (:func:`sdi.api.processes.as_caller`) sets the caller for the duration
+    of one API call (``sdi.api.processes``, module docstring).
+    """
+    from pygeoapi.api import processes as processes_api
+
+    from sdi.api.processes import as_caller
+
+    for name in _JOB_FUNCTIONS:
+        function = getattr(processes_api, name)
+        if not getattr(function, "sdi_caller", False):
+            setattr(processes_api, name, as_caller(function))
