@@ -28,9 +28,10 @@ from pygeoapi.provider.base import ProviderGenericError
 from pygeoapi.starlette_app import APP as pygeoapi_app
 from pygeoapi.starlette_app import CONFIG, OPENAPI, api_, api_routes
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from sdi.api import ops, processes
+from sdi.api.asgi import error_response
 from sdi.api.auth import (
     ANONYMOUS,
     AccessControl,
@@ -54,29 +55,25 @@ LOGGER = logging.getLogger("sdi.api")
 pygeoapi_app.debug = False
 
 
-def _ogc_error(status: int, code: str, description: str) -> JSONResponse:
-    return JSONResponse({"code": code, "type": code, "description": description}, status)
-
-
-async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+async def _server_error(request: Request, exc: Exception) -> Response:
     LOGGER.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _ogc_error(500, "NoApplicableCode", "internal error; it has been logged")
+    return error_response(500, "NoApplicableCode", "internal error; it has been logged")
 
 
-async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
+async def _bad_value(request: Request, exc: Exception) -> Response:
     """The database refused a value taken from the request (SQLSTATE class 22)."""
     message = getattr(getattr(exc, "diag", None), "message_primary", None) or "invalid value"
     LOGGER.warning("bad value on %s?%s: %s", request.url.path, request.url.query, message)
-    return _ogc_error(
+    return error_response(
         400,
         "InvalidParameterValue",
         f"a parameter value is malformed or out of range: {message}",
     )
 
 
-async def _provider_error(request: Request, exc: ProviderGenericError) -> JSONResponse:
+async def _provider_error(request: Request, exc: ProviderGenericError) -> Response:
     """A provider error pygeoapi let through (e.g. tileset metadata): its own status."""
-    return _ogc_error(exc.http_status_code, exc.ogc_exception_code, exc.message)
+    return error_response(exc.http_status_code, exc.ogc_exception_code, exc.message)
 
 
 pygeoapi_app.add_exception_handler(ProviderGenericError, _provider_error)

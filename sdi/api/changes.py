@@ -46,7 +46,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sdi.api.auth import send_body, send_error
+from sdi.api.asgi import send_body, send_error
 from sdi.publish.layers import Layer
 
 LOGGER = logging.getLogger("sdi.api.changes")
