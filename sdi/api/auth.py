@@ -49,6 +49,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sdi.api import formats
 from sdi.api.asgi import header, query_parameters, replace_header, send_error, send_response
 from sdi.keys import ADMIN, CACHE_TTL, KeyRecord, hash_matches, normalise_department, parse_key
 from sdi.publish.layers import Layer
@@ -65,7 +66,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ABSENT_ID = "sdi-no-such-collection"
 SCOPE_IDENTITY = "sdi.identity"
 
-_JSON_TYPES = ("application/json", "application/ld+json", "application/vnd.oai.openapi+json")
+# The JSON forms of the listings filtered here: the landing page, collections, /openapi.
+_JSON_TYPES = frozenset(
+    formats.media_type(name, route).split(";")[0]
+    for name, route in (
+        ("json", formats.OTHER),
+        ("jsonld", formats.OTHER),
+        ("json", formats.OPENAPI),
+    )
+)
 # The paths a collection's write right opens: its items and each item (OGC API Features Part 4).
 _ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?/?$")
 # Executing a process is a read-only computation on public layers, not a write: anyone may
