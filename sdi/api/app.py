@@ -8,12 +8,15 @@ pygeoapi builds its app at import time from PYGEOAPI_CONFIG and PYGEOAPI_OPENAPI
 2. :class:`sdi.api.contract.MethodContract`: 405 for a method the OpenAPI document has not;
    :class:`sdi.api.auth.AccessControl`: API keys, internal layers hidden, no anonymous writes;
    :class:`sdi.dashboard.Dashboard`: ``/dashboard/``, the operations-centre page (static files
-   that read the public API from the browser, anonymously); every other path goes on to
+   that read the public API from the browser, anonymously);
+   :class:`sdi.api.changes.ChangeFeed`: ``/collections/{id}/changes``; every other path goes on to
 3. :class:`sdi.api.incidents.IncidentWrites`: writes to incident collections (Part 4) carry
    the writer to the provider; PATCH as a partial PUT; DELETE refused;
-   :class:`sdi.api.media.ItemsMedia`: items as ``application/geo+json``, CQL2 JSON in GET;
+   :class:`sdi.api.media.ItemsMedia`: media types of the output formats
+   (:mod:`sdi.api.formats`: items as ``application/geo+json``…), CQL2 JSON in GET;
    :class:`sdi.api.contract.QueryContract`: query parameters checked against the OpenAPI
    document (400 for what it does not allow);
+   :class:`sdi.api.processes.CallerHeader`: who asks, for the job manager;
 4. pygeoapi, created with ``debug=True`` (which would send tracebacks to clients): we switch
    that off and answer unexpected errors with an OGC exception body, and a value the database
    rejects (a malformed date, a number out of range: SQLSTATE class 22) with a 400.
@@ -52,8 +55,6 @@ from sdi.settings import get_settings
 
 LOGGER = logging.getLogger("sdi.api")
 
-pygeoapi_app.debug = False
-
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     LOGGER.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -76,13 +77,16 @@ async def _provider_error(request: Request, exc: ProviderGenericError) -> Respon
     return error_response(exc.http_status_code, exc.ogc_exception_code, exc.message)
 
 
-pygeoapi_app.add_exception_handler(ProviderGenericError, _provider_error)
-pygeoapi_app.add_exception_handler(psycopg.DataError, _bad_value)
-pygeoapi_app.add_exception_handler(Exception, _server_error)
-
-
 def build(settings=None):
-    """The served app: operations around access control around pygeoapi."""
+    """The served app: operations around access control around pygeoapi.
+
+    The one place the stack is put together (the module docstring lists it, outermost first).
+    """
+    # 4. pygeoapi: no tracebacks to clients, its errors as OGC exception bodies
+    pygeoapi_app.debug = False
+    pygeoapi_app.add_exception_handler(ProviderGenericError, _provider_error)
+    pygeoapi_app.add_exception_handler(psycopg.DataError, _bad_value)
+    pygeoapi_app.add_exception_handler(Exception, _server_error)
     settings = settings or get_settings()
     ops.prepare_multiprocess_dir(settings.state_dir)  # before prometheus_client is imported
     collections = [
