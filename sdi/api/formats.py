@@ -80,6 +80,7 @@ FORMATS: tuple[Format, ...] = (
         "application/vnd.oai.openapi+json;version=3.0",
         frozenset({OPENAPI}),
         default=True,
+        content=_OBJECT,
     ),
     Format("json", "application/schema+json", frozenset({SCHEMA}), default=True),
     Format("json", "application/vnd.cov+json", frozenset({EDR}), default=True),  # CoverageJSON

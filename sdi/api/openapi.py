@@ -121,7 +121,6 @@ _INSTANT = rf"(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_DAY})(?:{_TIME})?"
 DATETIME_PATTERN = rf"^(?:{_INSTANT}|(?:{_INSTANT}|\.\.)?/(?:{_INSTANT}|\.\.)?)$"
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 MAX_OFFSET = 2**63 - 1
-_OBJECT = {"schema": {"type": "object"}}
 
 
 def resolve(document: dict[str, Any], node: Any) -> Any:
@@ -151,7 +150,7 @@ def _ok_response(document: dict[str, Any], path: str, operation: dict[str, Any])
     route = formats.route_of(path)
     if route == formats.OPENAPI:  # the document itself (whatever f but html asks for) or Swagger UI
         response["content"] = {
-            fmt.media_type: copy.deepcopy(fmt.content or _OBJECT)
+            fmt.media_type: copy.deepcopy(fmt.content or {"schema": {"type": "object"}})
             for fmt in formats.served_on(route)
         }
         return response
