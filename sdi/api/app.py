@@ -8,12 +8,15 @@ pygeoapi builds its app at import time from PYGEOAPI_CONFIG and PYGEOAPI_OPENAPI
 2. :class:`sdi.api.contract.MethodContract`: 405 for a method the OpenAPI document has not;
    :class:`sdi.api.auth.AccessControl`: API keys, internal layers hidden, no anonymous writes;
    :class:`sdi.dashboard.Dashboard`: ``/dashboard/``, the operations-centre page (static files
-   that read the public API from the browser, anonymously); every other path goes on to
+   that read the public API from the browser, anonymously);
+   :class:`sdi.api.changes.ChangeFeed`: ``/collections/{id}/changes``; every other path goes on to
 3. :class:`sdi.api.incidents.IncidentWrites`: writes to incident collections (Part 4) carry
    the writer to the provider; PATCH as a partial PUT; DELETE refused;
-   :class:`sdi.api.media.ItemsMedia`: items as ``application/geo+json``, CQL2 JSON in GET;
+   :class:`sdi.api.media.ItemsMedia`: media types of the output formats
+   (:mod:`sdi.api.formats`: items as ``application/geo+json``…), CQL2 JSON in GET;
    :class:`sdi.api.contract.QueryContract`: query parameters checked against the OpenAPI
    document (400 for what it does not allow);
+   :class:`sdi.api.processes.CallerHeader`: who asks, for the job manager;
 4. pygeoapi, created with ``debug=True`` (which would send tracebacks to clients): we switch
    that off and answer unexpected errors with an OGC exception body, and a value the database
    rejects (a malformed date, a number out of range: SQLSTATE class 22) with a 400.
@@ -28,9 +31,10 @@ from pygeoapi.provider.base import ProviderGenericError
 from pygeoapi.starlette_app import APP as pygeoapi_app
 from pygeoapi.starlette_app import CONFIG, OPENAPI, api_, api_routes
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 
 from sdi.api import ops, pygeoapi_patches
+from sdi.api.asgi import error_response
 from sdi.api.auth import (
     ANONYMOUS,
     AccessControl,
@@ -51,41 +55,38 @@ from sdi.settings import get_settings
 
 LOGGER = logging.getLogger("sdi.api")
 
-pygeoapi_app.debug = False
 
-
-def _ogc_error(status: int, code: str, description: str) -> JSONResponse:
-    return JSONResponse({"code": code, "type": code, "description": description}, status)
-
-
-async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+async def _server_error(request: Request, exc: Exception) -> Response:
     LOGGER.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _ogc_error(500, "NoApplicableCode", "internal error; it has been logged")
+    return error_response(500, "NoApplicableCode", "internal error; it has been logged")
 
 
-async def _bad_value(request: Request, exc: Exception) -> JSONResponse:
+async def _bad_value(request: Request, exc: Exception) -> Response:
     """The database refused a value taken from the request (SQLSTATE class 22)."""
     message = getattr(getattr(exc, "diag", None), "message_primary", None) or "invalid value"
     LOGGER.warning("bad value on %s?%s: %s", request.url.path, request.url.query, message)
-    return _ogc_error(
+    return error_response(
         400,
         "InvalidParameterValue",
         f"a parameter value is malformed or out of range: {message}",
     )
 
 
-async def _provider_error(request: Request, exc: ProviderGenericError) -> JSONResponse:
+async def _provider_error(request: Request, exc: ProviderGenericError) -> Response:
     """A provider error pygeoapi let through (e.g. tileset metadata): its own status."""
-    return _ogc_error(exc.http_status_code, exc.ogc_exception_code, exc.message)
-
-
-pygeoapi_app.add_exception_handler(ProviderGenericError, _provider_error)
-pygeoapi_app.add_exception_handler(psycopg.DataError, _bad_value)
-pygeoapi_app.add_exception_handler(Exception, _server_error)
+    return error_response(exc.http_status_code, exc.ogc_exception_code, exc.message)
 
 
 def build(settings=None):
-    """The served app: operations around access control around pygeoapi."""
+    """The served app: operations around access control around pygeoapi.
+
+    The one place the stack is put together (the module docstring lists it, outermost first).
+    """
+    # 4. pygeoapi: no tracebacks to clients, its errors as OGC exception bodies
+    pygeoapi_app.debug = False
+    pygeoapi_app.add_exception_handler(ProviderGenericError, _provider_error)
+    pygeoapi_app.add_exception_handler(psycopg.DataError, _bad_value)
+    pygeoapi_app.add_exception_handler(Exception, _server_error)
     settings = settings or get_settings()
     ops.prepare_multiprocess_dir(settings.state_dir)  # before prometheus_client is imported
     pygeoapi_patches.apply()  # before the first request of this worker

@@ -49,6 +49,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sdi.api import formats
+from sdi.api.asgi import header, query_parameters, replace_header, send_error, send_response
 from sdi.keys import ADMIN, CACHE_TTL, KeyRecord, hash_matches, normalise_department, parse_key
 from sdi.publish.layers import Layer
 
@@ -64,7 +66,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ABSENT_ID = "sdi-no-such-collection"
 SCOPE_IDENTITY = "sdi.identity"
 
-_JSON_TYPES = ("application/json", "application/ld+json", "application/vnd.oai.openapi+json")
+# The JSON forms of the listings filtered here: the landing page, collections, /openapi.
+_JSON_TYPES = frozenset(
+    formats.media_type(name, route).split(";")[0]
+    for name, route in (
+        ("json", formats.OTHER),
+        ("jsonld", formats.OTHER),
+        ("json", formats.OPENAPI),
+    )
+)
 # The paths a collection's write right opens: its items and each item (OGC API Features Part 4).
 _ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?/?$")
 # Executing a process is a read-only computation on public layers, not a write: anyone may
@@ -241,59 +251,6 @@ def scrub_openapi(document: dict[str, Any], hidden: frozenset[str]) -> dict[str,
     return _drop_references(document, pattern)
 
 
-# -- ASGI plumbing -----------------------------------------------------------------------------
-def ogc_exception(status: int, code: str, description: str) -> tuple[int, bytes]:
-    body = {"code": code, "type": code, "description": description}
-    return status, json.dumps(body, separators=(",", ":")).encode()
-
-
-async def send_body(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: str = "application/json",
-    extra: Iterable[tuple[bytes, bytes]] = (),
-    head: bool = False,
-) -> None:
-    headers = [
-        (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-async def send_error(
-    send: Send,
-    status: int,
-    code: str,
-    description: str,
-    extra: Iterable[tuple[bytes, bytes]] = (),
-    head: bool = False,
-) -> None:
-    status, body = ogc_exception(status, code, description)
-    await send_body(send, status, body, extra=extra, head=head)
-
-
-def query_parameters(scope: Scope) -> list[tuple[str, str]]:
-    return parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
-def _replace_header(
-    headers: list[tuple[bytes, bytes]], name: bytes, value: bytes | None
-) -> list[tuple[bytes, bytes]]:
-    kept = [(k, v) for k, v in headers if k.lower() != name]
-    return [*kept, (name, value)] if value is not None else kept
-
-
 def presented_key(scope: Scope) -> str | None:
     """The key a request carries: ``X-API-Key``, else HTTP Basic's password or a Bearer token.
 
@@ -310,10 +267,10 @@ def presented_key(scope: Scope) -> str | None:
     >>> presented_key({"headers": []}) is None
     True
     """
-    key = _header(scope, HEADER.encode())
+    key = header(scope, HEADER.encode())
     if key is not None:
         return key
-    authorization = _header(scope, b"authorization")
+    authorization = header(scope, b"authorization")
     if authorization is None:
         return None
     scheme, _, credentials = authorization.strip().partition(" ")
@@ -472,7 +429,7 @@ class AccessControl:
                     "service desk for a key with the write right for this collection",
                 )
                 return
-            if method in ("POST", "PUT", "PATCH") and _header(scope, b"content-type") is None:
+            if method in ("POST", "PUT", "PATCH") and header(scope, b"content-type") is None:
                 # pygeoapi 0.24 fails with a 500 on a POST to /items without a Content-Type
                 await send_error(
                     send,
@@ -511,14 +468,14 @@ class AccessControl:
         scope = dict(scope)
         scope["method"] = "GET"  # HEAD: compute the filtered body, then send only its headers
         # No compressed bodies to filter (pygeoapi gzips only when configured to).
-        scope["headers"] = _replace_header(list(scope["headers"]), b"accept-encoding", None)
+        scope["headers"] = replace_header(list(scope["headers"]), b"accept-encoding", None)
         html = scope["path"] == "/collections" and self._wants_html(scope)
         if html:
             params = [(k, v) for k, v in query_parameters(scope) if k != "f"] + [("f", "json")]
             scope["query_string"] = urlencode(params).encode()
-            scope["headers"] = _replace_header(scope["headers"], b"accept", b"application/json")
+            scope["headers"] = replace_header(scope["headers"], b"accept", b"application/json")
         status, headers, body = await self._buffered(scope, receive)
-        content_type = next((v.decode() for k, v in headers if k.lower() == b"content-type"), "")
+        content_type = header(headers, b"content-type") or ""
         cache_key = (hidden, hashlib.sha256(body).digest())
         if scope["path"] == "/openapi" and status == 200 and cache_key in self._openapi:
             body = self._openapi[cache_key]  # the document only changes with a restart
@@ -535,12 +492,11 @@ class AccessControl:
                 if html:
                     rendered = await run_in_threadpool(self._render_collections, scope, document)
                     body = rendered.encode()
-                    headers = _replace_header(headers, b"content-type", b"text/html")
+                    headers = replace_header(headers, b"content-type", b"text/html")
                 else:
                     body = json.dumps(document, separators=(",", ":")).encode()
-        headers = _replace_header(headers, b"content-length", str(len(body)).encode())
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head else body})
+        headers = replace_header(headers, b"content-length", str(len(body)).encode())
+        await send_response(send, status, headers, body, head)
 
     async def _buffered(self, scope: Scope, receive: Receive) -> tuple[int, list, bytes]:
         start: dict[str, Any] = {}

@@ -48,7 +48,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sdi import sql as sql_files
 from sdi.api import geojson
-from sdi.api.auth import send_body, send_error
+from sdi.api.asgi import send_body, send_error
 from sdi.api.db import connection, table_columns
 from sdi.publish.layers import Layer
 

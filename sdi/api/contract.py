@@ -41,7 +41,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sdi.api.auth import send_error
+from sdi.api.asgi import send_error
 from sdi.api.openapi import resolve as _resolve
 
 Check = Callable[[str], str | None]  # raw value → None, or what is wrong with it

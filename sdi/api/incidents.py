@@ -46,7 +46,8 @@ from psycopg.types.json import Jsonb
 from pygeoapi.provider.base import ProviderGenericError, ProviderItemNotFoundError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sdi.api.auth import SCOPE_IDENTITY, Identity, send_error
+from sdi.api.asgi import header, replace_header, send_error
+from sdi.api.auth import SCOPE_IDENTITY, Identity
 from sdi.api.db import connection, provider_error
 from sdi.api.provider import PostGISProvider
 
@@ -544,18 +545,11 @@ def _allow(send: Send, methods: str) -> Send:
 
     async def relabelled(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-            message = {**message, "headers": [*headers, (b"allow", methods.encode())]}
+            headers = replace_header(message.get("headers", []), b"allow", methods.encode())
+            message = {**message, "headers": headers}
         await send(message)
 
     return relabelled
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
 
 
 class IncidentWrites:
@@ -594,7 +588,7 @@ class IncidentWrites:
         if method not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
             return
-        media = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+        media = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
         if method == "POST" and (item is not None or media not in _JSON_MEDIA):
             await self.app(scope, receive, send)  # a CQL2 search, or pygeoapi's own 405
             return
@@ -624,7 +618,7 @@ class IncidentWrites:
                 "application/geo+json (application/merge-patch+json for PATCH)",
             )
             return
-        content_crs = (_header(scope, b"content-crs") or "").strip().strip("<>")
+        content_crs = (header(scope, b"content-crs") or "").strip().strip("<>")
         if content_crs and content_crs not in _CRS84:
             await send_error(
                 send,

@@ -14,6 +14,8 @@ own links, then carry the text), or, when it has no text form (array predicates,
 a value, open intervals), passed as the request body, which pygeoapi parses as CQL2 JSON
 (the provider's paging cursor carries it on to the next pages).
 
+The formats, their media types and the tiles' default are :mod:`sdi.api.formats`'s.
+
 Tiles: pygeoapi answers a tile request without ``f`` with a 400 ("Invalid format"), although
 its document says ``f`` defaults to ``mvt`` (the only format), and labels its JSON error
 bodies (404, 400) with the MVT media type. A tile request without ``f`` gets ``f=mvt``, and
@@ -26,16 +28,17 @@ Register it around pygeoapi's app: ``app = ItemsMedia(pygeoapi_app)``.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
-GEOJSON = b"application/geo+json"
-JSON = b"application/json"
-_ITEMS = re.compile(r"^/collections/[^/]+/items(?:/[^/]+)?/?$")
+from sdi.api import formats
+from sdi.api.asgi import query_parameters
+
+# JSON as pygeoapi labels it, and as the items routes serve it (sdi.api.formats)
+JSON = formats.media_type("json").encode()
+GEOJSON = formats.media_type("json", formats.ITEMS).encode()
 # Media types of formats pygeoapi keeps on its JSON error bodies.
-_FORMAT_TYPES = (b"application/ld+json", b"application/vnd.mapbox-vector-tile", b"text/csv")
-_TILE = re.compile(r"^/collections/[^/]+/tiles/[^/]+/[^/]+/[^/]+/[^/]+/?$")
+_FORMAT_TYPES = tuple(media.encode() for media in formats.error_media_types())
 
 
 class ItemsMedia:
@@ -49,10 +52,11 @@ class ItemsMedia:
             await self.app(scope, receive, send)
             return
         send = _json_errors(send)
-        if _TILE.match(scope.get("path", "")):
+        route = formats.route_of(scope.get("path", ""))
+        if route == formats.TILE:
             await self.app(tile_default_format(scope), receive, send)
             return
-        if not _ITEMS.match(scope.get("path", "")):
+        if route != formats.ITEMS:
             await self.app(scope, receive, send)
             return
         if scope.get("method") == "GET":
@@ -72,19 +76,19 @@ def geojson_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
     for name, value in headers:
         if name.lower() == b"content-type":
             media, sep, rest = value.partition(b";")
-            if media.strip().lower() == b"application/json":
+            if media.strip().lower() == JSON:
                 value = GEOJSON + sep + rest
         out.append((name, value))
     return out
 
 
 def tile_default_format(scope: dict) -> dict:
-    """A tile request without ``f``: ``f=mvt`` (the documented default, the only format)."""
-    query = scope.get("query_string", b"")
-    pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-    if any(name == "f" for name, _ in pairs):
+    """A tile request without ``f``: the documented default (``f=mvt``, the only format)."""
+    if any(name == "f" for name, _ in query_parameters(scope)):
         return scope
-    return dict(scope, query_string=query + b"&f=mvt" if query else b"f=mvt")
+    query = scope.get("query_string", b"")
+    default = b"f=" + formats.default_format(formats.TILE).encode()
+    return dict(scope, query_string=query + b"&" + default if query else default)
 
 
 def _json_errors(send: Any) -> Any:
@@ -107,10 +111,9 @@ def _json_errors(send: Any) -> Any:
 
 def cql2_json_get(scope: dict, receive: Any) -> tuple[dict, Any]:
     """A GET with ``filter-lang=cql2-json``: the filter as CQL2 text, else as the body."""
-    query = scope.get("query_string", b"").decode("latin-1")
-    if "cql2-json" not in query:
+    if b"cql2-json" not in scope.get("query_string", b""):
         return scope, receive
-    pairs = parse_qsl(query, keep_blank_values=True)
+    pairs = query_parameters(scope)
     params = dict(pairs)
     if params.get("filter-lang") != "cql2-json" or not params.get("filter"):
         return scope, receive

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from sdi.api import formats
 from sdi.errors import ConfigError
 
 _FEATURES = "https://schemas.opengis.net/ogcapi/features/part1/1.0/openapi/ogcapi-features-1.yaml"
@@ -121,18 +122,6 @@ DATETIME_PATTERN = rf"^(?:{_INSTANT}|(?:{_INSTANT}|\.\.)?/(?:{_INSTANT}|\.\.)?)$
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 MAX_OFFSET = 2**63 - 1
 
-_JSONLD = {"schema": {"type": "object"}}
-_TEXT = {"schema": {"type": "string"}}
-_MEDIA = {
-    "html": ("text/html", _TEXT),
-    "jsonld": ("application/ld+json", _JSONLD),
-    "csv": ("text/csv", _TEXT),
-    "mvt": (
-        "application/vnd.mapbox-vector-tile",
-        {"schema": {"type": "string", "format": "binary"}},
-    ),
-}
-
 
 def resolve(document: dict[str, Any], node: Any) -> Any:
     """``node``, or what its local ``$ref`` (and theirs) point to in ``document``."""
@@ -153,25 +142,24 @@ def _f_values(document: dict[str, Any], parameters: list) -> list[str]:
 
 
 def _ok_response(document: dict[str, Any], path: str, operation: dict[str, Any]) -> dict:
-    """The 200 response with a media type for every ``f`` the operation offers."""
+    """The 200 response with a media type for every ``f`` the operation offers
+    (:mod:`sdi.api.formats`)."""
     response = copy.deepcopy(resolve(document, operation["responses"].get("200", {})))
     response.setdefault("description", "successful operation")
     content = response.setdefault("content", {})
-    formats = _f_values(document, operation.get("parameters", []))
-    if path == "/openapi":  # the document itself (whatever f but html asks for) or Swagger UI
+    route = formats.route_of(path)
+    if route == formats.OPENAPI:  # the document itself (whatever f but html asks for) or Swagger UI
         response["content"] = {
-            "application/vnd.oai.openapi+json;version=3.0": {"schema": {"type": "object"}},
-            "text/html": _TEXT,
+            fmt.media_type: copy.deepcopy(fmt.content or {"schema": {"type": "object"}})
+            for fmt in formats.served_on(route)
         }
         return response
-    if path.endswith(("/queryables", "/schema")):  # JSON Schema, whatever JSON f asks for
-        schema = next(iter(content.values()), {}).get("schema", {"type": "object"})
-        content.setdefault("application/schema+json", {"schema": schema})
-        formats = [f for f in formats if f != "jsonld"]
-    for f in formats:
-        if f in _MEDIA:
-            media, body = _MEDIA[f]
-            content.setdefault(media, copy.deepcopy(body))
+    # the schema of what pygeoapi (or our module) documents, for a format of the same answer
+    schema = next(iter(content.values()), {}).get("schema", {"type": "object"})
+    for name in _f_values(document, operation.get("parameters", [])):
+        fmt = formats.find(name, route)
+        if fmt is not None:
+            content.setdefault(fmt.media_type, copy.deepcopy(fmt.content or {"schema": schema}))
     return response
 
 
@@ -199,7 +187,8 @@ def conform(document: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     enforces the document's parameter schemas, so they have to be exact:
 
     - every format an operation offers through ``f`` has its media type in the 200 response
-      (JSON-LD, HTML, CSV; JSON Schema for queryables and schemas; the OpenAPI media type);
+      (JSON-LD, HTML, CSV; JSON Schema for queryables and schemas; the OpenAPI media type:
+      :mod:`sdi.api.formats`);
     - ``crs`` / ``bbox-crs`` list the collection's own CRSs (an ``enum``, not any URI);
     - ``datetime`` has a calendar-exact RFC 3339 pattern; ``offset`` a 64-bit maximum;
       ``lang`` any language tag (others fall back to the server's language, as pygeoapi does);
@@ -291,10 +280,16 @@ def _items_parameters(
             out.append(_crs_parameter("crs", uris, "The CRS of the coordinates in the response."))
         elif name == "bbox-crs":
             out.append(_crs_parameter("bbox-crs", uris, "The CRS of the bbox coordinates."))
-        elif name == "f" and not ref and provider.get("type") == "record":
-            f = copy.deepcopy(raw)
-            f["schema"]["enum"] = [v for v in f["schema"].get("enum", []) if v != "csv"]
-            out.append(f)
+        elif name == "f" and not ref:  # the formats this provider's items have (no CSV records)
+            route, kind = formats.route_of(path), provider.get("type")
+            listed = raw.get("schema", {}).get("enum", [])
+            offered = [v for v in listed if formats.find(v, route, kind) is not None]
+            if offered == listed:
+                out.append(raw)
+            else:
+                f = copy.deepcopy(raw)
+                f["schema"]["enum"] = offered
+                out.append(f)
         else:
             out.append(raw)
     names = _property_names(document, out)

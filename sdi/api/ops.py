@@ -46,7 +46,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY, redact_query, send_body, send_error
+from sdi.api.asgi import header, send_body, send_error
+from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY, redact_query
 
 LOGGER = logging.getLogger("sdi.api.ops")
 
@@ -264,8 +265,9 @@ class PlainErrorsAsOgc:
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = dict((k.lower(), v) for k, v in message.get("headers", []))
-            plain = headers.get(b"content-type", b"").startswith(b"text/plain")
+            plain = (header(message.get("headers", []), b"content-type") or "").startswith(
+                "text/plain"
+            )
             if message["status"] >= 400 and plain:
                 self.held = message
                 return
@@ -278,7 +280,7 @@ class PlainErrorsAsOgc:
                 for k, v in self.held.get("headers", [])
                 if k.lower() not in (b"content-type", b"content-length")
             ]
-            allow = next((v.decode() for k, v in headers if k.lower() == b"allow"), None)
+            allow = header(headers, b"allow")
             if status == 404:
                 description = "no such endpoint; the OpenAPI document (/openapi) lists them"
             elif status == 405:

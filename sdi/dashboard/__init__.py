@@ -22,11 +22,12 @@ from pathlib import Path
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sdi.api.asgi import error_response
 from sdi.settings import PROJECT_DIR
 
 PREFIX = "/dashboard"
@@ -57,10 +58,6 @@ def node_modules() -> Path:
     return PROJECT_DIR / "node_modules"
 
 
-def _ogc_error(status: int, code: str, description: str) -> JSONResponse:
-    return JSONResponse({"code": code, "type": code, "description": description}, status)
-
-
 class _Static(StaticFiles):
     """The page's own files, with the dashboard's security and caching headers."""
 
@@ -69,7 +66,7 @@ class _Static(StaticFiles):
             return await super().get_response(path, scope)
         except HTTPException as exc:  # no such file, or a method other than GET/HEAD
             code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "Error")
-            return _ogc_error(exc.status_code, code, f"dashboard: {exc.detail}")
+            return error_response(exc.status_code, code, f"dashboard: {exc.detail}")
 
     def file_response(self, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
         response = super().file_response(*args, **kwargs)
@@ -80,12 +77,12 @@ class _Static(StaticFiles):
 async def _library(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in LIBRARIES:
-        return _ogc_error(404, "NotFound", f"dashboard: no library {name!r}")
+        return error_response(404, "NotFound", f"dashboard: no library {name!r}")
     relative, media_type = LIBRARIES[name]
     path = node_modules() / relative
     if not path.is_file():
         # npm ci has not run on this machine: say so instead of a blank wall screen.
-        return _ogc_error(
+        return error_response(
             503,
             "ServiceUnavailable",
             f"the dashboard's map library is not installed ({path} is missing): "
