@@ -58,7 +58,8 @@ class SourceFile:
 
 def _import_pipeline() -> None:
     import sdi.etl.merge
-    import sdi.etl.pipeline  # noqa: F401  (pandas, shapely, pyogrio, pyproj, pgpq: 0.7 s)
+    import sdi.etl.pipeline
+    import sdi.etl.readers.ogr  # noqa: F401  (pandas, shapely, pyogrio, pyproj, pgpq: 0.7 s)
 
 
 def _import_pipeline_meanwhile() -> threading.Thread | None:
@@ -230,12 +231,12 @@ def run_job(
         # The heavy libraries load only now that the run is not skipped.
         from sdi.etl.merge import merge
         from sdi.etl.pipeline import JobRun, store_rejects
-        from sdi.etl.read import count_rows
+        from sdi.etl.readers import count_rows
         from sdi.etl.stage import TargetTable
 
         work = JobRun(job, conn, settings)
         result = RunResult(job.name, run_id, "running")
-        total = sum(filter(None, (count_rows(p, job.source) for p in files))) or None
+        total = sum(filter(None, (count_rows(p, job.source, job.kind) for p in files))) or None
         progress = on_start(total) if on_start else None
         try:
             with conn.transaction():

@@ -23,7 +23,7 @@ import shapely
 from psycopg import sql
 
 from sdi.errors import SourceError
-from sdi.etl.read import read_batches
+from sdi.etl.readers import read_batches
 from sdi.etl.runner import RunResult, run_job
 from sdi.etl.spec import SourceSpec, load_job
 from tests.etl import formats_fixtures as fx
