@@ -1,8 +1,9 @@
 """Every delivery format loads end to end through the real runner into a real warehouse.
 
-Fixtures are built at test time with GDAL from small in-memory data (``formats_fixtures``);
-each test writes a job spec into ``tmp_path``, runs it with ``run_job`` and checks decoded
-Vietnamese text, coordinates (0.01 m in VN-2000, 1e-7° in WGS 84) and row counts.
+Delivery files are built at test time with GDAL from small in-memory data
+(``tests/support/etl_formats.py``); each test writes a job spec into ``tmp_path``, runs it
+with ``run_job`` and checks decoded Vietnamese text, coordinates (0.01 m in VN-2000, 1e-7° in
+WGS 84) and row counts.
 
 The format tests use a warehouse database of their own: a ``history`` job retires every
 current feature its delivery lacks, table-wide, so loading fixtures into the session's
@@ -26,7 +27,7 @@ from sdi.errors import SourceError
 from sdi.etl.readers import read_batches
 from sdi.etl.runner import RunResult, run_job
 from sdi.etl.spec import SourceSpec, load_job
-from tests.etl import formats_fixtures as fx
+from tests.support import etl_formats as fx
 
 FORMATS_DB = "sdi_test_formats"
 VN2000_TOLERANCE = 0.01  # metres
