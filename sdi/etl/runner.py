@@ -20,13 +20,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from sdi.errors import JobLockedError, RejectThresholdExceeded, SdiError, WarehouseRefused
+from sdi.etl.readers import SIDECARS
 from sdi.etl.results import RunResult
 from sdi.etl.rules import load_rule
 from sdi.etl.spec import JobSpec
 from sdi.settings import Settings, get_settings
-
-# Sidecar files that belong to a delivered file and change its meaning.
-_SIDECARS = (".dbf", ".shx", ".prj", ".cpg", ".dat", ".id", ".map", ".mid", ".xsd", ".gfs")
 
 
 @dataclass
@@ -39,7 +37,7 @@ class SourceFile:
     @staticmethod
     def parts(path: Path) -> list[Path]:
         """The file and the sidecar files it has."""
-        return [p for p in [path, *(path.with_suffix(s) for s in _SIDECARS)] if p.exists()]
+        return [p for p in [path, *(path.with_suffix(s) for s in SIDECARS)] if p.exists()]
 
     @classmethod
     def size(cls, path: Path) -> int:

@@ -40,6 +40,9 @@ class Format:
     kinds: tuple[str, ...] = ("vector", "table")  # the job spec's ``kind``
     suffixes: tuple[str, ...] = ()  # of ``source.path`` (lower case); () takes any
     drivers: tuple[str, ...] = ()  # GDAL vector drivers that open the file; () takes any
+    # files delivered beside the named one that change its meaning: part of its fingerprint
+    # (a changed .dbf is a changed delivery)
+    sidecars: tuple[str, ...] = ()
 
 
 FORMATS: tuple[Format, ...] = (
@@ -48,8 +51,15 @@ FORMATS: tuple[Format, ...] = (
     Format("dgn", drivers=("DGN",)),  # MicroStation v7 sheets: levels, labels in parcels
     # every other vector format GDAL opens: Shapefile, GeoPackage, GeoJSON, KML, GML,
     # MapInfo TAB/MIF, FlatGeobuf, …
-    Format("ogr"),
+    Format(
+        "ogr",
+        sidecars=(".dbf", ".shx", ".prj", ".cpg", ".dat", ".id", ".map", ".mid", ".xsd", ".gfs"),
+    ),
 )
+
+# Sidecar suffixes of every format (a file's sidecars are looked for before its reader is
+# chosen: the fingerprint of a delivery decides whether the run loads at all).
+SIDECARS: tuple[str, ...] = tuple(dict.fromkeys(s for f in FORMATS for s in f.sidecars))
 
 
 def reader_for(path: Path, source: SourceSpec, kind: str = "vector") -> ModuleType:
