@@ -234,7 +234,7 @@ def run_job(
 
         work = JobRun(job, conn, settings)
         result = RunResult(job.name, run_id, "running")
-        total = sum(filter(None, (count_rows(p, job.source, job.kind) for p in files))) or None
+        total = sum(filter(None, (count_rows(p, job.source, kind=job.kind) for p in files))) or None
         progress = on_start(total) if on_start else None
         try:
             with conn.transaction():

@@ -717,7 +717,7 @@ def test_the_reader_table_gives_each_source_its_reader(tmp_path) -> None:
     table = fx.write_csv(tmp_path / "x.csv", ["ma"], [["A"]], "utf-8")
     tif = fx.flood_depth_tiff(tmp_path / "d.tif")
     chosen = {
-        path.name: readers.reader_for(path, SourceSpec(path=str(path)), kind).__name__
+        path.name: readers.reader_for(path, SourceSpec(path=str(path)), kind=kind).__name__
         for path, kind in [(shp, "vector"), (gpkg, "vector"), (table, "table"), (tif, "raster")]
     }
     assert chosen == {
@@ -727,7 +727,7 @@ def test_the_reader_table_gives_each_source_its_reader(tmp_path) -> None:
         "d.tif": "sdi.etl.readers.raster",
     }
     assert readers.count_rows(shp, SourceSpec(path=str(shp))) == 3
-    assert readers.count_rows(table, SourceSpec(path=str(table)), "table") is None
+    assert readers.count_rows(table, SourceSpec(path=str(table)), kind="table") is None
     assert readers.count_rows(tmp_path / "gone.shp", SourceSpec(path="gone.shp")) is None
     with pytest.raises(SourceError, match=r"gone\.shp: file not found"):
         first_batch(tmp_path / "gone.shp")

@@ -62,7 +62,7 @@ FORMATS: tuple[Format, ...] = (
 SIDECARS: tuple[str, ...] = tuple(dict.fromkeys(s for f in FORMATS for s in f.sidecars))
 
 
-def reader_for(path: Path, source: SourceSpec, kind: str = "vector") -> ModuleType:
+def reader_for(path: Path, source: SourceSpec, *, kind: str = "vector") -> ModuleType:
     """The reader module that takes ``path`` (a file matched by ``source.path``)."""
     suffix = source.path.lower()
     candidates = [
@@ -89,20 +89,20 @@ def read_batches(
     """Stream one delivered file as batches of decoded rows."""
     if not path.exists():
         raise SourceError(f"{path}: file not found")
-    yield from reader_for(path, source, kind).read(path, source, batch_size, settings)
+    yield from reader_for(path, source, kind=kind).read(path, source, batch_size, settings)
 
 
-def count_rows(path: Path, source: SourceSpec, kind: str = "vector") -> int | None:
+def count_rows(path: Path, source: SourceSpec, *, kind: str = "vector") -> int | None:
     """The file's row count when its format knows it cheaply (for progress bars), else None."""
     try:
-        reader = reader_for(path, source, kind)
+        reader = reader_for(path, source, kind=kind)
     except SourceError:
         return None  # reading it will say what is wrong
     count = getattr(reader, "count", None)
     return None if count is None else count(path, source)
 
 
-def source_columns(path: Path, source: SourceSpec, kind: str = "vector") -> list[str]:
+def source_columns(path: Path, source: SourceSpec, *, kind: str = "vector") -> list[str]:
     """Attribute column names of a file (to check a job spec's field mapping up front)."""
     batch = next(read_batches(path, source, batch_size=1, kind=kind), None)
     return [] if batch is None else list(map(str, batch.frame.columns))
