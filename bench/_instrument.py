@@ -205,7 +205,7 @@ def _resolve(path: str) -> tuple[Any, str] | None:
 SECTIONS: list[tuple[str, list[str]]] = [
     ("read: shapely.from_wkb", ["shapely:from_wkb"]),
     ("read: decode text", ["sdi.etl.read:_decode_text"]),
-    ("read: count rows (progress)", ["sdi.etl.read:count_rows"]),
+    ("read: count rows (progress)", ["sdi.etl.readers:count_rows", "sdi.etl.read:count_rows"]),
     (
         "normalise: other (masks, filter, set_srid)",
         ["sdi.etl.pipeline:JobRun.normalise", "sdi.etl.runner:JobRun.normalise"],
@@ -304,7 +304,7 @@ class Instrumented:
 
     def __enter__(self) -> Instrumented:
         c = self.clock
-        lazy = ("sdi.etl.pipeline", "sdi.etl.merge", "sdi.etl.read", "sdi.etl.stage")
+        lazy = ("sdi.etl.pipeline", "sdi.etl.merge", "sdi.etl.readers.ogr", "sdi.etl.stage")
         for module in (*lazy, "sdi.hazard.hooks"):
             _module(module)  # lazily imported by the runner: import them to patch them
         for name, candidates in GENERATORS:

@@ -22,6 +22,7 @@ from psycopg import sql
 from sdi.etl.results import MergeCounts
 from sdi.etl.rules import MergeRule
 from sdi.etl.stage import DELIVERED_TABLE, STAGE_TABLE, TargetTable
+from sdi.sql import load, query
 
 COMBINED_TABLE = "sdi_combined"
 
@@ -88,19 +89,7 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
         (sql.SQL("id, "), sql.SQL("c.id, ")) if v.keeps_id else (sql.SQL(""), sql.SQL(""))
     )
     changed = conn.execute(
-        sql.SQL(
-            """
-            WITH closed AS (
-                UPDATE {table} t SET valid_to = now()
-                FROM {stage} s
-                WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL {scope}
-                  AND t.row_hash <> {hash}{differs}
-                RETURNING {returning}
-            )
-            INSERT INTO {table} ({id_column}{insert_columns})
-            SELECT {id_value}{values} FROM {stage} s JOIN closed c USING (natural_key)
-            """
-        ).format(
+        query("sdi.etl", "versions_close_changed").format(
             returning=sql.SQL("t.id, t.natural_key" if v.keeps_id else "t.natural_key"),
             differs=sql.SQL(" AND {}").format(v.differs) if v.differs else sql.SQL(""),
             id_column=id_column,
@@ -108,26 +97,9 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
             **parts,
         )
     ).rowcount
-    added = conn.execute(
-        sql.SQL(
-            """
-            INSERT INTO {table} ({insert_columns})
-            SELECT {values} FROM {stage} s
-            WHERE NOT EXISTS (
-                SELECT 1 FROM {table} t
-                WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL {scope}
-            )
-            """
-        ).format(**parts)
-    ).rowcount
+    added = conn.execute(query("sdi.etl", "versions_add_new").format(**parts)).rowcount
     retired = conn.execute(
-        sql.SQL(
-            """
-            UPDATE {table} t SET valid_to = now()
-            WHERE t.valid_to IS NULL {scope} {retire_only}
-              AND NOT EXISTS (SELECT 1 FROM {delivered} s WHERE s.natural_key = t.natural_key)
-            """
-        ).format(
+        query("sdi.etl", "versions_retire_missing").format(
             retire_only=sql.SQL(" AND {}").format(v.retire_only) if v.retire_only else sql.SQL(""),
             delivered=sql.Identifier(v.delivered or v.stage),
             **parts,
@@ -137,13 +109,7 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
         # Same content read from different bytes (a new source hash), or hashed the old way:
         # remember the new hashes, no new version.
         conn.execute(
-            sql.SQL(
-                """
-                UPDATE {table} t SET {assignments} FROM {stage} s
-                WHERE t.natural_key = s.natural_key AND t.valid_to IS NULL {scope}
-                  AND ({changed})
-                """
-            ).format(
+            query("sdi.etl", "versions_refresh").format(
                 assignments=sql.SQL(", ").join(
                     sql.SQL("{0} = s.{0}").format(sql.Identifier(c)) for c in v.refresh
                 ),
@@ -215,18 +181,7 @@ def merge_append(
         sql.SQL("t.{0} IS DISTINCT FROM EXCLUDED.{0}").format(sql.Identifier(c)) for c in values
     )
     added, updated = conn.execute(
-        sql.SQL(
-            """
-            WITH written AS (
-                INSERT INTO {table} AS t ({insert})
-                SELECT DISTINCT ON ({keys}) {select} FROM {stage} ORDER BY {keys}
-                ON CONFLICT ({keys}) DO UPDATE SET {updates} WHERE {changed}
-                RETURNING (xmax = 0) AS inserted
-            )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-            FROM written
-            """
-        ).format(
+        query("sdi.etl", "append").format(
             table=target.qualified,
             insert=insert,
             select=select,
@@ -314,20 +269,7 @@ def combine_contributions(
         )
     )
     conn.execute(
-        sql.SQL(
-            """
-            CREATE TEMP TABLE {combined} ON COMMIT DROP AS
-            WITH p AS (
-                SELECT natural_key, jsonb_object_agg(source, attributes) AS by_source,
-                       {geometry} AS geom
-                FROM etl.contributions
-                WHERE target = {name} AND valid_to IS NULL
-                GROUP BY natural_key
-            )
-            SELECT p.natural_key, {typed}, p.geom
-            FROM p, LATERAL jsonb_populate_record(NULL::{table}, {merged}) r
-            """
-        ).format(
+        query("sdi.etl", "combine_contributions").format(
             combined=sql.Identifier(COMBINED_TABLE),
             geometry=geometry,
             name=sql.Literal(name),
@@ -383,16 +325,13 @@ def drop_indexes_if_empty(
     ).fetchone()[0]
     if not referenced:
         conn.execute(sql.SQL("TRUNCATE {}").format(target.qualified))
-    definitions = conn.execute(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
-        "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary "
-        "AND (%s::text[] IS NULL OR a.amname = ANY (%s::text[]))",
+    indexes = conn.execute(
+        load("sdi.etl", "target_indexes"),
         (f"{target.schema}.{target.name}", *[list(methods) if methods else None] * 2),
     ).fetchall()
-    for name, _ in definitions:
-        conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(name)))
-    return [definition for _, definition in definitions]
+    for schema, name, _ in indexes:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
+    return [definition for _, _, definition in indexes]
 
 
 def create_indexes(conn: psycopg.Connection, definitions: list[str]) -> None:

@@ -22,7 +22,7 @@ from pyproj import Transformer
 
 from sdi.errors import SourceError
 from sdi.etl.codes import code_list
-from sdi.etl.read import Batch
+from sdi.etl.readers.common import Batch
 from sdi.etl.spec import FieldSpec, JobSpec
 
 

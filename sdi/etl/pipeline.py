@@ -24,7 +24,8 @@ from psycopg import sql
 from sdi.errors import RejectThresholdExceeded
 from sdi.etl.merge import create_indexes, drop_indexes_if_empty, has_current_rows
 from sdi.etl.normalise import Issues, Reprojector, map_fields, natural_keys
-from sdi.etl.read import Batch, read_batches
+from sdi.etl.readers import read_batches
+from sdi.etl.readers.common import Batch
 from sdi.etl.spec import JobSpec
 from sdi.etl.stage import Stage, TargetTable
 from sdi.etl.validate import FirstSeen, check_bounds, check_geometry
@@ -367,15 +368,9 @@ class JobRun:
             indexes = drop_indexes_if_empty(self.conn, target, methods=("gist",))
         stage = Stage(self.conn, target, columns, direct=direct, constants=constants)
         self.srid_in_column = stage.geometry_srid == self.settings.storage_srid
-        if job.kind == "raster":
-            from sdi.etl import raster  # rasterio: only raster jobs pay for importing it
         with stage:
             for path in files:
-                batches = (
-                    raster.read_raster(path, job, self.settings)
-                    if job.kind == "raster"
-                    else read_batches(path, job.source)
-                )
+                batches = read_batches(path, job.source, kind=job.kind, settings=self.settings)
                 for batch in _first_split(batches):
                     if getattr(batch, "encoding", None) is not None:
                         self.encodings[str(path)] = (batch.encoding, batch.encoding_evidence)

@@ -20,13 +20,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from sdi.errors import JobLockedError, RejectThresholdExceeded, SdiError, WarehouseRefused
+from sdi.etl.readers import SIDECARS
 from sdi.etl.results import RunResult
 from sdi.etl.rules import load_rule
 from sdi.etl.spec import JobSpec
 from sdi.settings import Settings, get_settings
-
-# Sidecar files that belong to a delivered file and change its meaning.
-_SIDECARS = (".dbf", ".shx", ".prj", ".cpg", ".dat", ".id", ".map", ".mid", ".xsd", ".gfs")
 
 
 @dataclass
@@ -39,7 +37,7 @@ class SourceFile:
     @staticmethod
     def parts(path: Path) -> list[Path]:
         """The file and the sidecar files it has."""
-        return [p for p in [path, *(path.with_suffix(s) for s in _SIDECARS)] if p.exists()]
+        return [p for p in [path, *(path.with_suffix(s) for s in SIDECARS)] if p.exists()]
 
     @classmethod
     def size(cls, path: Path) -> int:
@@ -58,7 +56,8 @@ class SourceFile:
 
 def _import_pipeline() -> None:
     import sdi.etl.merge
-    import sdi.etl.pipeline  # noqa: F401  (pandas, shapely, pyogrio, pyproj, pgpq: 0.7 s)
+    import sdi.etl.pipeline
+    import sdi.etl.readers.ogr  # noqa: F401  (pandas, shapely, pyogrio, pyproj, pgpq: 0.7 s)
 
 
 def _import_pipeline_meanwhile() -> threading.Thread | None:
@@ -230,12 +229,12 @@ def run_job(
         # The heavy libraries load only now that the run is not skipped.
         from sdi.etl.merge import merge
         from sdi.etl.pipeline import JobRun, store_rejects
-        from sdi.etl.read import count_rows
+        from sdi.etl.readers import count_rows
         from sdi.etl.stage import TargetTable
 
         work = JobRun(job, conn, settings)
         result = RunResult(job.name, run_id, "running")
-        total = sum(filter(None, (count_rows(p, job.source) for p in files))) or None
+        total = sum(filter(None, (count_rows(p, job.source, kind=job.kind) for p in files))) or None
         progress = on_start(total) if on_start else None
         try:
             with conn.transaction():

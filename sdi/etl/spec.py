@@ -46,10 +46,6 @@ class SourceSpec:
     wkt: str | None = None
     delimiter: str = ","
 
-    @property
-    def is_csv(self) -> bool:
-        return self.path.lower().endswith((".csv", ".txt"))
-
 
 @dataclass(frozen=True)
 class JobSpec:

@@ -31,6 +31,7 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 
 from sdi.errors import ConfigError, WarehouseRefused
+from sdi.sql import load
 
 STAGE_TABLE = "sdi_stage"
 DELIVERED_TABLE = "sdi_delivered"
@@ -69,16 +70,7 @@ class TargetTable:
     def introspect(cls, conn: psycopg.Connection, table: str) -> TargetTable:
         schema, name = table.split(".")
         rows = conn.execute(
-            """
-            SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-                   CASE WHEN t.typname = 'geometry' THEN postgis_typmod_type(a.atttypmod) END,
-                   a.attnum = ANY (coalesce(i.indkey::int2[], '{}'))
-            FROM pg_attribute a
-            JOIN pg_type t ON t.oid = a.atttypid
-            LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
-            WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
-            ORDER BY a.attnum
-            """,
+            load("sdi.etl", "target_columns"),
             (table,),
         ).fetchall()
         if not rows:
@@ -176,25 +168,6 @@ def _arrow_column(values: pd.Series, name: str, sql_type: str, type_: pa.DataTyp
         ) from None
 
 
-# Columns filled by a sequence no other column uses: identity columns, and defaults
-# nextval('…') whose sequence no other default names.
-_SEQUENCES = """
-SELECT a.attname, pg_get_serial_sequence(%(table)s, a.attname)
-FROM pg_attribute a
-WHERE a.attrelid = %(table)s::regclass AND a.attidentity <> '' AND NOT a.attisdropped
-UNION ALL
-SELECT a.attname, d.refobjid::regclass::text
-FROM pg_attribute a
-JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-WHERE a.attrelid = %(table)s::regclass AND NOT a.attisdropped
-  AND pg_get_expr(ad.adbin, ad.adrelid) LIKE 'nextval(%%'
-  AND (SELECT count(*) FROM pg_depend o
-       WHERE o.classid = 'pg_attrdef'::regclass AND o.refobjid = d.refobjid) = 1
-"""
-
-
 class _End:
     """Queue markers: no more batches (``aborted``: the run failed, cancel the COPY)."""
 
@@ -256,6 +229,8 @@ class Stage:
                 )
                 for c, t in self._sql_types.items()
             }
+            # a type as the catalogue spells it (format_type), e.g. character varying(20):
+            # SQL text from the database itself, not a name, so not an Identifier
             definitions = sql.SQL(", ").join(
                 sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
                 for c, t in self._sql_types.items()
@@ -288,7 +263,7 @@ class Stage:
         sequence past them at the end (``__exit__``). Two nextval() calls per row cost the
         server 0.9 s per million rows."""
         table = f"{target.schema}.{target.name}"
-        sequences = self.conn.execute(_SEQUENCES, {"table": table}).fetchall()
+        sequences = self.conn.execute(load("sdi.etl", "sequences"), {"table": table}).fetchall()
         return {
             column: [sequence, self.conn.execute("SELECT nextval(%s)", (sequence,)).fetchone()[0]]
             for column, sequence in sequences

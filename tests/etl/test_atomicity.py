@@ -25,7 +25,7 @@ import yaml
 
 from sdi.errors import WarehouseRefused
 from sdi.samples import PARCEL_FIELDS
-from tests.etl.killing import (
+from tests.support.etl_runs import (
     COPY_STAGE,
     FINISH,
     MERGE_ADD,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,8 +25,8 @@ from sdi.etl.encodings import (
     is_vietnamese_word,
 )
 from sdi.samples import names
-from tests.conftest import TEST_DATA
 
+TEST_DATA = Path(__file__).parents[1] / "data"
 VECTORS = list(
     csv.DictReader((TEST_DATA / "vn-legacy-encoding" / "vn_legacy_encoding_vectors.csv").open())
 )

@@ -17,7 +17,7 @@ from sdi.errors import WarehouseRefused
 from sdi.etl.runner import run_job
 from sdi.etl.spec import discover_jobs, load_job
 from sdi.etl.stage import Stage, TargetTable
-from tests.etl.killing import parcel_table, scratch_database, temp_tables, write_parcels
+from tests.support.etl_runs import parcel_table, scratch_database, temp_tables, write_parcels
 
 # Current versions of land.parcels written by the pipeline: all carry its row-hash marker.
 PIPELINE_HASHES = (

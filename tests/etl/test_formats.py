@@ -1,8 +1,9 @@
 """Every delivery format loads end to end through the real runner into a real warehouse.
 
-Fixtures are built at test time with GDAL from small in-memory data (``formats_fixtures``);
-each test writes a job spec into ``tmp_path``, runs it with ``run_job`` and checks decoded
-Vietnamese text, coordinates (0.01 m in VN-2000, 1e-7° in WGS 84) and row counts.
+Delivery files are built at test time with GDAL from small in-memory data
+(``tests/support/etl_formats.py``); each test writes a job spec into ``tmp_path``, runs it
+with ``run_job`` and checks decoded Vietnamese text, coordinates (0.01 m in VN-2000, 1e-7° in
+WGS 84) and row counts.
 
 The format tests use a warehouse database of their own: a ``history`` job retires every
 current feature its delivery lacks, table-wide, so loading fixtures into the session's
@@ -12,6 +13,8 @@ database would retire the sample data other tests count.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -23,10 +26,11 @@ import shapely
 from psycopg import sql
 
 from sdi.errors import SourceError
-from sdi.etl.read import read_batches
+from sdi.etl import readers
+from sdi.etl.readers import read_batches
 from sdi.etl.runner import RunResult, run_job
 from sdi.etl.spec import SourceSpec, load_job
-from tests.etl import formats_fixtures as fx
+from tests.support import etl_formats as fx
 
 FORMATS_DB = "sdi_test_formats"
 VN2000_TOLERANCE = 0.01  # metres
@@ -703,3 +707,43 @@ def test_legacy_text_saved_into_a_unicode_format_is_repaired(tmp_path) -> None:
     assert batch.encoding == "tcvn3"
     assert list(batch.frame["dia_chi"]) == list(fx.ADDRESSES)
     assert first_batch(path, encoding="tcvn3").frame["dia_chi"].tolist() == list(fx.ADDRESSES)
+
+
+def test_the_reader_table_gives_each_source_its_reader(tmp_path) -> None:
+    """FORMATS is read top to bottom: the job's kind, the suffix of source.path, the GDAL
+    driver; ogr takes every other vector format. Counts come from the chosen reader."""
+    shp = fx.parcel_shapefile(tmp_path / "p.shp", fx.parcels(3), "tcvn3")
+    gpkg, _ = fx.buildings_geopackage(tmp_path / "b.gpkg")
+    table = fx.write_csv(tmp_path / "x.csv", ["ma"], [["A"]], "utf-8")
+    tif = fx.flood_depth_tiff(tmp_path / "d.tif")
+    chosen = {
+        path.name: readers.reader_for(path, SourceSpec(path=str(path)), kind=kind).__name__
+        for path, kind in [(shp, "vector"), (gpkg, "vector"), (table, "table"), (tif, "raster")]
+    }
+    assert chosen == {
+        "p.shp": "sdi.etl.readers.ogr",
+        "b.gpkg": "sdi.etl.readers.ogr",
+        "x.csv": "sdi.etl.readers.csv",
+        "d.tif": "sdi.etl.readers.raster",
+    }
+    assert readers.count_rows(shp, SourceSpec(path=str(shp))) == 3
+    assert readers.count_rows(table, SourceSpec(path=str(table)), kind="table") is None
+    assert readers.count_rows(tmp_path / "gone.shp", SourceSpec(path="gone.shp")) is None
+    with pytest.raises(SourceError, match=r"gone\.shp: file not found"):
+        first_batch(tmp_path / "gone.shp")
+    if fx.ogr2ogr() is not None:
+        dgn = fx.parcel_dgn(tmp_path / "s.dgn", fx.parcels(2))
+        assert readers.reader_for(dgn, SourceSpec(path=str(dgn))).__name__ == (
+            "sdi.etl.readers.dgn"
+        )
+        assert readers.count_rows(dgn, SourceSpec(path=str(dgn), layer="level 10")) is None
+
+
+def test_readers_load_their_libraries_only_when_chosen() -> None:
+    """The pipeline and the vector readers never import rasterio: raster jobs pay for it."""
+    code = (
+        "import sys, sdi.etl.pipeline, sdi.etl.readers.ogr, sdi.etl.readers.csv;"
+        "print('rasterio' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

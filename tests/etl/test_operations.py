@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_DIR, SAMPLE_SCALE
-from tests.etl.killing import (
+from tests.support.etl_runs import (
     assert_no_traceback,
     backend,
     last_run_id,

@@ -20,9 +20,9 @@ import shapely
 from rasterio.warp import transform_geom
 
 from sdi.errors import SourceError
-from sdi.etl.read import Batch
-from sdi.etl.spec import JobSpec
-from sdi.settings import Settings
+from sdi.etl.readers.common import Batch
+from sdi.etl.spec import SourceSpec
+from sdi.settings import Settings, get_settings
 
 
 def _sha256(path: Path) -> str:
@@ -33,14 +33,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_raster(path: Path, job: JobSpec, settings: Settings) -> Iterator[Batch]:
+def read(
+    path: Path, source: SourceSpec, batch_size: int, settings: Settings | None = None
+) -> Iterator[Batch]:
     """One catalogue row for one raster file, its footprint in the storage CRS."""
+    settings = settings or get_settings()
     try:
-        source = rasterio.open(path)
+        raster = rasterio.open(path)
     except rasterio.RasterioIOError as exc:
         raise SourceError(f"{path}: not a raster GDAL can read: {exc}") from exc
-    with source, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
-        if source.crs is None:
+    with raster, rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):
+        if raster.crs is None:
             raise SourceError(f"{path}: the raster has no CRS; deliver it with one (GeoTIFF keys)")
         sha256 = _sha256(path)
         store = settings.state_dir / "rasters"
@@ -48,24 +51,24 @@ def read_raster(path: Path, job: JobSpec, settings: Settings) -> Iterator[Batch]
         cog = store / f"{path.stem}-{sha256[:12]}.tif"
         if not cog.exists():
             partial = cog.with_suffix(".partial.tif")
-            rasterio.shutil.copy(source, partial, driver="COG", COMPRESS="DEFLATE")
+            rasterio.shutil.copy(raster, partial, driver="COG", COMPRESS="DEFLATE")
             partial.rename(cog)
         footprint = transform_geom(
-            source.crs,
+            raster.crs,
             f"EPSG:{settings.storage_srid}",
-            shapely.geometry.mapping(shapely.box(*source.bounds).segmentize(max(source.res) * 16)),
+            shapely.geometry.mapping(shapely.box(*raster.bounds).segmentize(max(raster.res) * 16)),
         )
         frame = pd.DataFrame(
             {
                 "name": [path.stem],
                 "path": [str(cog)],
                 "sha256": [sha256],
-                "source_srid": [source.crs.to_epsg()],
-                "width": [source.width],
-                "height": [source.height],
-                "pixel_size": [float(source.res[0])],
-                "nodata": [source.nodata],
-                "unit": [source.tags(1).get("unit") or source.units[0] or None],
+                "source_srid": [raster.crs.to_epsg()],
+                "width": [raster.width],
+                "height": [raster.height],
+                "pixel_size": [float(raster.res[0])],
+                "nodata": [raster.nodata],
+                "unit": [raster.tags(1).get("unit") or raster.units[0] or None],
             }
         )
         yield Batch(path, 1, frame, np.array([shapely.geometry.shape(footprint)], dtype=object))

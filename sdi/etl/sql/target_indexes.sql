@@ -1,0 +1,10 @@
+-- The indexes of a table but its primary key, optionally only those of some access methods
+-- (gist, btree, …): schema, name and definition of each. Parameters: the table's qualified
+-- name, the methods (text[] or NULL for all) twice.
+SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_am a ON a.oid = c.relam
+WHERE i.indrelid = %s::regclass AND NOT i.indisprimary
+  AND (%s::text[] IS NULL OR a.amname = ANY (%s::text[]))
