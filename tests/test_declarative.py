@@ -8,7 +8,7 @@ import pytest
 
 from sdi.errors import ConfigError
 from sdi.etl.spec import discover_jobs, load_job
-from sdi.publish.layers import load_layer, load_layers
+from sdi.layers import load_layer, load_layers
 
 
 def test_every_shipped_job_spec_is_valid() -> None:

@@ -50,7 +50,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sdi.keys import ADMIN, CACHE_TTL, KeyRecord, hash_matches, normalise_department, parse_key
-from sdi.publish.layers import Layer
+from sdi.layers import Layer
 
 LOGGER = logging.getLogger("sdi.api.auth")
 

@@ -47,7 +47,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sdi.api.auth import send_body, send_error
-from sdi.publish.layers import Layer
+from sdi.layers import Layer
 
 LOGGER = logging.getLogger("sdi.api.changes")
 

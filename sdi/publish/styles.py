@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 from sdi.errors import ConfigError
-from sdi.publish.layers import Layer
+from sdi.layers import Layer
 
 # Exactly the table QGIS creates when the first style is saved to a PostGIS database
 # (QGIS 3.22, checked with pg_dump after QgsVectorLayer.saveStyleToDatabase), so that QGIS
