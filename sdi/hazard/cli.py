@@ -120,7 +120,7 @@ def exposure_command(
     import json
     from pathlib import Path
 
-    from sdi.api.processes import _checked_inputs, _exposure
+    from sdi.hazard.exposure import checked_inputs, exposure
 
     inputs: dict = {}
     try:
@@ -130,9 +130,9 @@ def exposure_command(
             inputs["gauge"] = gauge
         if water_level is not None:
             inputs["water_level_m"] = water_level
-        checked = _checked_inputs(inputs)
+        checked = checked_inputs(inputs)
         with connect(autocommit=True) as conn:
-            result = _exposure(conn, checked)
+            result = exposure(conn, checked)
     except (OSError, ValueError) as exc:  # a bad file or input: say which
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
