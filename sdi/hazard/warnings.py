@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
+from sdi.etl.codes import code_list
 from sdi.hazard import model
 from sdi.settings import Settings, get_settings
 
@@ -485,14 +486,15 @@ def _run(conn: psycopg.Connection, statement: str, params: dict | None = None) -
 
 def _model_params(settings: Settings) -> dict:
     """The numbers of the model (sdi.hazard.model) as query parameters."""
+    land_use = code_list("land_use")
     return {
         "srid": settings.province_srid,
         "periods": [model.LEVEL_RETURN_PERIOD_YEARS[level] for level in (1, 2, 3)],
         "labels": [model.LEVEL_LABELS[level] for level in (0, 1, 2, 3)],
         "none": model.LEVEL_LABELS[0],
         "persons_per_floor": model.PERSONS_PER_FLOOR,
-        "groups": Jsonb(model.land_use_group_of()),
-        "other": model.OTHER_GROUP,
+        "groups": Jsonb(land_use.group_of()),
+        "other": land_use.ungrouped,
         "facilities": Jsonb(
             [{"kind": k, "code": c, "use_type": u} for k, c, u in model.FACILITIES]
         ),

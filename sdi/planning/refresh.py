@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from sdi.etl.codes import code_list
+from sdi.hazard.model import ZONE_HAZARDS
 from sdi.planning import model
 
 # A degree is at least 55 km (longitude up to 60° latitude): a box of d / 55,000 degrees around
@@ -214,7 +216,7 @@ def _stalled_permits(ctx: _Context) -> int:
 # a single pass that needs no join between hazards (robust to poor row estimates right after a
 # load). Nested flood zones (10 ⊂ 50 ⊂ 100 years): a feature touching several gets the most
 # frequent flood (smallest return period) and that zone's depth class; all its zones are
-# listed. Landslide and storm surge: the worst class (model.ZONE_HAZARDS).
+# listed. Landslide and storm surge: the worst class (ZONE_HAZARDS).
 _FLOOD_HITS = """
     SELECT f.id, 'flood' AS hazard, z.return_period_years AS return_period, z.depth_class,
            z.zone_code, NULL::text AS class, NULL::double precision AS rank,
@@ -232,7 +234,7 @@ _WORST_CLASS = """(array_agg(class ORDER BY rank DESC NULLS LAST, class_order DE
 def _hazard_layer(ctx: _Context, target: str, source: str, columns: tuple[str, ...]) -> int:
     hits = [sql.SQL(_FLOOD_HITS).format(source=sql.SQL(source))]
     classes = []
-    for hazard in model.ZONE_HAZARDS:
+    for hazard in ZONE_HAZARDS:
         relation = next(
             (r for r in (f"{hazard.table}_current", hazard.table) if ctx.exists(r)), None
         )
@@ -260,9 +262,7 @@ def _hazard_layer(ctx: _Context, target: str, source: str, columns: tuple[str, .
         classes.append(sql.SQL(_WORST_CLASS).format(name=sql.Literal(hazard.name)))
     own = sql.SQL(", ").join(map(sql.Identifier, columns))
     own_f = sql.SQL(", ").join(sql.SQL("f.{}").format(sql.Identifier(c)) for c in columns)
-    class_columns = sql.SQL(", ").join(
-        sql.Identifier(f"{h.name}_class") for h in model.ZONE_HAZARDS
-    )
+    class_columns = sql.SQL(", ").join(sql.Identifier(f"{h.name}_class") for h in ZONE_HAZARDS)
     return ctx.conn.execute(
         sql.SQL(
             """
@@ -289,7 +289,7 @@ def _hazard_layer(ctx: _Context, target: str, source: str, columns: tuple[str, .
             hits=sql.SQL(" UNION ALL ").join(hits),
             classes=sql.SQL(", ").join(
                 sql.SQL("{} AS {}").format(c, sql.Identifier(f"{h.name}_class"))
-                for c, h in zip(classes, model.ZONE_HAZARDS, strict=True)
+                for c, h in zip(classes, ZONE_HAZARDS, strict=True)
             ),
             target=sql.SQL(target),
             own=own,
@@ -391,16 +391,15 @@ LEFT JOIN buildings b USING (commune_code, admin_vintage)
 
 
 def _commune_indicators(ctx: _Context) -> int:
-    from sdi.hazard.model import LAND_USE_GROUPS, OTHER_GROUP, land_use_group_of
-
-    groups = land_use_group_of()
+    land_use = code_list("land_use")
+    groups = land_use.group_of()
     return ctx.conn.execute(
         _INDICATORS,
         {
             "codes": list(groups),
             "groups": list(groups.values()),
-            "other": OTHER_GROUP,
-            "k": len(LAND_USE_GROUPS),
+            "other": land_use.ungrouped,
+            "k": len(land_use.groups),
             "green": list(model.GREEN_PUBLIC_CODES),
             "srid": ctx.province_srid,
             "run_id": ctx.run_id,
