@@ -245,11 +245,7 @@ def recompute(
             )
         result.seconds = time.perf_counter() - start
         conn.execute(
-            """
-            INSERT INTO hazard.warning_recomputes (run_id, trigger, duration_ms, gauges, active,
-                raised, escalated, de_escalated, cleared, changed, unchanged)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            """,
+            sdi.sql.load(PACKAGE, "warning_recomputes"),
             (
                 run_id,
                 trigger,
