@@ -29,6 +29,8 @@ from importlib.metadata import entry_points
 import psycopg
 from psycopg import sql
 
+from sdi.errors import ConfigError
+
 HookFunction = Callable[..., "str | None"]
 
 ENTRY_POINT_GROUP = "sdi.after_load"
@@ -52,8 +54,14 @@ class AfterLoadHook:
 @cache
 def registered() -> tuple[AfterLoadHook, ...]:
     """Every after-load hook of the installed packages, in the order of their entry points."""
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    if not found:  # derived data would silently go stale: say how to fix the installation
+        raise ConfigError(
+            f"no after-load hooks are registered (entry-point group {ENTRY_POINT_GROUP}): the "
+            "installed sdi package predates pyproject.toml; run `./dev setup` (pip install -e .)"
+        )
     hooks: list[AfterLoadHook] = []
-    for entry_point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for entry_point in found:
         hooks.extend(entry_point.load()())
     return tuple(hooks)
 
