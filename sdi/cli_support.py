@@ -1,8 +1,8 @@
 """Shared by the command-line tools.
 
 - :func:`recorded_run`: warehouse work outside an ETL load (``sdi planning refresh``,
-  ``sdi hazard recompute``) is recorded as a run of its own in etl.runs, so the rows it writes
-  have a lineage like those of a load;
+  ``sdi hazard recompute``) is recorded as a run of its own in etl.runs (``sdi.runs``), so
+  the rows it writes have a lineage like those of a load;
 - :func:`print_rows`: a report table on standard output (``sdi etl runs``, ``sdi hazard …``).
 """
 
@@ -16,6 +16,7 @@ import psycopg
 from rich.console import Console
 from rich.table import Table
 
+from sdi import runs
 from sdi.db import connect, ensure_database
 
 
@@ -31,24 +32,13 @@ def recorded_run[R: _Summarised](
     re-raised. ``conn`` is in autocommit: ``work`` manages its own transaction."""
     ensure_database()
     with connect(autocommit=True) as conn:
-        run_id = conn.execute(
-            "INSERT INTO etl.runs (job, status) VALUES (%s, 'running') RETURNING run_id",
-            (job,),
-        ).fetchone()[0]
+        run_id = runs.start(conn, job)
         try:
             result = work(conn, run_id)
         except Exception as exc:
-            conn.execute(
-                "UPDATE etl.runs SET status = 'failed', finished_at = clock_timestamp(), "
-                "message = %s WHERE run_id = %s",
-                (f"{type(exc).__name__}: {exc}", run_id),
-            )
+            runs.fail(conn, run_id, f"{type(exc).__name__}: {exc}")
             raise
-        conn.execute(
-            "UPDATE etl.runs SET status = 'succeeded', finished_at = clock_timestamp(), "
-            "message = %s WHERE run_id = %s",
-            (result.summary(), run_id),
-        )
+        runs.finish(conn, run_id, "succeeded", result.summary())
     return run_id, result
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from sdi.errors import ConfigError
+from sdi.etl.codes import code_list
+from sdi.etl.hooks import registered
 from sdi.etl.spec import discover_jobs, load_job
-from sdi.publish.layers import load_layer, load_layers
+from sdi.layers import load_layer, load_layers
+from sdi.planning.model import LAYER_INPUTS
 
 
 def test_every_shipped_job_spec_is_valid() -> None:
@@ -72,3 +75,32 @@ def test_personal_field_in_properties_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="owner_name are marked personal"):
         load_layer(layer)
+
+
+def test_the_layer_model_carries_every_option_of_the_file() -> None:
+    """Writes and EDR are fields of the Layer (nothing re-reads the layer files)."""
+    layers = {layer.id: layer for layer in load_layers()}
+    assert layers["incidents"].editable
+    assert layers["incidents"].editable_provider == "sdi.api.incidents.IncidentProvider"
+    assert not layers["parcels"].editable and layers["parcels"].edr is None
+    edr = layers["gauges"].edr
+    assert edr is not None and edr.readings == "hazard.gauge_readings"
+    assert edr.parameters["water_level_m"].unit == "m" and edr.position_tolerance_m == 100
+
+
+def test_land_use_groups_are_checked_against_the_codes(tmp_path: Path) -> None:
+    land_use = code_list("land_use")
+    grouped = land_use.group_of()
+    assert set(grouped) == set(land_use.current)  # every code in a group, once
+    assert land_use.ungrouped in land_use.groups
+    (tmp_path / "bad.yml").write_text(
+        "current: {ODT: urban}\ngroups:\n  residential: [ODT]\n  business: [XYZ]\n"
+    )
+    with pytest.raises(ConfigError, match=r"bad.yml:4: groups.business: XYZ not among"):
+        code_list("bad", tmp_path)
+
+
+def test_after_load_hooks_register_themselves_warnings_first() -> None:
+    hooks = registered()
+    assert hooks[0].name == "flood warnings"
+    assert {t for h in hooks[1:] for t in h.layers} == set(LAYER_INPUTS)

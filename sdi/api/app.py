@@ -50,7 +50,7 @@ from sdi.api.media import ItemsMedia
 from sdi.api.processes import CallerHeader
 from sdi.dashboard import ROUTES as DASHBOARD_ROUTES
 from sdi.dashboard import Dashboard
-from sdi.publish.layers import load_layers
+from sdi.layers import load_layers
 from sdi.settings import get_settings
 
 LOGGER = logging.getLogger("sdi.api")

@@ -52,7 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sdi.api import formats
 from sdi.api.asgi import header, query_parameters, replace_header, send_error, send_response
 from sdi.keys import ADMIN, CACHE_TTL, KeyRecord, hash_matches, normalise_department, parse_key
-from sdi.publish.layers import Layer
+from sdi.layers import Layer
 
 LOGGER = logging.getLogger("sdi.api.auth")
 

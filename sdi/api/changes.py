@@ -50,7 +50,7 @@ from sdi import sql as sql_files
 from sdi.api import geojson
 from sdi.api.asgi import send_body, send_error
 from sdi.api.db import connection, table_columns
-from sdi.publish.layers import Layer
+from sdi.layers import Layer
 
 LOGGER = logging.getLogger("sdi.api.changes")
 

@@ -10,8 +10,9 @@
 answers a GeoJSON Feature: the area as geometry and, as properties, the figures of a warning's
 exposure (buildings by use, residents estimate, parcels by land-use group, critical facilities,
 street lamps, water-pipe length, cameras; ``docs/warnings.md``) and, where flood-depth rasters
-are loaded, their zonal statistics over the area (``sdi.hazard.rasters.zonal_stats``). The SQL
-is the warnings' own (``sdi.hazard.warnings``): one definition of "exposed".
+are loaded, their zonal statistics over the area (``sdi.hazard.rasters.zonal_stats``). The
+computation is the hazard package's (``sdi.hazard.exposure``, with the warnings' own SQL: one
+definition of "exposed"); this module is only its pygeoapi adapter.
 
 Synchronous by default; asynchronous with ``Prefer: respond-async`` (201, ``Location:
 /jobs/{id}``, the result at ``/jobs/{id}/results``), run by :class:`JobManager`: pygeoapi's
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -50,13 +50,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import tinydb
 from pygeoapi.process.base import BaseProcessor, JobNotFoundError, ProcessorExecuteError
 from pygeoapi.process.manager.tinydb_ import TinyDBManager
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sdi.hazard import model
 from sdi.settings import get_settings
 
 LOGGER = logging.getLogger("sdi.api.processes")
@@ -122,13 +120,13 @@ class ExposureProcessor(BaseProcessor):
 
     def execute(self, data: dict[str, Any], outputs: Any = None) -> tuple[str, dict[str, Any]]:
         from sdi.api.db import connection
-        from sdi.hazard.warnings import ExposureInputError
+        from sdi.hazard import exposure
 
         try:
-            inputs = _checked_inputs(data)
+            inputs = exposure.checked_inputs(data)
             with connection() as conn:
-                return "application/json", _exposure(conn, inputs)
-        except (ExposureInputError, ValueError) as exc:
+                return "application/json", exposure.exposure(conn, inputs)
+        except ValueError as exc:  # ExposureInputError: the input named, for the client
             raise ProcessorExecuteError(user_msg=str(exc)) from None
         except ProcessorExecuteError:
             raise
@@ -140,119 +138,6 @@ class ExposureProcessor(BaseProcessor):
 
     def __repr__(self) -> str:
         return "<ExposureProcessor>"
-
-
-def _checked_inputs(data: Any) -> dict[str, Any]:
-    """The inputs, checked; ValueError with a message naming the input otherwise."""
-    if not isinstance(data, dict):
-        raise ValueError(
-            'inputs must be an object: {"area": …} or {"gauge": …, "water_level_m": …}'
-        )
-    unknown = sorted(set(data) - set(PROCESS_METADATA["inputs"]))
-    if unknown:
-        raise ValueError(
-            f"unknown input(s) {', '.join(unknown)}; inputs are: area, or gauge and water_level_m"
-        )
-    area, gauge, level = data.get("area"), data.get("gauge"), data.get("water_level_m")
-    if area is not None and (gauge is not None or level is not None):
-        raise ValueError("give either area, or gauge and water_level_m, not both")
-    if area is not None:
-        if isinstance(area, dict) and area.get("type") == "Feature":
-            area = area.get("geometry")
-        if not isinstance(area, dict) or area.get("type") not in ("Polygon", "MultiPolygon"):
-            kind = area.get("type") if isinstance(area, dict) else type(area).__name__
-            raise ValueError(
-                f"area must be a GeoJSON Polygon or MultiPolygon (lon/lat), not {kind}"
-            )
-        return {"area": area}
-    if gauge is None:
-        raise ValueError("missing input: area (a GeoJSON polygon), or gauge and water_level_m")
-    if not isinstance(gauge, str) or not gauge.strip():
-        raise ValueError(f"gauge must be a gauge code such as G-HL-01, not {gauge!r}")
-    if level is None:
-        raise ValueError("missing input water_level_m: the hypothetical water level in metres")
-    if isinstance(level, bool) or not isinstance(level, int | float | str):
-        raise ValueError(f"water_level_m must be a number of metres, not {level!r}")
-    try:
-        level = float(level)
-    except ValueError:
-        raise ValueError(f"water_level_m must be a number of metres, not {level!r}") from None
-    if not math.isfinite(level):
-        raise ValueError(f"water_level_m must be a finite number of metres, not {level!r}")
-    return {"gauge": gauge.strip(), "water_level_m": level}
-
-
-def _area_wkb(conn: psycopg.Connection, area: dict[str, Any]) -> bytes:
-    """The area as valid EPSG:4326 WKB; ValueError if unreadable, invalid or outside."""
-    settings = get_settings()
-    try:
-        row = conn.execute(
-            """
-            SELECT ST_IsValid(g), ST_IsValidReason(g), ST_Area(g) > 0,
-                   ST_CoveredBy(g, ST_MakeEnvelope(%s, %s, %s, %s, 4326)), ST_AsBinary(g)
-            FROM (SELECT ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326) AS g) a
-            """,
-            (*settings.province_extent, json.dumps(area)),
-        ).fetchone()
-    except psycopg.Error as exc:
-        message = getattr(exc.diag, "message_primary", None) or "unreadable"
-        raise ValueError(f"area is not a readable GeoJSON polygon: {message}") from None
-    valid, reason, has_area, inside, wkb = row
-    if not valid:
-        raise ValueError(f"area is not a valid polygon: {reason}")
-    if not has_area:
-        raise ValueError("area has no area (a degenerate polygon)")
-    if not inside:
-        west, south, east, north = settings.province_extent
-        raise ValueError(
-            f"area is outside the province (lon {west}…{east}, lat {south}…{north}); "
-            "coordinates are lon/lat in CRS84 (not VN-2000, not lat/lon)"
-        )
-    return bytes(wkb)
-
-
-def _exposure(conn: psycopg.Connection, inputs: dict[str, Any]) -> dict[str, Any]:
-    from sdi.hazard.warnings import exposure_of_area, exposure_of_gauge_level
-
-    properties: dict[str, Any] = {}
-    if "area" in inputs:
-        exposure, wkb = exposure_of_area(conn, _area_wkb(conn, inputs["area"]))
-    else:
-        level, thresholds, exposure, wkb = exposure_of_gauge_level(
-            conn, inputs["gauge"], inputs["water_level_m"]
-        )
-        properties.update(
-            gauge_code=inputs["gauge"],
-            water_level_m=inputs["water_level_m"],
-            level=level,
-            level_label=model.LEVEL_LABELS[level],
-            thresholds_m=list(thresholds),
-        )
-        if level == 0:
-            properties["note"] = "below alarm level I: no warning, nothing exposed"
-        elif not exposure:
-            properties["note"] = "no flood zone is linked to this gauge: exposure unknown"
-    properties.update(exposure.get("figures", {}))
-    if wkb is not None:
-        properties["flood_depth"] = _depth_statistics(conn, wkb)
-    return {"type": "Feature", "geometry": exposure.get("geometry"), "properties": properties}
-
-
-def _depth_statistics(conn: psycopg.Connection, wkb: bytes) -> list[dict[str, Any]]:
-    """Zonal statistics of every flood-depth raster layer over the area (none loaded: [])."""
-    try:
-        from sdi.hazard.rasters import ZonalStatsError, raster_layers, zonal_stats
-    except ImportError:  # the raster module is optional
-        return []
-    stats = []
-    for layer in raster_layers(conn):
-        if not layer.startswith("flood_depth"):
-            continue
-        try:
-            stats.append(zonal_stats(wkb, layer, conn=conn))
-        except ZonalStatsError as exc:
-            stats.append({"raster": layer, "error": str(exc)})
-    return stats
 
 
 # -- jobs ---------------------------------------------------------------------------------------

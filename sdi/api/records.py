@@ -26,8 +26,8 @@ from pygeoapi.provider.base import (
 
 from sdi import sql as sql_files
 from sdi.api.db import pool
+from sdi.layers import Layer, load_layers
 from sdi.publish.config import output_crs
-from sdi.publish.layers import Layer, load_layers
 from sdi.settings import get_settings
 
 EXTENT_TTL = 300.0  # seconds an extent computed from the data is reused

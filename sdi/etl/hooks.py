@@ -5,9 +5,17 @@ the load's transaction. Each hook declares the tables it is derived from; it run
 the loaded table is one of them, in the order listed. A failing hook fails (and rolls back)
 the load, so a run marked ``succeeded`` always has its derived data up to date.
 
+The hooks are not listed here: each package that derives data registers itself, in the
+``sdi.after_load`` entry-point group of ``pyproject.toml`` (as pygeoapi's plugins do), with a
+function that returns its :class:`AfterLoadHook` objects. This module imports none of them, so
+the ETL stays below the domain packages. Groups run in the order of their entry-point names
+(``10-…`` before ``20-…``): flood warnings first, then the planning tables.
+
 To add derived data: write a function ``(conn, table, run_id) -> str | None`` (a summary line
-for people, or None when there was nothing to do) and list it here with its inputs. Hook
-functions are imported only when they run, so a load that triggers none stays light.
+for people, or None when there was nothing to do), return a hook naming it and its inputs from
+your package's registration function, and add that function to the entry-point group (then
+``./dev setup`` reinstalls the package so the entry point is seen). Hook functions are
+imported only when they run, so a load that triggers none stays light.
 """
 
 from __future__ import annotations
@@ -16,11 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
+from importlib.metadata import entry_points
 
 import psycopg
 from psycopg import sql
 
-HookFunction = Callable[[psycopg.Connection, str, int], "str | None"]
+from sdi.errors import ConfigError
+
+HookFunction = Callable[..., "str | None"]
+
+ENTRY_POINT_GROUP = "sdi.after_load"
 
 
 @dataclass(frozen=True)
@@ -28,36 +41,29 @@ class AfterLoadHook:
     name: str
     inputs: frozenset[str]  # schema.table of the loads that trigger it
     function: str  # "module:function", imported on first use
-    layers: tuple[str, ...] = ()  # passed on to planning refreshes: the tables to rebuild
+    layers: tuple[str, ...] = ()  # passed on as ``layers=``: the derived tables to rebuild
 
     def run(self, conn: psycopg.Connection, table: str, run_id: int) -> str | None:
         module, name = self.function.split(":")
-        function = getattr(import_module(module), name)
+        function: HookFunction = getattr(import_module(module), name)
         if self.layers:
-            return function(conn, run_id=run_id, trigger=table, layers=self.layers).summary()
+            return function(conn, table, run_id, layers=self.layers)
         return function(conn, table, run_id)
 
 
 @cache
 def registered() -> tuple[AfterLoadHook, ...]:
-    """Every after-load hook: flood warnings first, then the derived planning tables.
-
-    Planning tables with the same inputs are refreshed by one hook, so they can share work
-    (buildings without permit and stalled permits match permits and buildings once).
-    """
-    from sdi.hazard.model import INPUT_TABLES as WARNING_INPUTS
-    from sdi.planning.model import LAYER_INPUTS
-
-    groups: dict[frozenset[str], list[str]] = {}
-    for table, inputs in LAYER_INPUTS.items():
-        groups.setdefault(inputs, []).append(table)
-    return (
-        AfterLoadHook("flood warnings", WARNING_INPUTS, "sdi.hazard.hooks:after_load"),
-        *(
-            AfterLoadHook(", ".join(tables), inputs, "sdi.planning.refresh:refresh", tuple(tables))
-            for inputs, tables in groups.items()
-        ),
-    )
+    """Every after-load hook of the installed packages, in the order of their entry points."""
+    found = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    if not found:  # derived data would silently go stale: say how to fix the installation
+        raise ConfigError(
+            f"no after-load hooks are registered (entry-point group {ENTRY_POINT_GROUP}): the "
+            "installed sdi package predates pyproject.toml; run `./dev setup` (pip install -e .)"
+        )
+    hooks: list[AfterLoadHook] = []
+    for entry_point in found:
+        hooks.extend(entry_point.load()())
+    return tuple(hooks)
 
 
 def after_load(

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from psycopg.types.json import Jsonb
 
+from sdi import runs
 from sdi.errors import JobLockedError, RejectThresholdExceeded, SdiError, WarehouseRefused
 from sdi.etl.readers import SIDECARS
 from sdi.etl.results import RunResult
@@ -102,25 +102,18 @@ def _last_sources(conn: psycopg.Connection, job: str) -> tuple[str | None, dict[
 
 def _finish(conn: psycopg.Connection, run_id: int, result: RunResult) -> None:
     c = result.counts
-    conn.execute(
-        """
-        UPDATE etl.runs SET status = %s, finished_at = clock_timestamp(), rows_read = %s,
-            added = %s, updated = %s, unchanged = %s, retired = %s, rejected = %s,
-            repaired = %s, message = %s
-        WHERE run_id = %s
-        """,
-        (
-            result.status,
-            result.rows_read,
-            c.added,
-            c.updated,
-            c.unchanged,
-            c.retired,
-            result.rejected,
-            result.repaired,
-            result.message or None,
-            run_id,
-        ),
+    runs.finish(
+        conn,
+        run_id,
+        result.status,
+        result.message or None,
+        rows_read=result.rows_read,
+        added=c.added,
+        updated=c.updated,
+        unchanged=c.unchanged,
+        retired=c.retired,
+        rejected=result.rejected,
+        repaired=result.repaired,
     )
 
 
@@ -165,12 +158,7 @@ def run_job(
                 "wait for it to finish — runs of one job are serialised"
             )
         # We hold the lock, so any run still marked 'running' was killed.
-        conn.execute(
-            "UPDATE etl.runs SET status = 'failed', finished_at = clock_timestamp(), "
-            "message = 'interrupted: the process stopped before the run finished; "
-            "nothing was written' WHERE job = %s AND status = 'running'",
-            (job.name,),
-        )
+        runs.fail_interrupted(conn, job.name)
         last_spec, last_sources = _last_sources(conn, job.name)
         sizes = {str(p): SourceFile.size(p) for p in files}
         # Only equal sizes and spec can mean "unchanged"; otherwise the run surely loads
@@ -188,15 +176,9 @@ def run_job(
         if not surely_loads and {(str(s.path), s.sha256) for s in sources} == {
             (path, sha256) for path, (sha256, _) in last_sources.items()
         }:
-            run_id = conn.execute(
-                "INSERT INTO etl.runs (job, status, finished_at, message, options) "
-                "VALUES (%s, 'skipped', clock_timestamp(), %s, %s) RETURNING run_id",
-                (
-                    job.name,
-                    "sources and spec unchanged since the last successful run",
-                    Jsonb(options),
-                ),
-            ).fetchone()[0]
+            run_id = runs.skipped(
+                conn, job.name, "sources and spec unchanged since the last successful run", options
+            )
             return RunResult(
                 job.name,
                 run_id,
@@ -204,11 +186,7 @@ def run_job(
                 message="sources unchanged since the last successful run (use --force to reload)",
             )
 
-        run_id = conn.execute(
-            "INSERT INTO etl.runs (job, status, options) VALUES (%s, 'running', %s) "
-            "RETURNING run_id",
-            (job.name, Jsonb(options)),
-        ).fetchone()[0]
+        run_id = runs.start(conn, job.name, options)
         with conn.cursor().copy(
             "COPY etl.run_sources (run_id, path, sha256, size_bytes, modified_at, encoding, "
             "source_srid) FROM STDIN"

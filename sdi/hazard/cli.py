@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+import sdi.sql
 from sdi.cli_support import print_rows, recorded_run, report_console
 from sdi.db import connect
 from sdi.errors import SdiError
@@ -15,6 +16,7 @@ app = typer.Typer(help="Flood warnings derived from gauge readings.", no_args_is
 console = Console(stderr=True)
 
 RECOMPUTE_JOB = "hazard_warnings_recompute"
+PACKAGE = "sdi.hazard"  # its sql/ folder holds the reports' queries
 
 
 @app.command("recompute")
@@ -37,16 +39,7 @@ def recompute_command() -> None:
 def warnings_command() -> None:
     """The active warnings, highest level first."""
     with connect() as conn:
-        rows = conn.execute(
-            """
-            SELECT gauge_code, gauge_name, level_label, water_level_m,
-                   to_char(observed_at, 'YYYY-MM-DD HH24:MI TZ'),
-                   to_char(level_since, 'YYYY-MM-DD HH24:MI TZ'),
-                   array_to_string(zone_codes, ' '), buildings, residents_estimate, parcels,
-                   critical_facilities, street_lamps, round(water_pipes_m), cameras
-            FROM hazard.warnings_current ORDER BY level DESC, gauge_code
-            """
-        ).fetchall()
+        rows = conn.execute(sdi.sql.load(PACKAGE, "warnings_current")).fetchall()
     print_rows(
         (
             "gauge",
@@ -77,16 +70,7 @@ def history_command(
     """Raises, escalations, de-escalations and clears, newest first."""
     with connect() as conn:
         rows = conn.execute(
-            """
-            SELECT id, to_char(valid_from, 'YYYY-MM-DD HH24:MI:SS'), gauge_code, event,
-                   level_from || ' → ' || level_to, water_level_m,
-                   to_char(observed_at, 'YYYY-MM-DD HH24:MI TZ'), buildings,
-                   residents_estimate, run_id, reason
-            FROM hazard.warning_history
-            WHERE %(gauge)s::text IS NULL OR gauge_code = %(gauge)s
-            ORDER BY id DESC LIMIT %(limit)s
-            """,
-            {"gauge": gauge, "limit": limit},
+            sdi.sql.load(PACKAGE, "warning_events"), {"gauge": gauge, "limit": limit}
         ).fetchall()
     print_rows(
         (
@@ -120,7 +104,7 @@ def exposure_command(
     import json
     from pathlib import Path
 
-    from sdi.api.processes import _checked_inputs, _exposure
+    from sdi.hazard.exposure import checked_inputs, exposure
 
     inputs: dict = {}
     try:
@@ -130,9 +114,9 @@ def exposure_command(
             inputs["gauge"] = gauge
         if water_level is not None:
             inputs["water_level_m"] = water_level
-        checked = _checked_inputs(inputs)
+        checked = checked_inputs(inputs)
         with connect(autocommit=True) as conn:
-            result = _exposure(conn, checked)
+            result = exposure(conn, checked)
     except (OSError, ValueError) as exc:  # a bad file or input: say which
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

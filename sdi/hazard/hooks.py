@@ -1,5 +1,6 @@
 """What the ETL runner calls at the end of a successful load, inside the load's transaction
-(registered with its inputs in ``sdi/etl/hooks.py``).
+(registered with its inputs by :func:`after_load_hooks`, an ``sdi.after_load`` entry point in
+``pyproject.toml``, found by ``sdi/etl/hooks.py``).
 
 A load of any table the warnings are derived from (readings, gauges, flood zones, and the
 exposed buildings, parcels, lamps, pipes and cameras) recomputes them, so the published
@@ -11,7 +12,13 @@ from __future__ import annotations
 
 import psycopg
 
+from sdi.etl.hooks import AfterLoadHook
 from sdi.hazard.model import INPUT_TABLES
+
+
+def after_load_hooks() -> tuple[AfterLoadHook, ...]:
+    """The flood warnings' hook: recompute after a load of any of their input tables."""
+    return (AfterLoadHook("flood warnings", INPUT_TABLES, "sdi.hazard.hooks:after_load"),)
 
 
 def after_load(conn: psycopg.Connection, table: str, run_id: int) -> str | None:

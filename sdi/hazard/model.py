@@ -1,10 +1,12 @@
-"""The warning model in one place: alarm levels, which flood zones a level concerns, and how
-exposure is counted. ``docs/warnings.md`` explains each choice for the disaster-prevention
-committee; change a value here and there together.
+"""The warning model in one place: alarm levels, which flood zones a level concerns, how
+exposure is counted, and the hazards given as zones (landslide, storm surge) that the planning
+layers cross with parcels and buildings. ``docs/warnings.md`` explains each choice for the
+disaster-prevention committee; change a value here and there together.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 # Alarm levels (báo động I, II, III): the gauge's thresholds alarm_level_1..3 in hazard.gauges.
@@ -23,22 +25,8 @@ LEVEL_RETURN_PERIOD_YEARS: Final = {1: 10, 2: 50, 3: 100}
 # floor gives one household per such house. Buildings with no floor count count as one floor.
 PERSONS_PER_FLOOR: Final = 1.2
 
-# Land-use groups of Circular 08/2024/TT-BTNMT (codes as in etl/codes/land_use.yml). A parcel
-# with several codes ("ODT+TMD") counts once in each of its groups.
-LAND_USE_GROUPS: Final = {
-    "residential": ("ODT", "ONT"),
-    "agricultural": ("LUC", "LUK", "HNK", "CLN", "RSX", "RPH", "RDD", "NTS", "CNT", "LMU", "NKH"),
-    "state_offices": ("TSC",),
-    "defence_security": ("CQP", "CAN"),
-    "public_service": ("DVH", "DXH", "DYT", "DGD", "DTT", "DKH", "DNG", "DSK"),
-    "business": ("SKK", "SKN", "SKT", "TMD", "SKC", "SKS"),
-    "public_use": ("DGT", "DTL", "DNL", "DBV", "DCH", "DRA", "DKV"),
-    "religious_cemetery": ("TON", "TIN", "NTD"),
-    "water": ("SON", "MNC"),
-    "other": ("PNK",),
-    "unused": ("BCS", "DCS", "NCS"),
-}
-OTHER_GROUP: Final = "other"  # codes not listed above
+# Parcels are counted by the land-use groups of the land-use code list
+# (etl/codes/land_use.yml, ``groups``), which the planning indicators use too.
 
 # Critical facilities: (kind, land-use code of its parcel, building use_type). A facility is a
 # site: a parcel with the code, or a building of the type that does not stand on such a parcel
@@ -65,15 +53,6 @@ INPUT_TABLES: Final = frozenset(
 )
 
 
-def land_use_group_of() -> dict[str, str]:
-    """Code → group, for the SQL that counts parcels by group.
-
-    >>> land_use_group_of()["ONT"], land_use_group_of()["DGD"]
-    ('residential', 'public_service')
-    """
-    return {code: group for group, codes in LAND_USE_GROUPS.items() for code in codes}
-
-
 def level_of(water_level_m: float, thresholds: tuple[float, float, float]) -> int:
     """The alarm level a reading reaches (the SQL in ``warnings.py`` does the same).
 
@@ -82,3 +61,36 @@ def level_of(water_level_m: float, thresholds: tuple[float, float, float]) -> in
     """
     reached = [n for n, t in enumerate(thresholds, 1) if t is not None and water_level_m >= t]
     return max(reached, default=0)
+
+
+# -- hazards given as zones ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ZoneHazard:
+    """A hazard given as zones with a class; used only when its table exists."""
+
+    name: str  # the value in the planning layers' `hazards` array and the column prefix
+    table: str
+    class_columns: tuple[str, ...]  # the first that exists holds the class
+    # A feature in several zones gets the worst class: the zone with the highest value of the
+    # first of `rank_columns` that exists, else the class latest in `classes`.
+    rank_columns: tuple[str, ...]
+    classes: tuple[str, ...] = ()
+
+
+# Landslide and storm-surge zones come with migration 0006 (issue 5); a warehouse without them
+# simply gets no landslide_class / storm_surge_class values (sdi.planning.refresh).
+ZONE_HAZARDS: Final = (
+    ZoneHazard(
+        "landslide",
+        "hazard.landslide_zones",
+        ("susceptibility", "susceptibility_class"),
+        ("susceptibility_rank",),
+        ("low", "moderate", "high", "very_high"),
+    ),
+    ZoneHazard(
+        "storm_surge",
+        "hazard.storm_surge_zones",
+        ("surge_class",),
+        ("surge_height_m",),  # classes '0-1', '1-2', '2-3', '>3' m do not sort as text
+    ),
+)

@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 import psycopg
+from psycopg import sql
 
 from sdi.errors import SdiError
 
@@ -126,7 +127,20 @@ def normalise_writes(collections: Iterable[str]) -> tuple[str, ...]:
     return tuple(writes)
 
 
-_COLUMNS = "key_id, name, department, created_at, created_by, revoked_at, write_collections"
+_COLUMNS = sql.SQL(", ").join(
+    map(
+        sql.Identifier,
+        (
+            "key_id",
+            "name",
+            "department",
+            "created_at",
+            "created_by",
+            "revoked_at",
+            "write_collections",
+        ),
+    )
+)
 
 
 def create_key(
@@ -148,8 +162,10 @@ def create_key(
     _check_table(conn)
     key_id, key = new_key()
     row = conn.execute(
-        "INSERT INTO auth.api_keys (key_id, name, department, key_sha256, write_collections) "
-        f"VALUES (%s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+        sql.SQL(
+            "INSERT INTO auth.api_keys (key_id, name, department, key_sha256, write_collections) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING {}"
+        ).format(_COLUMNS),
         (key_id, name.strip(), department, key_hash(key), list(write_collections)),
     ).fetchone()
     conn.commit()
@@ -163,9 +179,9 @@ def _api_key(row: tuple) -> ApiKey:
 def list_keys(conn: psycopg.Connection, include_revoked: bool = True) -> list[ApiKey]:
     _check_table(conn)
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM auth.api_keys "
-        + ("" if include_revoked else "WHERE revoked_at IS NULL ")
-        + "ORDER BY created_at, key_id"
+        sql.SQL("SELECT {} FROM auth.api_keys {} ORDER BY created_at, key_id").format(
+            _COLUMNS, sql.SQL("" if include_revoked else "WHERE revoked_at IS NULL")
+        )
     ).fetchall()
     return [_api_key(row) for row in rows]
 
@@ -175,8 +191,10 @@ def revoke_key(conn: psycopg.Connection, key_id: str) -> ApiKey:
     _check_table(conn)
     key_id = parse_key(key_id) or key_id.strip()
     row = conn.execute(
-        "UPDATE auth.api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL "
-        f"RETURNING {_COLUMNS}",
+        sql.SQL(
+            "UPDATE auth.api_keys SET revoked_at = now() WHERE key_id = %s "
+            "AND revoked_at IS NULL RETURNING {}"
+        ).format(_COLUMNS),
         (key_id,),
     ).fetchone()
     conn.commit()

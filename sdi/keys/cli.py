@@ -37,17 +37,16 @@ def _connection():
 
 
 def _editable_layers() -> set[str]:
-    from sdi.publish.config import editable_provider
-    from sdi.publish.layers import load_layers
+    from sdi.layers import load_layers
 
     try:
-        return {layer.id for layer in load_layers() if editable_provider(layer)}
+        return {layer.id for layer in load_layers() if layer.editable}
     except SdiError:
         return set()
 
 
 def _departments_in_layers() -> set[str]:
-    from sdi.publish.layers import load_layers
+    from sdi.layers import load_layers
 
     try:
         return {normalise_department(d) for layer in load_layers() for d in layer.departments}

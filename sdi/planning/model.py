@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from sdi.errors import ConfigError
+from sdi.hazard.model import ZONE_HAZARDS
 
 # -- permits and buildings ---------------------------------------------------------------------
 # A permit matches a building when its point lies in the footprint or within this distance of
@@ -32,42 +33,11 @@ STALLED_AFTER_MONTHS: Final = 12
 # Green and public space: parks, squares, recreation and community space (DKV) and sports
 # grounds (DTT).
 GREEN_PUBLIC_CODES: Final = ("DKV", "DTT")
-# The land-use groups of the mix entropy are the hazard model's groups (one definition):
-# sdi.hazard.model.LAND_USE_GROUPS.
+# The land-use groups of the mix entropy are the land-use code list's groups (one definition,
+# shared with the flood warnings): etl/codes/land_use.yml, ``groups``.
 
-# -- hazard zones ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ZoneHazard:
-    """A hazard given as zones with a class; used only when its table exists."""
-
-    name: str  # the value in the layers' `hazards` array and the column prefix
-    table: str
-    class_columns: tuple[str, ...]  # the first that exists holds the class
-    # A feature in several zones gets the worst class: the zone with the highest value of the
-    # first of `rank_columns` that exists, else the class latest in `classes`.
-    rank_columns: tuple[str, ...]
-    classes: tuple[str, ...] = ()
-
-
-# Landslide and storm-surge zones come with migration 0006 (issue 5); a warehouse without them
-# simply gets no landslide_class / storm_surge_class values.
-ZONE_HAZARDS: Final = (
-    ZoneHazard(
-        "landslide",
-        "hazard.landslide_zones",
-        ("susceptibility", "susceptibility_class"),
-        ("susceptibility_rank",),
-        ("low", "moderate", "high", "very_high"),
-    ),
-    ZoneHazard(
-        "storm_surge",
-        "hazard.storm_surge_zones",
-        ("surge_class",),
-        ("surge_height_m",),  # classes '0-1', '1-2', '2-3', '>3' m do not sort as text
-    ),
-)
+# The hazards given as zones (landslide, storm surge) are the hazard package's:
+# sdi.hazard.model.ZONE_HAZARDS.
 
 # -- what each derived table is built from -----------------------------------------------------
 # A successful ETL load of any input refreshes the table (sdi/etl/hooks.py), inside the load's

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 
 from sdi.errors import ConfigError, DatabaseUnavailable, SdiError, WarehouseRefused
+from sdi.layers import Layer, load_layers
 from sdi.publish.config import render_config
-from sdi.publish.layers import Layer, load_layers
 from sdi.settings import Settings, get_settings
 
 app = typer.Typer(help="Publish layers/ as OGC API collections.", invoke_without_command=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from sdi.publish.layers import Layer
+from sdi.layers import Layer
 from sdi.settings import Settings
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -53,18 +53,6 @@ def _catalogue(layer: Layer, settings: Settings) -> dict[str, Any]:
     }
 
 
-def editable_provider(layer: Layer) -> str | None:
-    """The provider of a layer with ``editable: {provider: …}`` (writes), else None.
-
-    Read from the layer's file (the ``Layer`` object does not carry it), which the schema
-    checked when the layers were loaded.
-    """
-    from sdi.declarative import load_yaml
-
-    data, _ = load_yaml(layer.path)
-    return ((data or {}).get("editable") or {}).get("provider")
-
-
 def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
     if layer.kind == "catalogue":
         return _catalogue(layer, settings)
@@ -80,9 +68,8 @@ def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
         # where the provider's own next/prev (keyset cursor) links point
         "items_url": f"{PUBLIC_URL}/collections/{layer.id}/items",
     }
-    write_provider = editable_provider(layer)
-    if write_provider:  # OGC API Features Part 4 through a provider that validates the writes
-        provider["name"] = write_provider
+    if layer.editable:  # OGC API Features Part 4 through a provider that validates the writes
+        provider["name"] = layer.editable_provider
         provider["editable"] = True
     if layer.title_field:
         provider["title_field"] = layer.title_field
@@ -139,33 +126,34 @@ def _tile_providers(layer: Layer, settings: Settings) -> list[dict[str, Any]]:
 
 
 def _edr_providers(layer: Layer, settings: Settings) -> list[dict[str, Any]]:
-    """OGC API EDR for a layer with ``edr``: its points' time series (sdi.api.edr).
-
-    The option is read from the layer's file here (the ``Layer`` object does not carry it);
-    the schema has checked it when the layers were loaded.
-    """
-    from sdi.declarative import load_yaml
-
-    data, _ = load_yaml(layer.path)
-    edr = (data or {}).get("edr")
-    if not edr:
+    """OGC API EDR for a layer with ``edr``: its points' time series (sdi.api.edr)."""
+    edr = layer.edr
+    if edr is None:
         return []
     provider: dict[str, Any] = {
         "type": "edr",
         "name": "sdi.api.edr.PostGISEDRProvider",
         "data": {
             "locations": layer.table,
-            "readings": edr["readings"],
-            "location_key": edr["location_key"],
-            "time": edr["time"],
+            "readings": edr.readings,
+            "location_key": edr.location_key,
+            "time": edr.time,
         },
         # /locations serves these properties of the points, nothing else
         "properties": [p for p in layer.published_properties if p not in layer.personal],
-        "parameters": edr["parameters"],
+        "parameters": {
+            name: {
+                "title": p.title,
+                "unit": p.unit,
+                **({"description": p.description} if p.description is not None else {}),
+            }
+            for name, p in edr.parameters.items()
+        },
     }
-    for option in ("position_tolerance_m", "max_values"):
-        if option in edr:
-            provider[option] = edr[option]
+    if edr.position_tolerance_m is not None:
+        provider["position_tolerance_m"] = edr.position_tolerance_m
+    if edr.max_values is not None:
+        provider["max_values"] = edr.max_values
     return [provider]
 
 

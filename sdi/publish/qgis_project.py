@@ -15,7 +15,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from sdi.publish.layers import Layer
+from sdi.layers import Layer
 from sdi.publish.styles import Style, style_of, styles_dir
 from sdi.settings import Settings
 

@@ -19,30 +19,13 @@ from pathlib import Path
 
 import psycopg
 
+import sdi.sql
 from sdi.errors import ConfigError
-from sdi.publish.layers import Layer
+from sdi.layers import Layer
 
 # Exactly the table QGIS creates when the first style is saved to a PostGIS database
 # (QGIS 3.22, checked with pg_dump after QgsVectorLayer.saveStyleToDatabase), so that QGIS
 # finds it as its own and keeps using it; created here when QGIS never has.
-LAYER_STYLES_DDL = """
-CREATE TABLE public.layer_styles (
-    id serial PRIMARY KEY,
-    f_table_catalog varchar,
-    f_table_schema varchar,
-    f_table_name varchar,
-    f_geometry_column varchar,
-    stylename text,
-    styleqml xml,
-    stylesld xml,
-    useasdefault boolean,
-    description text,
-    owner varchar(63) DEFAULT CURRENT_USER,
-    ui xml,
-    update_time timestamp DEFAULT CURRENT_TIMESTAMP,
-    type varchar
-)
-"""
 PREFIX = "sdi: "  # our rows' stylename prefix: the rows re-publishing may replace or remove
 # QML layerGeometryType (QgsWkbTypes::GeometryType) and PostGIS geometry types → our kinds
 QML_GEOMETRY = {"0": "point", "1": "line", "2": "polygon"}
@@ -146,7 +129,7 @@ def write_styles(conn: psycopg.Connection, layers: list[Layer], layers_dir: Path
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('sdi.publish.layer_styles'))")
         if conn.execute("SELECT to_regclass('public.layer_styles')").fetchone()[0] is None:
-            conn.execute(LAYER_STYLES_DDL)
+            conn.execute(sdi.sql.load("sdi.publish", "layer_styles"))
             # Styles hold no data beyond class values; every role that may open the tables in
             # QGIS must be able to read them (QGIS itself creates the table without grants).
             conn.execute("GRANT SELECT ON public.layer_styles TO PUBLIC")
@@ -206,13 +189,10 @@ def _upsert(
     default: bool,
     description: str,
 ) -> str:
-    where = (
-        "f_table_catalog = %s AND f_table_schema = %s AND f_table_name = %s "
-        "AND f_geometry_column = %s AND stylename = %s"
-    )
     rows = conn.execute(
         "SELECT id, styleqml::text, stylesld::text, useasdefault, description "
-        f"FROM public.layer_styles WHERE {where} ORDER BY id",
+        "FROM public.layer_styles WHERE f_table_catalog = %s AND f_table_schema = %s "
+        "AND f_table_name = %s AND f_geometry_column = %s AND stylename = %s ORDER BY id",
         (catalog, *key, name),
     ).fetchall()
     values = (style.qml, style.sld, default, description)

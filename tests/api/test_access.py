@@ -17,8 +17,7 @@ import psycopg
 import pytest
 
 from sdi.keys import CACHE_TTL, create_key
-from sdi.publish.config import editable_provider
-from sdi.publish.layers import load_layers
+from sdi.layers import load_layers
 from tests.conftest import run_sdi
 
 INTERNAL = "permits_register"  # layers/permits_register.yml: internal, departments [construction]
@@ -209,7 +208,7 @@ def test_personal_fields_are_never_published(api, keys, who: str, collection: st
     features = items.json()["features"]
     # a collection written through the API (incidents) may still be empty: test_incidents.py
     # checks its items once it has some
-    assert items.status_code == 200 and (features or editable_provider(LAYERS[collection]))
+    assert items.status_code == 200 and (features or LAYERS[collection].editable)
     bodies = {
         "items": items.text,
         "items html": get(api, f"/collections/{collection}/items", key, limit=5, f="html").text,

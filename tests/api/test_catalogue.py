@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sdi.publish.layers import load_layers
+from sdi.layers import load_layers
 
 PUBLIC = sorted(
     layer.id for layer in load_layers() if layer.kind == "features" and layer.access == "public"

@@ -10,7 +10,7 @@ import pytest
 import shapely
 from owslib.ogcapi.features import Features
 
-from sdi.publish.layers import load_layers
+from sdi.layers import load_layers
 
 EPSG_5899 = "http://www.opengis.net/def/crs/EPSG/0/5899"
 

@@ -217,3 +217,12 @@ def test_an_async_job_with_a_bad_input_fails_with_its_reason(api, keys) -> None:
     assert started.status_code == 201
     status = _wait(api, f"/jobs/{started.json()['jobID']}", keys["planning"])
     assert status["status"] == "failed" and "unknown gauge" in status["message"]
+
+
+def test_the_process_describes_the_inputs_the_hazard_package_checks() -> None:
+    from sdi.api.processes import PROCESS_METADATA
+    from sdi.hazard.exposure import INPUTS, ExposureInputError, checked_inputs
+
+    assert tuple(PROCESS_METADATA["inputs"]) == INPUTS
+    with pytest.raises(ExposureInputError, match="unknown input"):
+        checked_inputs({"gauge": GAUGE, "water_level_m": 3, "depth": 1})

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from sdi.publish.layers import load_layers
+from sdi.layers import load_layers
 from sdi.publish.qgis_project import group_of, layer_id, public_layers, render_project
 from sdi.publish.styles import geometry_kinds, read_style, styles_dir, write_styles
 from sdi.settings import PROJECT_DIR, Settings

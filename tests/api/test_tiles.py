@@ -17,8 +17,8 @@ import shapely
 from psycopg import sql
 
 from sdi.api.tiles import BUFFER, EXTENT, PostGISTileProvider, tile_range
+from sdi.layers import load_layers
 from sdi.publish.config import build_config
-from sdi.publish.layers import load_layers
 
 MVT = "application/vnd.mapbox-vector-tile"
 WEB_MERCATOR_QUAD = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sdi.errors import ConfigError
+from sdi.layers import load_layers
 from sdi.publish.cli import publish
 from sdi.publish.config import render_config
-from sdi.publish.layers import load_layers
 from sdi.settings import PROJECT_DIR, Settings
 
 

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from sdi.errors import ConfigError
-from sdi.publish.layers import load_layer, load_layers
+from sdi.layers import load_layer, load_layers
 from sdi.publish.qgis_project import layer_id, public_layers, render_project
 from sdi.publish.styles import (
     PREFIX,

@@ -1,4 +1,10 @@
-"""Published collections, one YAML file each in ``layers/``, checked against a JSON Schema."""
+"""Published collections, one YAML file each in ``layers/``, checked against a JSON Schema.
+
+The whole layer model: every option a layer file can carry is a typed field of :class:`Layer`,
+read and checked once here. The API, ``sdi keys``, ``sdi publish`` and the QGIS project use
+these objects and never re-read the files. This module imports only the settings and the
+declarative loader, so anything may import it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,28 @@ from typing import Any
 from sdi.declarative import load_checked
 from sdi.errors import ConfigError
 from sdi.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class EdrParameter:
+    """A column of the readings published as an EDR parameter."""
+
+    title: str
+    unit: str  # UCUM symbol, e.g. m
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Edr:
+    """OGC API EDR of a layer's points: a time series each, from a table of readings."""
+
+    readings: str  # schema.table, one row per location and instant
+    location_key: str  # column of both the layer and the readings naming the location
+    time: str  # column of the readings with the instant
+    parameters: dict[str, EdrParameter]
+    # None: not set in the file (the EDR provider's own defaults apply)
+    position_tolerance_m: float | None = None
+    max_values: int | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +64,15 @@ class Layer:
     metadata: dict[str, Any] = field(default_factory=dict)
     # QGIS style name (layers/styles/<style>.qml); None: a plain default by geometry type
     style: str | None = None
+    # OGC API Features Part 4 writes through this provider (an sdi.api plugin); None: read-only
+    editable_provider: str | None = None
+    # OGC API EDR of the layer's points; None: no EDR
+    edr: Edr | None = None
+
+    @property
+    def editable(self) -> bool:
+        """Accepts writes (``editable: {provider: …}`` in its file)."""
+        return self.editable_provider is not None
 
     @property
     def published_properties(self) -> tuple[str, ...]:
@@ -74,6 +111,24 @@ def load_layer(path: Path) -> Layer:
         tiles=_tiles(path, data.get("tiles", False)),
         metadata=data.get("metadata", {}),
         style=_style(path, data.get("style")),
+        editable_provider=(data.get("editable") or {}).get("provider"),
+        edr=_edr(data.get("edr")),
+    )
+
+
+def _edr(data: dict[str, Any] | None) -> Edr | None:
+    if not data:
+        return None
+    return Edr(
+        readings=data["readings"],
+        location_key=data["location_key"],
+        time=data["time"],
+        parameters={
+            name: EdrParameter(p["title"], p["unit"], p.get("description"))
+            for name, p in data["parameters"].items()
+        },
+        position_tolerance_m=data.get("position_tolerance_m"),
+        max_values=data.get("max_values"),
     )
 
 

@@ -1,0 +1,6 @@
+           'zones', coalesce(z.zones, '[]'),
+           'communes', coalesce(z.communes, '[]'),
+           'water_pipes', coalesce(w.n, 0),
+           'facilities', coalesce(f.listed, '[]'),
+           'facilities_not_listed',
+               greatest(coalesce(f.critical_facilities, 0) - %(facility_limit)s::int, 0),

@@ -1,0 +1,13 @@
+       round(ST_Area(z.geom_local)::numeric, 1)::float8 AS zone_area_m2,
+       coalesce(b.buildings, 0) AS buildings, coalesce(b.by_use, '{}') AS buildings_by_use,
+       coalesce(b.residential_floors, 0) AS residential_floors,
+       round(coalesce(b.residential_floors, 0) * %(persons_per_floor)s::numeric)::int
+           AS residents_estimate,
+       coalesce(p.parcels, 0) AS parcels, coalesce(pg.by_group, '{}') AS parcels_by_group,
+       coalesce(pg.area_by_group, '{}') AS parcel_area_by_group_m2,
+       coalesce(f.schools, 0) AS schools, coalesce(f.health_facilities, 0) AS health_facilities,
+       coalesce(f.state_offices, 0) AS state_offices,
+       coalesce(f.critical_facilities, 0) AS critical_facilities,
+       coalesce(l.n, 0) AS street_lamps,
+       coalesce(round(w.length_m::numeric, 2), 0)::float8 AS water_pipes_m,
+       coalesce(c.n, 0) AS cameras,

@@ -1,0 +1,7 @@
+LEFT JOIN buildings b USING (gauge_code)
+LEFT JOIN parcels p USING (gauge_code)
+LEFT JOIN parcels_by_group pg USING (gauge_code)
+LEFT JOIN facilities f USING (gauge_code)
+LEFT JOIN lamps l USING (gauge_code)
+LEFT JOIN cameras c USING (gauge_code)
+LEFT JOIN pipes w USING (gauge_code)
