@@ -36,6 +36,9 @@ class Layer:
     metadata: dict[str, Any] = field(default_factory=dict)
     # QGIS style name (layers/styles/<style>.qml); None: a plain default by geometry type
     style: str | None = None
+    # other languages by ISO 639-1 code: {"vi": {"title": …, "description": …, "keywords": […]}}
+    i18n: dict[str, dict[str, Any]] = field(default_factory=dict)
+    qgis: dict[str, Any] = field(default_factory=dict)  # the QGIS project: {"visible": bool}
 
     @property
     def published_properties(self) -> tuple[str, ...]:
@@ -74,6 +77,8 @@ def load_layer(path: Path) -> Layer:
         tiles=_tiles(path, data.get("tiles", False)),
         metadata=data.get("metadata", {}),
         style=_style(path, data.get("style")),
+        i18n=data.get("i18n", {}),
+        qgis=data.get("qgis", {}),
     )
 
 
