@@ -6,9 +6,9 @@
       <se:Name>flood_zones</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Every 10 years</se:Name>
+          <se:Name>Ngập với tần suất 10 năm</se:Name>
           <se:Description>
-            <se:Title>Every 10 years</se:Title>
+            <se:Title>Ngập với tần suất 10 năm</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -28,9 +28,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Every 50 years</se:Name>
+          <se:Name>Ngập với tần suất 50 năm</se:Name>
           <se:Description>
-            <se:Title>Every 50 years</se:Title>
+            <se:Title>Ngập với tần suất 50 năm</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -50,9 +50,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Every 100 years</se:Name>
+          <se:Name>Ngập với tần suất 100 năm</se:Name>
           <se:Description>
-            <se:Title>Every 100 years</se:Title>
+            <se:Title>Ngập với tần suất 100 năm</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -72,9 +72,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other</se:Name>
+          <se:Name>Khác</se:Name>
           <se:Description>
-            <se:Title>Other</se:Title>
+            <se:Title>Khác</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>
