@@ -221,18 +221,17 @@ def test_the_project_renders_readably_at_three_scales_and_prints_on_a3(
             and conn.execute(f"SELECT EXISTS (SELECT FROM {layer.table})").fetchone()[0]
         }
         communes = "SELECT ST_SetSRID(ST_Extent(geom)::geometry, 4326) FROM admin.communes_current"
+        # the centre of the densest 500 m square of buildings: the heart of a city
+        centre = (
+            "SELECT ST_SnapToGrid(ST_Transform(ST_Centroid(geom), %s), 500) "
+            "FROM construction.buildings_current GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        )
         scales = {
             "province": _box(conn, srid, communes),
-            "city": _box(conn, srid, communes + " WHERE city = %s", "ha_long"),
-            # 600 m high around the densest 500 m square of buildings: a few street blocks
-            "street": _box(
-                conn,
-                srid,
-                "SELECT ST_Expand(ST_SnapToGrid(ST_Transform(ST_Centroid(geom), %s), 500) "
-                "::geometry, 300) FROM construction.buildings_current "
-                "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
-                srid,
-            ),
+            # 10 km high (about 1:35,000): a city's wards
+            "city": _box(conn, srid, f"SELECT ST_Expand(({centre}), 5000)", srid),
+            # 600 m high (about 1:2,000): a few street blocks, parcel numbers readable
+            "street": _box(conn, srid, f"SELECT ST_Expand(({centre}), 300)", srid),
         }
     artefacts = ARTEFACTS / "qgis"
     artefacts.mkdir(parents=True, exist_ok=True)
@@ -267,6 +266,10 @@ def test_the_project_renders_readably_at_three_scales_and_prints_on_a3(
             assert got["opaque_fraction"] < OPAQUE_COVER, (
                 f"{name}: {layer.id} paints {got['opaque_fraction']:.0%} of the map opaque"
             )
+    # the layers switched off open valid too (drawn together for a person to look at)
+    assert set(out["off"]["layers"]) == {i for i, layer in on.items() if not visible(layer)}
+    assert all(got["valid"] for got in out["off"]["layers"].values()), out["off"]
+    assert not out["off"]["errors"]
     # what a planner sees at each scale: the base data only nearer in
     drawn = {
         name: {on[lid].id for lid, got in render["layers"].items() if got["drawn"]}
@@ -274,6 +277,7 @@ def test_the_project_renders_readably_at_three_scales_and_prints_on_a3(
     }
     assert {"communes", "zoning", "warnings"} <= drawn["province"]
     assert not {"parcels", "buildings"} & drawn["city"]
+    assert "lamps" in drawn["city"] and "lamps" not in drawn["province"]
     assert {"parcels", "buildings", "communes"} <= drawn["street"]
     assert out["scales"]["street"]["layers"]["sdi_oapif_parcels"]["features"] > 20
 

@@ -7,7 +7,9 @@ Renders the QGIS project headless as a planner sees it: at each named extent of 
 layer tree are drawn together into OUTDIR/<name>.png, timed. Then each of those layers that is
 drawn at that scale is checked alone: valid, how many features it has in the extent, and the
 fraction of the map its own render paints opaque (a fill that would hide everything below).
-With a print layout in the project, it is exported to OUTDIR/<layout>.pdf and .png.
+The layers switched off (the derived ones) are drawn together at the first extent into
+OUTDIR/<name>-off.png, for a person to look at their styles. With a print layout in the
+project, it is exported to OUTDIR/<layout>.pdf and .png.
 Prints JSON.
 """
 
@@ -102,6 +104,19 @@ for name, box in json.loads(sys.argv[3]).items():
         "scale": round(scale),
         "errors": errors,
         "layers": layers,
+    }
+unchecked = [node.layer() for node in root.findLayers() if not node.isVisible() and node.layer()]
+if unchecked:
+    name, box = next(iter(json.loads(sys.argv[3]).items()))
+    extent = QgsRectangle(*box)
+    image, seconds, errors = render(map_settings(project, extent, unchecked, QSize(WIDTH, HEIGHT)))
+    image.save(str(outdir / f"{name}-off.png"))
+    out["off"] = {
+        "png": str(outdir / f"{name}-off.png"),
+        "errors": errors,
+        "layers": {
+            layer.id(): {"name": layer.name(), "valid": layer.isValid()} for layer in unchecked
+        },
     }
 out["layouts"] = {}
 for layout in project.layoutManager().layouts():
