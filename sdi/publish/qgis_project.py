@@ -44,7 +44,8 @@ GROUPS = (
 )
 # QgsWkbTypes::geometryDisplayString, as QGIS writes <maplayer geometry="…">
 DISPLAY_GEOMETRY = {"point": "Point", "line": "Line", "polygon": "Polygon"}
-# Points above lines above polygons within a group, so nothing hides the small symbols.
+# Points above lines above polygons within a group, so nothing hides the small symbols;
+# then the layers drawn only when zoomed in above the others (_detailed).
 DRAW_ORDER = {"point": 0, "line": 1, "polygon": 2, None: 3}
 # Attributes of a QML's root that are layer properties (scale visibility, simplification)
 QML_LAYER_ATTRIBUTES = (
@@ -142,6 +143,12 @@ def visible(layer: Layer) -> bool:
     return bool(layer.qgis.get("visible", True))
 
 
+def _detailed(style: Style | None) -> bool:
+    """A layer drawn only when zoomed in (parcels): above the overview layers of its group
+    (zoning), which then show between its features rather than wash over them."""
+    return style is not None and style.qml_root.get("hasScaleBasedVisibilityFlag") == "1"
+
+
 def layer_id(layer: Layer) -> str:
     # QGIS drops (and replaces by a random one) a layer id of 10 characters or fewer
     return f"sdi_oapif_{layer.id}"
@@ -219,7 +226,11 @@ def render_project(
     for _domain, title in GROUPS:
         members = sorted(
             (layer for layer in chosen if group_of(layer) == title),
-            key=lambda layer: (DRAW_ORDER[kinds[layer.id]], title_vi(layer)),
+            key=lambda layer: (
+                DRAW_ORDER[kinds[layer.id]],
+                not _detailed(style_of(layer, kinds[layer.id], directory)),
+                title_vi(layer),
+            ),
         )
         if not members:
             continue
