@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import psycopg
@@ -31,7 +31,7 @@ from sdi.publish.styles import Style, style_of, styles_dir
 from sdi.settings import Settings
 
 # Groups from top to bottom of the layers panel (so live operations draw above the base
-# layers), by the layer's `domain`; layers without one go last, in "Other".
+# layers), by the layer's `domain`; layers without one go last, in "Khác" (other).
 GROUPS = (
     ("operations", "Vận hành đô thị"),
     ("hazard", "Thiên tai và cảnh báo"),
@@ -94,22 +94,26 @@ def project_context(conn: psycopg.Connection, layers: list[Layer]) -> ProjectCon
                 ).fetchone()
             if row and row[0] is not None:
                 extent = tuple(row)
-        except psycopg.errors.UndefinedTable:  # the warehouse is not loaded yet
-            pass
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+            pass  # the warehouse is not migrated yet: the project opens on the province
     lineage: dict[str, tuple[str, datetime | None]] = {}
     for layer in public_layers(layers):
         jobs = list(layer.metadata.get("etl_jobs", []))
         finished = None
         if jobs:
             # the same run the catalogue record's lineage names (sdi.api.records._lineage)
-            row = conn.execute(
-                "SELECT max(finished_at) FROM etl.runs WHERE job = ANY(%s) "
-                "AND status = 'succeeded' "
-                "AND coalesce((options->>'dry_run')::boolean, false) = false "
-                "AND rows_read IS NOT NULL",
-                (jobs,),
-            ).fetchone()
-            finished = row[0] if row else None
+            try:
+                with conn.transaction():
+                    row = conn.execute(
+                        "SELECT max(finished_at) FROM etl.runs WHERE job = ANY(%s) "
+                        "AND status = 'succeeded' "
+                        "AND coalesce((options->>'dry_run')::boolean, false) = false "
+                        "AND rows_read IS NOT NULL",
+                        (jobs,),
+                    ).fetchone()
+                finished = row[0] if row else None
+            except psycopg.errors.UndefinedTable:
+                pass  # no ETL run recorded yet: the print says "chưa nạp" (not loaded)
         lineage[layer.id] = (layer.metadata.get("department", ""), finished)
     return ProjectContext(extent=extent, lineage=lineage)
 
@@ -209,9 +213,9 @@ def render_project(
     """The project XML. ``kinds``: layer id → geometry kind (``styles.geometry_kinds``);
     layers missing from it (their table is not in the warehouse yet) are left out.
     ``context`` (``project_context``): the opening extent and the print's sources."""
-    context = context or ProjectContext()
     from pyproj import Transformer
 
+    context = context or ProjectContext()
     service_url = service_url.rstrip("/")
     directory = styles_dir(settings.layers_dir)
     root = ET.Element("qgis", {"projectname": settings.service_title, "version": "3.22.0"})
@@ -268,15 +272,15 @@ def render_project(
     extent = ET.SubElement(canvas, "extent")
     for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), (xmin, ymin, xmax, ymax), strict=True):
         extent.append(_text(tag, f"{value:.1f}"))
+    canvas.append(_text("rotation", "0"))
+    _srs(canvas, "destinationsrs", settings.province_srid)
+    root.append(project_layers)
     template = directory / LAYOUT_TEMPLATE
     if template.is_file():
         layouts = ET.SubElement(root, "Layouts")
         layouts.append(
             print_layout(template, shown, (xmin, ymin, xmax, ymax), context, settings, service_url)
         )
-    canvas.append(_text("rotation", "0"))
-    _srs(canvas, "destinationsrs", settings.province_srid)
-    root.append(project_layers)
     properties = ET.SubElement(root, "properties")
     # without it QGIS ignores <projectCrs> (a project "without projection")
     srs_property = ET.SubElement(properties, "SpatialRefSys")
@@ -330,8 +334,6 @@ def print_layout(
     """The A3 print layout: the QGIS-written template with the title, the sources and their
     dates, the map's extent (project CRS) and grid interval, and a legend of ``shown``
     (layer, data source), the layers switched on, top first."""
-    from datetime import date
-
     layout = ET.parse(template).getroot()
     texts = {
         "{title}": "Bản đồ hiện trạng và quy hoạch đô thị",
