@@ -68,6 +68,9 @@ class Layer:
     editable_provider: str | None = None
     # OGC API EDR of the layer's points; None: no EDR
     edr: Edr | None = None
+    # other languages by ISO 639-1 code: {"vi": {"title": …, "description": …, "keywords": […]}}
+    i18n: dict[str, dict[str, Any]] = field(default_factory=dict)
+    qgis: dict[str, Any] = field(default_factory=dict)  # the QGIS project: {"visible": bool}
 
     @property
     def editable(self) -> bool:
@@ -113,6 +116,8 @@ def load_layer(path: Path) -> Layer:
         style=_style(path, data.get("style")),
         editable_provider=(data.get("editable") or {}).get("provider"),
         edr=_edr(data.get("edr")),
+        i18n=data.get("i18n", {}),
+        qgis=data.get("qgis", {}),
     )
 
 

@@ -1,15 +1,15 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="25000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="10000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="use_type" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="residential" render="true" label="Residential"/>
-      <category symbol="1" value="commercial" render="true" label="Commercial"/>
-      <category symbol="2" value="office" render="true" label="Office"/>
-      <category symbol="3" value="education" render="true" label="Education"/>
-      <category symbol="4" value="health" render="true" label="Health"/>
-      <category symbol="5" value="public" render="true" label="Public"/>
-      <category symbol="6" value="industrial" render="true" label="Industrial"/>
-      <category symbol="7" value="" render="true" label="Other"/>
+      <category symbol="0" value="residential" render="true" label="Nhà ở"/>
+      <category symbol="1" value="commercial" render="true" label="Thương mại"/>
+      <category symbol="2" value="office" render="true" label="Văn phòng"/>
+      <category symbol="3" value="education" render="true" label="Giáo dục"/>
+      <category symbol="4" value="health" render="true" label="Y tế"/>
+      <category symbol="5" value="public" render="true" label="Công cộng"/>
+      <category symbol="6" value="industrial" render="true" label="Công nghiệp"/>
+      <category symbol="7" value="" render="true" label="Khác"/>
     </categories>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

@@ -6,9 +6,9 @@
       <se:Name>buildings</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Residential</se:Name>
+          <se:Name>Nhà ở</se:Name>
           <se:Description>
-            <se:Title>Residential</se:Title>
+            <se:Title>Nhà ở</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -17,7 +17,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#e8a87c</se:SvgParameter>
@@ -30,9 +30,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Commercial</se:Name>
+          <se:Name>Thương mại</se:Name>
           <se:Description>
-            <se:Title>Commercial</se:Title>
+            <se:Title>Thương mại</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -41,7 +41,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#c27ba0</se:SvgParameter>
@@ -54,9 +54,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Office</se:Name>
+          <se:Name>Văn phòng</se:Name>
           <se:Description>
-            <se:Title>Office</se:Title>
+            <se:Title>Văn phòng</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -65,7 +65,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#e06666</se:SvgParameter>
@@ -78,9 +78,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Education</se:Name>
+          <se:Name>Giáo dục</se:Name>
           <se:Description>
-            <se:Title>Education</se:Title>
+            <se:Title>Giáo dục</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -89,7 +89,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#f1c232</se:SvgParameter>
@@ -102,9 +102,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Health</se:Name>
+          <se:Name>Y tế</se:Name>
           <se:Description>
-            <se:Title>Health</se:Title>
+            <se:Title>Y tế</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -113,7 +113,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#6aa84f</se:SvgParameter>
@@ -126,9 +126,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Public</se:Name>
+          <se:Name>Công cộng</se:Name>
           <se:Description>
-            <se:Title>Public</se:Title>
+            <se:Title>Công cộng</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -137,7 +137,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#6fa8dc</se:SvgParameter>
@@ -150,9 +150,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Industrial</se:Name>
+          <se:Name>Công nghiệp</se:Name>
           <se:Description>
-            <se:Title>Industrial</se:Title>
+            <se:Title>Công nghiệp</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -161,7 +161,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#8e7cc3</se:SvgParameter>
@@ -174,9 +174,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other</se:Name>
+          <se:Name>Khác</se:Name>
           <se:Description>
-            <se:Title>Other</se:Title>
+            <se:Title>Khác</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>
@@ -190,7 +190,7 @@
             </ogc:Or>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#bcbcbc</se:SvgParameter>

@@ -6,9 +6,9 @@
       <se:Name>incidents</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>New</se:Name>
+          <se:Name>Mới tiếp nhận</se:Name>
           <se:Description>
-            <se:Title>New</se:Title>
+            <se:Title>Mới tiếp nhận</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -33,9 +33,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Assigned</se:Name>
+          <se:Name>Đã giao xử lý</se:Name>
           <se:Description>
-            <se:Title>Assigned</se:Title>
+            <se:Title>Đã giao xử lý</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -60,9 +60,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Resolved</se:Name>
+          <se:Name>Đã xử lý</se:Name>
           <se:Description>
-            <se:Title>Resolved</se:Title>
+            <se:Title>Đã xử lý</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -87,9 +87,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other</se:Name>
+          <se:Name>Khác</se:Name>
           <se:Description>
-            <se:Title>Other</se:Title>
+            <se:Title>Khác</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>

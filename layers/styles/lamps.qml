@@ -1,12 +1,12 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="50000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="50000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="status" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="on" render="true" label="On"/>
-      <category symbol="1" value="off" render="true" label="Off"/>
-      <category symbol="2" value="fault" render="true" label="Fault"/>
-      <category symbol="3" value="maintenance" render="true" label="Maintenance"/>
-      <category symbol="4" value="" render="true" label="Other"/>
+      <category symbol="0" value="on" render="true" label="Đang sáng"/>
+      <category symbol="1" value="off" render="true" label="Tắt"/>
+      <category symbol="2" value="fault" render="true" label="Hỏng"/>
+      <category symbol="3" value="maintenance" render="true" label="Đang bảo trì"/>
+      <category symbol="4" value="" render="true" label="Khác"/>
     </categories>
     <symbols>
       <symbol type="marker" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

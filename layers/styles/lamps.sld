@@ -6,9 +6,9 @@
       <se:Name>lamps</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>On</se:Name>
+          <se:Name>Đang sáng</se:Name>
           <se:Description>
-            <se:Title>On</se:Title>
+            <se:Title>Đang sáng</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -35,9 +35,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Off</se:Name>
+          <se:Name>Tắt</se:Name>
           <se:Description>
-            <se:Title>Off</se:Title>
+            <se:Title>Tắt</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -64,9 +64,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Fault</se:Name>
+          <se:Name>Hỏng</se:Name>
           <se:Description>
-            <se:Title>Fault</se:Title>
+            <se:Title>Hỏng</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -93,9 +93,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Maintenance</se:Name>
+          <se:Name>Đang bảo trì</se:Name>
           <se:Description>
-            <se:Title>Maintenance</se:Title>
+            <se:Title>Đang bảo trì</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -122,9 +122,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other</se:Name>
+          <se:Name>Khác</se:Name>
           <se:Description>
-            <se:Title>Other</se:Title>
+            <se:Title>Khác</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>

@@ -1,12 +1,12 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="susceptibility" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="low" render="true" label="Low"/>
-      <category symbol="1" value="moderate" render="true" label="Moderate"/>
-      <category symbol="2" value="high" render="true" label="High"/>
-      <category symbol="3" value="very_high" render="true" label="Very high"/>
-      <category symbol="4" value="" render="true" label="Other"/>
+      <category symbol="0" value="low" render="true" label="Nguy cơ thấp"/>
+      <category symbol="1" value="moderate" render="true" label="Nguy cơ trung bình"/>
+      <category symbol="2" value="high" render="true" label="Nguy cơ cao"/>
+      <category symbol="3" value="very_high" render="true" label="Nguy cơ rất cao"/>
+      <category symbol="4" value="" render="true" label="Khác"/>
     </categories>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

@@ -6,9 +6,9 @@
       <se:Name>landslide_zones</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Low</se:Name>
+          <se:Name>Nguy cơ thấp</se:Name>
           <se:Description>
-            <se:Title>Low</se:Title>
+            <se:Title>Nguy cơ thấp</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -28,9 +28,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Moderate</se:Name>
+          <se:Name>Nguy cơ trung bình</se:Name>
           <se:Description>
-            <se:Title>Moderate</se:Title>
+            <se:Title>Nguy cơ trung bình</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -50,9 +50,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>High</se:Name>
+          <se:Name>Nguy cơ cao</se:Name>
           <se:Description>
-            <se:Title>High</se:Title>
+            <se:Title>Nguy cơ cao</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -72,9 +72,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Very high</se:Name>
+          <se:Name>Nguy cơ rất cao</se:Name>
           <se:Description>
-            <se:Title>Very high</se:Title>
+            <se:Title>Nguy cơ rất cao</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -94,9 +94,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other</se:Name>
+          <se:Name>Khác</se:Name>
           <se:Description>
-            <se:Title>Other</se:Title>
+            <se:Title>Khác</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>

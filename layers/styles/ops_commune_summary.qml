@@ -1,11 +1,11 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
   <renderer-v2 type="graduatedSymbol" referencescale="-1" enableorderby="0" attr="lamps_fault" graduatedMethod="GraduatedColor" forceraster="0" symbollevels="0">
     <ranges>
-      <range lower="0.000000000000000" symbol="0" upper="0.500000000000000" render="true" label="No faulty lamp"/>
-      <range lower="0.500000000000000" symbol="1" upper="5.500000000000000" render="true" label="1–5 faulty lamps"/>
-      <range lower="5.500000000000000" symbol="2" upper="20.500000000000000" render="true" label="6–20 faulty lamps"/>
-      <range lower="20.500000000000000" symbol="3" upper="1000000.000000000000000" render="true" label="Over 20 faulty lamps"/>
+      <range lower="0.000000000000000" symbol="0" upper="0.500000000000000" render="true" label="Đèn hỏng (số đèn): không có"/>
+      <range lower="0.500000000000000" symbol="1" upper="5.500000000000000" render="true" label="1–5 đèn"/>
+      <range lower="5.500000000000000" symbol="2" upper="20.500000000000000" render="true" label="6–20 đèn"/>
+      <range lower="20.500000000000000" symbol="3" upper="1000000.000000000000000" render="true" label="trên 20 đèn"/>
     </ranges>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

@@ -6,9 +6,9 @@
       <se:Name>ops_commune_summary</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>No faulty lamp</se:Name>
+          <se:Name>Đèn hỏng (số đèn): không có</se:Name>
           <se:Description>
-            <se:Title>No faulty lamp</se:Title>
+            <se:Title>Đèn hỏng (số đèn): không có</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:And>
@@ -34,9 +34,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>1–5 faulty lamps</se:Name>
+          <se:Name>1–5 đèn</se:Name>
           <se:Description>
-            <se:Title>1–5 faulty lamps</se:Title>
+            <se:Title>1–5 đèn</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:And>
@@ -62,9 +62,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>6–20 faulty lamps</se:Name>
+          <se:Name>6–20 đèn</se:Name>
           <se:Description>
-            <se:Title>6–20 faulty lamps</se:Title>
+            <se:Title>6–20 đèn</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:And>
@@ -90,9 +90,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Over 20 faulty lamps</se:Name>
+          <se:Name>trên 20 đèn</se:Name>
           <se:Description>
-            <se:Title>Over 20 faulty lamps</se:Title>
+            <se:Title>trên 20 đèn</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:And>

@@ -6,9 +6,9 @@
       <se:Name>parcels</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Residential (ODT, ONT)</se:Name>
+          <se:Name>Đất ở (ODT, ONT)</se:Name>
           <se:Description>
-            <se:Title>Residential (ODT, ONT)</se:Title>
+            <se:Title>Đất ở (ODT, ONT)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -17,22 +17,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#f4a6a6</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#a36f6f</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Agriculture, forest, aquaculture</se:Name>
+          <se:Name>Đất nông nghiệp, lâm nghiệp, nuôi trồng thủy sản</se:Name>
           <se:Description>
-            <se:Title>Agriculture, forest, aquaculture</se:Title>
+            <se:Title>Đất nông nghiệp, lâm nghiệp, nuôi trồng thủy sản</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -41,22 +41,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#c5dc6a</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#839347</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>State offices (TSC)</se:Name>
+          <se:Name>Đất trụ sở cơ quan (TSC)</se:Name>
           <se:Description>
-            <se:Title>State offices (TSC)</se:Title>
+            <se:Title>Đất trụ sở cơ quan (TSC)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -65,22 +65,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#e06666</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#954444</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Defence and security (CQP, CAN)</se:Name>
+          <se:Name>Đất quốc phòng, an ninh (CQP, CAN)</se:Name>
           <se:Description>
-            <se:Title>Defence and security (CQP, CAN)</se:Title>
+            <se:Title>Đất quốc phòng, an ninh (CQP, CAN)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -89,22 +89,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#8e7cc3</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#5f5382</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Public services: culture, health, education, sport (D..)</se:Name>
+          <se:Name>Đất công trình sự nghiệp: văn hóa, y tế, giáo dục, thể thao (D..)</se:Name>
           <se:Description>
-            <se:Title>Public services: culture, health, education, sport (D..)</se:Title>
+            <se:Title>Đất công trình sự nghiệp: văn hóa, y tế, giáo dục, thể thao (D..)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -113,22 +113,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#f6b26b</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#a47747</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Business, industry, commerce (SK., TMD)</se:Name>
+          <se:Name>Đất sản xuất, kinh doanh, thương mại, dịch vụ (SK., TMD)</se:Name>
           <se:Description>
-            <se:Title>Business, industry, commerce (SK., TMD)</se:Title>
+            <se:Title>Đất sản xuất, kinh doanh, thương mại, dịch vụ (SK., TMD)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -137,22 +137,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#c27ba0</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#81526b</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Public use: transport, irrigation, energy, markets, parks</se:Name>
+          <se:Name>Đất công cộng: giao thông, thủy lợi, năng lượng, chợ, công viên</se:Name>
           <se:Description>
-            <se:Title>Public use: transport, irrigation, energy, markets, parks</se:Title>
+            <se:Title>Đất công cộng: giao thông, thủy lợi, năng lượng, chợ, công viên</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -161,22 +161,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#bcbcbc</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#7d7d7d</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Religion, beliefs, cemeteries (TON, TIN, NTD)</se:Name>
+          <se:Name>Đất tôn giáo, tín ngưỡng, nghĩa trang (TON, TIN, NTD)</se:Name>
           <se:Description>
-            <se:Title>Religion, beliefs, cemeteries (TON, TIN, NTD)</se:Title>
+            <se:Title>Đất tôn giáo, tín ngưỡng, nghĩa trang (TON, TIN, NTD)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -185,22 +185,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#a2c4c9</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#6c8386</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Rivers and water surfaces (SON, MNC)</se:Name>
+          <se:Name>Đất sông, mặt nước chuyên dùng (SON, MNC)</se:Name>
           <se:Description>
-            <se:Title>Rivers and water surfaces (SON, MNC)</se:Title>
+            <se:Title>Đất sông, mặt nước chuyên dùng (SON, MNC)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -209,22 +209,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#6fa8dc</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#4a7093</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other non-agricultural (PNK) and unknown codes</se:Name>
+          <se:Name>Đất phi nông nghiệp khác (PNK) và mã chưa xác định</se:Name>
           <se:Description>
-            <se:Title>Other non-agricultural (PNK) and unknown codes</se:Title>
+            <se:Title>Đất phi nông nghiệp khác (PNK) và mã chưa xác định</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -233,22 +233,22 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#e0e0e0</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#959595</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Unused land (BCS, DCS, NCS)</se:Name>
+          <se:Name>Đất chưa sử dụng (BCS, DCS, NCS)</se:Name>
           <se:Description>
-            <se:Title>Unused land (BCS, DCS, NCS)</se:Title>
+            <se:Title>Đất chưa sử dụng (BCS, DCS, NCS)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -257,17 +257,47 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#f7f3e3</se:SvgParameter>
             </se:Fill>
             <se:Stroke>
-              <se:SvgParameter name="stroke">#a5a297</se:SvgParameter>
+              <se:SvgParameter name="stroke">#7f7f7f</se:SvgParameter>
               <se:SvgParameter name="stroke-width">1</se:SvgParameter>
               <se:SvgParameter name="stroke-linejoin">bevel</se:SvgParameter>
             </se:Stroke>
           </se:PolygonSymbolizer>
+        </se:Rule>
+        <se:Rule>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>4000</se:MaxScaleDenominator>
+          <se:TextSymbolizer>
+            <se:Label>
+              <ogc:PropertyName>parcel_no</ogc:PropertyName>
+            </se:Label>
+            <se:Font>
+              <se:SvgParameter name="font-family">DejaVu Sans</se:SvgParameter>
+              <se:SvgParameter name="font-size">9</se:SvgParameter>
+            </se:Font>
+            <se:LabelPlacement>
+              <se:PointPlacement>
+                <se:AnchorPoint>
+                  <se:AnchorPointX>0.5</se:AnchorPointX>
+                  <se:AnchorPointY>0.5</se:AnchorPointY>
+                </se:AnchorPoint>
+              </se:PointPlacement>
+            </se:LabelPlacement>
+            <se:Halo>
+              <se:Radius>1.5</se:Radius>
+              <se:Fill>
+                <se:SvgParameter name="fill">#ffffff</se:SvgParameter>
+              </se:Fill>
+            </se:Halo>
+            <se:Fill>
+              <se:SvgParameter name="fill">#333333</se:SvgParameter>
+            </se:Fill>
+          </se:TextSymbolizer>
         </se:Rule>
       </se:FeatureTypeStyle>
     </UserStyle>

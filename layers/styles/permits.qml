@@ -1,12 +1,12 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="10000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="status" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="issued" render="true" label="Issued"/>
-      <category symbol="1" value="under_construction" render="true" label="Under construction"/>
-      <category symbol="2" value="completed" render="true" label="Completed"/>
-      <category symbol="3" value="expired" render="true" label="Expired"/>
-      <category symbol="4" value="" render="true" label="Other"/>
+      <category symbol="0" value="issued" render="true" label="Đã cấp"/>
+      <category symbol="1" value="under_construction" render="true" label="Đang xây dựng"/>
+      <category symbol="2" value="completed" render="true" label="Đã hoàn thành"/>
+      <category symbol="3" value="expired" render="true" label="Hết hiệu lực"/>
+      <category symbol="4" value="" render="true" label="Khác"/>
     </categories>
     <symbols>
       <symbol type="marker" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

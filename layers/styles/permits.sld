@@ -6,9 +6,9 @@
       <se:Name>permits</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Issued</se:Name>
+          <se:Name>Đã cấp</se:Name>
           <se:Description>
-            <se:Title>Issued</se:Title>
+            <se:Title>Đã cấp</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -16,6 +16,8 @@
               <ogc:Literal>issued</ogc:Literal>
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PointSymbolizer>
             <se:Graphic>
               <se:Mark>
@@ -33,9 +35,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Under construction</se:Name>
+          <se:Name>Đang xây dựng</se:Name>
           <se:Description>
-            <se:Title>Under construction</se:Title>
+            <se:Title>Đang xây dựng</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -43,6 +45,8 @@
               <ogc:Literal>under_construction</ogc:Literal>
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PointSymbolizer>
             <se:Graphic>
               <se:Mark>
@@ -60,9 +64,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Completed</se:Name>
+          <se:Name>Đã hoàn thành</se:Name>
           <se:Description>
-            <se:Title>Completed</se:Title>
+            <se:Title>Đã hoàn thành</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -70,6 +74,8 @@
               <ogc:Literal>completed</ogc:Literal>
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PointSymbolizer>
             <se:Graphic>
               <se:Mark>
@@ -87,9 +93,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Expired</se:Name>
+          <se:Name>Hết hiệu lực</se:Name>
           <se:Description>
-            <se:Title>Expired</se:Title>
+            <se:Title>Hết hiệu lực</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -97,6 +103,8 @@
               <ogc:Literal>expired</ogc:Literal>
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PointSymbolizer>
             <se:Graphic>
               <se:Mark>
@@ -114,9 +122,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other</se:Name>
+          <se:Name>Khác</se:Name>
           <se:Description>
-            <se:Title>Other</se:Title>
+            <se:Title>Khác</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>
@@ -129,6 +137,8 @@
               </ogc:PropertyIsNull>
             </ogc:Or>
           </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PointSymbolizer>
             <se:Graphic>
               <se:Mark>

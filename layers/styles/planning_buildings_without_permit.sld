@@ -6,9 +6,9 @@
       <se:Name>planning_buildings_without_permit</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>No permit found</se:Name>
+          <se:Name>Không tìm thấy giấy phép</se:Name>
           <se:Description>
-            <se:Title>No permit found</se:Title>
+            <se:Title>Không tìm thấy giấy phép</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -30,9 +30,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Built before the register (1995)</se:Name>
+          <se:Name>Xây trước khi có sổ cấp phép (1995)</se:Name>
           <se:Description>
-            <se:Title>Built before the register (1995)</se:Title>
+            <se:Title>Xây trước khi có sổ cấp phép (1995)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>

@@ -1,12 +1,12 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
   <renderer-v2 type="graduatedSymbol" referencescale="-1" enableorderby="0" attr="built_up_ratio" graduatedMethod="GraduatedColor" forceraster="0" symbollevels="0">
     <ranges>
-      <range lower="0.000000000000000" symbol="0" upper="0.100000000000000" render="true" label="Built-up ratio under 10 %"/>
+      <range lower="0.000000000000000" symbol="0" upper="0.100000000000000" render="true" label="Mật độ xây dựng (%): dưới 10"/>
       <range lower="0.100000000000000" symbol="1" upper="0.250000000000000" render="true" label="10–25 %"/>
       <range lower="0.250000000000000" symbol="2" upper="0.400000000000000" render="true" label="25–40 %"/>
       <range lower="0.400000000000000" symbol="3" upper="0.600000000000000" render="true" label="40–60 %"/>
-      <range lower="0.600000000000000" symbol="4" upper="1.000000000000000" render="true" label="over 60 %"/>
+      <range lower="0.600000000000000" symbol="4" upper="1.000000000000000" render="true" label="trên 60 %"/>
     </ranges>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

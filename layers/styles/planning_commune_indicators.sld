@@ -6,9 +6,9 @@
       <se:Name>planning_commune_indicators</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Built-up ratio under 10 %</se:Name>
+          <se:Name>Mật độ xây dựng (%): dưới 10</se:Name>
           <se:Description>
-            <se:Title>Built-up ratio under 10 %</se:Title>
+            <se:Title>Mật độ xây dựng (%): dưới 10</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:And>
@@ -118,9 +118,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>over 60 %</se:Name>
+          <se:Name>trên 60 %</se:Name>
           <se:Description>
-            <se:Title>over 60 %</se:Title>
+            <se:Title>trên 60 %</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:And>

@@ -1,11 +1,11 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="25000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="10000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="flood_return_period_years" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="10" render="true" label="Flooded every 10 years"/>
-      <category symbol="1" value="50" render="true" label="Flooded every 50 years"/>
-      <category symbol="2" value="100" render="true" label="Flooded every 100 years"/>
-      <category symbol="3" value="" render="true" label="Landslide or storm surge only"/>
+      <category symbol="0" value="10" render="true" label="Ngập với tần suất 10 năm"/>
+      <category symbol="1" value="50" render="true" label="Ngập với tần suất 50 năm"/>
+      <category symbol="2" value="100" render="true" label="Ngập với tần suất 100 năm"/>
+      <category symbol="3" value="" render="true" label="Chỉ sạt lở hoặc nước dâng do bão"/>
     </categories>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

@@ -6,9 +6,9 @@
       <se:Name>planning_hazard_parcels</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Flooded every 10 years</se:Name>
+          <se:Name>Ngập với tần suất 10 năm</se:Name>
           <se:Description>
-            <se:Title>Flooded every 10 years</se:Title>
+            <se:Title>Ngập với tần suất 10 năm</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -17,7 +17,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#b30000</se:SvgParameter>
@@ -30,9 +30,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Flooded every 50 years</se:Name>
+          <se:Name>Ngập với tần suất 50 năm</se:Name>
           <se:Description>
-            <se:Title>Flooded every 50 years</se:Title>
+            <se:Title>Ngập với tần suất 50 năm</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -41,7 +41,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#e34a33</se:SvgParameter>
@@ -54,9 +54,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Flooded every 100 years</se:Name>
+          <se:Name>Ngập với tần suất 100 năm</se:Name>
           <se:Description>
-            <se:Title>Flooded every 100 years</se:Title>
+            <se:Title>Ngập với tần suất 100 năm</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -65,7 +65,7 @@
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#fdbb84</se:SvgParameter>
@@ -78,9 +78,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Landslide or storm surge only</se:Name>
+          <se:Name>Chỉ sạt lở hoặc nước dâng do bão</se:Name>
           <se:Description>
-            <se:Title>Landslide or storm surge only</se:Title>
+            <se:Title>Chỉ sạt lở hoặc nước dâng do bão</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>
@@ -94,7 +94,7 @@
             </ogc:Or>
           </ogc:Filter>
           <se:MinScaleDenominator>0</se:MinScaleDenominator>
-          <se:MaxScaleDenominator>25000</se:MaxScaleDenominator>
+          <se:MaxScaleDenominator>10000</se:MaxScaleDenominator>
           <se:PolygonSymbolizer>
             <se:Fill>
               <se:SvgParameter name="fill">#8856a7</se:SvgParameter>

@@ -1,18 +1,18 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="50000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="50000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="1" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="CASE WHEN &quot;planned_land_use&quot; IN ('ODT', 'ONT') THEN 'residential' WHEN &quot;planned_land_use&quot; IN ('LUC', 'LUK', 'HNK', 'CLN', 'RSX', 'RPH', 'RDD', 'NTS', 'CNT', 'LMU', 'NKH') THEN 'agricultural' WHEN &quot;planned_land_use&quot; IN ('TSC') THEN 'state_offices' WHEN &quot;planned_land_use&quot; IN ('CQP', 'CAN') THEN 'defence_security' WHEN &quot;planned_land_use&quot; IN ('DVH', 'DXH', 'DYT', 'DGD', 'DTT', 'DKH', 'DNG', 'DSK') THEN 'public_service' WHEN &quot;planned_land_use&quot; IN ('SKK', 'SKN', 'SKT', 'TMD', 'SKC', 'SKS') THEN 'business' WHEN &quot;planned_land_use&quot; IN ('DGT', 'DTL', 'DNL', 'DBV', 'DCH', 'DRA', 'DKV') THEN 'public_use' WHEN &quot;planned_land_use&quot; IN ('TON', 'TIN', 'NTD') THEN 'religious_cemetery' WHEN &quot;planned_land_use&quot; IN ('SON', 'MNC') THEN 'water' WHEN &quot;planned_land_use&quot; IN ('PNK') THEN 'other' WHEN &quot;planned_land_use&quot; IN ('BCS', 'DCS', 'NCS') THEN 'unused' ELSE 'other' END" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="residential" render="true" label="Residential (ODT, ONT)"/>
-      <category symbol="1" value="agricultural" render="true" label="Agriculture, forest, aquaculture"/>
-      <category symbol="2" value="state_offices" render="true" label="State offices (TSC)"/>
-      <category symbol="3" value="defence_security" render="true" label="Defence and security (CQP, CAN)"/>
-      <category symbol="4" value="public_service" render="true" label="Public services: culture, health, education, sport (D..)"/>
-      <category symbol="5" value="business" render="true" label="Business, industry, commerce (SK., TMD)"/>
-      <category symbol="6" value="public_use" render="true" label="Public use: transport, irrigation, energy, markets, parks"/>
-      <category symbol="7" value="religious_cemetery" render="true" label="Religion, beliefs, cemeteries (TON, TIN, NTD)"/>
-      <category symbol="8" value="water" render="true" label="Rivers and water surfaces (SON, MNC)"/>
-      <category symbol="9" value="other" render="true" label="Other non-agricultural (PNK) and unknown codes"/>
-      <category symbol="10" value="unused" render="true" label="Unused land (BCS, DCS, NCS)"/>
+      <category symbol="0" value="residential" render="true" label="Đất ở (ODT, ONT)"/>
+      <category symbol="1" value="agricultural" render="true" label="Đất nông nghiệp, lâm nghiệp, nuôi trồng thủy sản"/>
+      <category symbol="2" value="state_offices" render="true" label="Đất trụ sở cơ quan (TSC)"/>
+      <category symbol="3" value="defence_security" render="true" label="Đất quốc phòng, an ninh (CQP, CAN)"/>
+      <category symbol="4" value="public_service" render="true" label="Đất công trình sự nghiệp: văn hóa, y tế, giáo dục, thể thao (D..)"/>
+      <category symbol="5" value="business" render="true" label="Đất sản xuất, kinh doanh, thương mại, dịch vụ (SK., TMD)"/>
+      <category symbol="6" value="public_use" render="true" label="Đất công cộng: giao thông, thủy lợi, năng lượng, chợ, công viên"/>
+      <category symbol="7" value="religious_cemetery" render="true" label="Đất tôn giáo, tín ngưỡng, nghĩa trang (TON, TIN, NTD)"/>
+      <category symbol="8" value="water" render="true" label="Đất sông, mặt nước chuyên dùng (SON, MNC)"/>
+      <category symbol="9" value="other" render="true" label="Đất phi nông nghiệp khác (PNK) và mã chưa xác định"/>
+      <category symbol="10" value="unused" render="true" label="Đất chưa sử dụng (BCS, DCS, NCS)"/>
     </categories>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

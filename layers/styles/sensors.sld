@@ -6,9 +6,9 @@
       <se:Name>sensors</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Water quality</se:Name>
+          <se:Name>Chất lượng nước</se:Name>
           <se:Description>
-            <se:Title>Water quality</se:Title>
+            <se:Title>Chất lượng nước</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -16,6 +16,8 @@
               <ogc:Literal>water_quality</ogc:Literal>
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
           <se:PointSymbolizer>
             <se:Graphic>
               <se:Mark>
@@ -33,9 +35,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Air quality</se:Name>
+          <se:Name>Chất lượng không khí</se:Name>
           <se:Description>
-            <se:Title>Air quality</se:Title>
+            <se:Title>Chất lượng không khí</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -43,6 +45,8 @@
               <ogc:Literal>air_quality</ogc:Literal>
             </ogc:PropertyIsEqualTo>
           </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
           <se:PointSymbolizer>
             <se:Graphic>
               <se:Mark>
@@ -60,9 +64,9 @@
           </se:PointSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other</se:Name>
+          <se:Name>Khác</se:Name>
           <se:Description>
-            <se:Title>Other</se:Title>
+            <se:Title>Khác</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>
@@ -75,6 +79,8 @@
               </ogc:PropertyIsNull>
             </ogc:Or>
           </ogc:Filter>
+          <se:MinScaleDenominator>0</se:MinScaleDenominator>
+          <se:MaxScaleDenominator>50000</se:MaxScaleDenominator>
           <se:PointSymbolizer>
             <se:Graphic>
               <se:Mark>

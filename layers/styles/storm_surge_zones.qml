@@ -1,12 +1,12 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="surge_class" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="0-1" render="true" label="Surge 0–1 m"/>
-      <category symbol="1" value="1-2" render="true" label="Surge 1–2 m"/>
-      <category symbol="2" value="2-3" render="true" label="Surge 2–3 m"/>
-      <category symbol="3" value=">3" render="true" label="Surge over 3 m"/>
-      <category symbol="4" value="" render="true" label="Other"/>
+      <category symbol="0" value="0-1" render="true" label="Nước dâng 0–1 m"/>
+      <category symbol="1" value="1-2" render="true" label="Nước dâng 1–2 m"/>
+      <category symbol="2" value="2-3" render="true" label="Nước dâng 2–3 m"/>
+      <category symbol="3" value=">3" render="true" label="Nước dâng trên 3 m"/>
+      <category symbol="4" value="" render="true" label="Khác"/>
     </categories>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

@@ -6,9 +6,9 @@
       <se:Name>storm_surge_zones</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Surge 0–1 m</se:Name>
+          <se:Name>Nước dâng 0–1 m</se:Name>
           <se:Description>
-            <se:Title>Surge 0–1 m</se:Title>
+            <se:Title>Nước dâng 0–1 m</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -28,9 +28,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Surge 1–2 m</se:Name>
+          <se:Name>Nước dâng 1–2 m</se:Name>
           <se:Description>
-            <se:Title>Surge 1–2 m</se:Title>
+            <se:Title>Nước dâng 1–2 m</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -50,9 +50,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Surge 2–3 m</se:Name>
+          <se:Name>Nước dâng 2–3 m</se:Name>
           <se:Description>
-            <se:Title>Surge 2–3 m</se:Title>
+            <se:Title>Nước dâng 2–3 m</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -72,9 +72,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Surge over 3 m</se:Name>
+          <se:Name>Nước dâng trên 3 m</se:Name>
           <se:Description>
-            <se:Title>Surge over 3 m</se:Title>
+            <se:Title>Nước dâng trên 3 m</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -94,9 +94,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other</se:Name>
+          <se:Name>Khác</se:Name>
           <se:Description>
-            <se:Title>Other</se:Title>
+            <se:Title>Khác</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:Or>

@@ -1,11 +1,11 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="event" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="raised" render="true" label="Raised"/>
-      <category symbol="1" value="escalated" render="true" label="Escalated"/>
-      <category symbol="2" value="de-escalated" render="true" label="De-escalated"/>
-      <category symbol="3" value="cleared" render="true" label="Cleared"/>
+      <category symbol="0" value="raised" render="true" label="Phát cảnh báo"/>
+      <category symbol="1" value="escalated" render="true" label="Nâng cấp báo động"/>
+      <category symbol="2" value="de-escalated" render="true" label="Hạ cấp báo động"/>
+      <category symbol="3" value="cleared" render="true" label="Kết thúc cảnh báo"/>
     </categories>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

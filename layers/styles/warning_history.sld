@@ -6,9 +6,9 @@
       <se:Name>warning_history</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Raised</se:Name>
+          <se:Name>Phát cảnh báo</se:Name>
           <se:Description>
-            <se:Title>Raised</se:Title>
+            <se:Title>Phát cảnh báo</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -28,9 +28,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Escalated</se:Name>
+          <se:Name>Nâng cấp báo động</se:Name>
           <se:Description>
-            <se:Title>Escalated</se:Title>
+            <se:Title>Nâng cấp báo động</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -50,9 +50,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>De-escalated</se:Name>
+          <se:Name>Hạ cấp báo động</se:Name>
           <se:Description>
-            <se:Title>De-escalated</se:Title>
+            <se:Title>Hạ cấp báo động</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -72,9 +72,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Cleared</se:Name>
+          <se:Name>Kết thúc cảnh báo</se:Name>
           <se:Description>
-            <se:Title>Cleared</se:Title>
+            <se:Title>Kết thúc cảnh báo</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>

@@ -1,10 +1,10 @@
 <!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis simplifyDrawingTol="1" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
+<qgis simplifyDrawingTol="1" labelsEnabled="0" simplifyLocal="1" simplifyDrawingHints="1" simplifyAlgorithm="0" simplifyMaxScale="1" symbologyReferenceScale="-1" minScale="100000000" version="3.22.16-Białowieża" styleCategories="Symbology|Labeling|Rendering" hasScaleBasedVisibilityFlag="0" maxScale="0">
   <renderer-v2 type="categorizedSymbol" referencescale="-1" enableorderby="0" attr="level" forceraster="0" symbollevels="0">
     <categories>
-      <category symbol="0" value="1" render="true" label="Alarm level I"/>
-      <category symbol="1" value="2" render="true" label="Alarm level II"/>
-      <category symbol="2" value="3" render="true" label="Alarm level III"/>
+      <category symbol="0" value="1" render="true" label="Báo động cấp I"/>
+      <category symbol="1" value="2" render="true" label="Báo động cấp II"/>
+      <category symbol="2" value="3" render="true" label="Báo động cấp III"/>
     </categories>
     <symbols>
       <symbol type="fill" force_rhr="0" clip_to_extent="1" alpha="1" name="0">

@@ -6,9 +6,9 @@
       <se:Name>warnings</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Alarm level I</se:Name>
+          <se:Name>Báo động cấp I</se:Name>
           <se:Description>
-            <se:Title>Alarm level I</se:Title>
+            <se:Title>Báo động cấp I</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -28,9 +28,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Alarm level II</se:Name>
+          <se:Name>Báo động cấp II</se:Name>
           <se:Description>
-            <se:Title>Alarm level II</se:Title>
+            <se:Title>Báo động cấp II</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -50,9 +50,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Alarm level III</se:Name>
+          <se:Name>Báo động cấp III</se:Name>
           <se:Description>
-            <se:Title>Alarm level III</se:Title>
+            <se:Title>Báo động cấp III</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>

@@ -6,9 +6,9 @@
       <se:Name>zoning</se:Name>
       <se:FeatureTypeStyle>
         <se:Rule>
-          <se:Name>Residential (ODT, ONT)</se:Name>
+          <se:Name>Đất ở (ODT, ONT)</se:Name>
           <se:Description>
-            <se:Title>Residential (ODT, ONT)</se:Title>
+            <se:Title>Đất ở (ODT, ONT)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -28,9 +28,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Agriculture, forest, aquaculture</se:Name>
+          <se:Name>Đất nông nghiệp, lâm nghiệp, nuôi trồng thủy sản</se:Name>
           <se:Description>
-            <se:Title>Agriculture, forest, aquaculture</se:Title>
+            <se:Title>Đất nông nghiệp, lâm nghiệp, nuôi trồng thủy sản</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -50,9 +50,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>State offices (TSC)</se:Name>
+          <se:Name>Đất trụ sở cơ quan (TSC)</se:Name>
           <se:Description>
-            <se:Title>State offices (TSC)</se:Title>
+            <se:Title>Đất trụ sở cơ quan (TSC)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -72,9 +72,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Defence and security (CQP, CAN)</se:Name>
+          <se:Name>Đất quốc phòng, an ninh (CQP, CAN)</se:Name>
           <se:Description>
-            <se:Title>Defence and security (CQP, CAN)</se:Title>
+            <se:Title>Đất quốc phòng, an ninh (CQP, CAN)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -94,9 +94,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Public services: culture, health, education, sport (D..)</se:Name>
+          <se:Name>Đất công trình sự nghiệp: văn hóa, y tế, giáo dục, thể thao (D..)</se:Name>
           <se:Description>
-            <se:Title>Public services: culture, health, education, sport (D..)</se:Title>
+            <se:Title>Đất công trình sự nghiệp: văn hóa, y tế, giáo dục, thể thao (D..)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -116,9 +116,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Business, industry, commerce (SK., TMD)</se:Name>
+          <se:Name>Đất sản xuất, kinh doanh, thương mại, dịch vụ (SK., TMD)</se:Name>
           <se:Description>
-            <se:Title>Business, industry, commerce (SK., TMD)</se:Title>
+            <se:Title>Đất sản xuất, kinh doanh, thương mại, dịch vụ (SK., TMD)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -138,9 +138,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Public use: transport, irrigation, energy, markets, parks</se:Name>
+          <se:Name>Đất công cộng: giao thông, thủy lợi, năng lượng, chợ, công viên</se:Name>
           <se:Description>
-            <se:Title>Public use: transport, irrigation, energy, markets, parks</se:Title>
+            <se:Title>Đất công cộng: giao thông, thủy lợi, năng lượng, chợ, công viên</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -160,9 +160,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Religion, beliefs, cemeteries (TON, TIN, NTD)</se:Name>
+          <se:Name>Đất tôn giáo, tín ngưỡng, nghĩa trang (TON, TIN, NTD)</se:Name>
           <se:Description>
-            <se:Title>Religion, beliefs, cemeteries (TON, TIN, NTD)</se:Title>
+            <se:Title>Đất tôn giáo, tín ngưỡng, nghĩa trang (TON, TIN, NTD)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -182,9 +182,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Rivers and water surfaces (SON, MNC)</se:Name>
+          <se:Name>Đất sông, mặt nước chuyên dùng (SON, MNC)</se:Name>
           <se:Description>
-            <se:Title>Rivers and water surfaces (SON, MNC)</se:Title>
+            <se:Title>Đất sông, mặt nước chuyên dùng (SON, MNC)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -204,9 +204,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Other non-agricultural (PNK) and unknown codes</se:Name>
+          <se:Name>Đất phi nông nghiệp khác (PNK) và mã chưa xác định</se:Name>
           <se:Description>
-            <se:Title>Other non-agricultural (PNK) and unknown codes</se:Title>
+            <se:Title>Đất phi nông nghiệp khác (PNK) và mã chưa xác định</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>
@@ -226,9 +226,9 @@
           </se:PolygonSymbolizer>
         </se:Rule>
         <se:Rule>
-          <se:Name>Unused land (BCS, DCS, NCS)</se:Name>
+          <se:Name>Đất chưa sử dụng (BCS, DCS, NCS)</se:Name>
           <se:Description>
-            <se:Title>Unused land (BCS, DCS, NCS)</se:Title>
+            <se:Title>Đất chưa sử dụng (BCS, DCS, NCS)</se:Title>
           </se:Description>
           <ogc:Filter xmlns:ogc="http://www.opengis.net/ogc">
             <ogc:PropertyIsEqualTo>

@@ -81,13 +81,19 @@ def publish_styles(layers: list[Layer], settings: Settings) -> None:
 def publish_qgis_project(path: Path, service_url: str, settings: Settings) -> None:
     """The ready QGIS project of the public collections (sdi.publish.qgis_project)."""
     from sdi.db import connect
-    from sdi.publish.qgis_project import public_layers, render_project, write_project
+    from sdi.publish.qgis_project import (
+        project_context,
+        public_layers,
+        render_project,
+        write_project,
+    )
     from sdi.publish.styles import geometry_kinds
 
     layers = load_layers(settings)
     with connect(settings) as conn:
         kinds = geometry_kinds(conn, layers)
-    write_project(path, render_project(layers, kinds, settings, service_url))
+        context = project_context(conn, layers)
+    write_project(path, render_project(layers, kinds, settings, service_url, context))
     missing = [layer.id for layer in public_layers(layers) if layer.id not in kinds]
     note = f" (not in the warehouse yet: {', '.join(missing)})" if missing else ""
     console.print(

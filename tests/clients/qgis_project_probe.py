@@ -46,6 +46,9 @@ def in_project_crs(layer, feature):
 
 def describe(layer):
     result = {"valid": layer.isValid(), "name": layer.name(), "provider": layer.providerType()}
+    result["abstract"] = layer.abstract()
+    labeling = layer.labeling() if layer.labelsEnabled() else None
+    result["labels"] = labeling.settings().fieldName if labeling is not None else None
     if not layer.isValid():
         return result
     request = QgsFeatureRequest().setFilterRect(layer.extent()).setLimit(1)
@@ -73,6 +76,7 @@ out["groups"] = {
     for group in project.layerTreeRoot().children()
     if isinstance(group, QgsLayerTreeGroup)
 }
+out["checked"] = {node.layerId(): node.isVisible() for node in project.layerTreeRoot().findLayers()}
 out["layers"] = {lid: describe(layer) for lid, layer in project.mapLayers().items()}
 if len(sys.argv) > 2:
     conninfo, tables = sys.argv[2], sys.argv[3:]

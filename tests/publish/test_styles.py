@@ -13,7 +13,7 @@ import pytest
 
 from sdi.errors import ConfigError
 from sdi.layers import load_layer, load_layers
-from sdi.publish.qgis_project import layer_id, public_layers, render_project
+from sdi.publish.qgis_project import GROUPS, layer_id, public_layers, render_project
 from sdi.publish.styles import (
     PREFIX,
     geometry_kinds,
@@ -73,13 +73,17 @@ def test_every_layer_has_a_style_that_fits_its_table(migrated: str, settings: Se
 
 
 def test_styles_are_generated_from_the_palette() -> None:
-    """Each style in styles.yml has its .qml and .sld (regenerate with qgis/make_styles.py)."""
+    """Each style in styles.yml has its .qml and .sld (regenerate with scripts/make_styles.py)."""
     import yaml
 
     palette = yaml.safe_load((STYLES / "styles.yml").read_text(encoding="utf-8"))
     names = set(palette["styles"]) | {f"default_{kind}" for kind in palette["defaults"]}
     assert {p.stem for p in STYLES.glob("*.qml")} == names
     assert {p.stem for p in STYLES.glob("*.sld")} == names
+    # the print layout template, with the items sdi.publish.qgis_project fills
+    template = ET.parse(STYLES / "print_a3.qpt").getroot()
+    items = {item.get("id") for item in template.iter("LayoutItem")}
+    assert {"title", "subtitle", "map", "legend", "scalebar", "north", "sources"} <= items
     lamps = read_style(STYLES, "lamps").qml_root
     categories = {c.get("value"): c.get("label") for c in lamps.iter("category")}
     assert categories == {row[0]: row[1] for row in palette["styles"]["lamps"]["categories"]}
@@ -201,10 +205,11 @@ def test_project_groups_layers_by_domain(migrated: str, settings: Settings, tmp_
         g.get("name"): [n.get("id") for n in g.iter("layer-tree-layer")]
         for g in root.find("layer-tree-group").findall("layer-tree-group")
     }
-    assert "sdi_oapif_planning_test" in groups["Planning"]
-    hazard = groups["Hazard"]  # points above polygons
+    names = dict(GROUPS)
+    assert "sdi_oapif_planning_test" in groups[names["planning"]]
+    hazard = groups[names["hazard"]]  # points above polygons
     assert hazard.index("sdi_oapif_gauges") < hazard.index("sdi_oapif_flood_zones")
-    assert {"sdi_oapif_lamps", "sdi_oapif_water_pipes"} <= set(groups["Utility"])
+    assert {"sdi_oapif_lamps", "sdi_oapif_water_pipes"} <= set(groups[names["utility"]])
     listed = [i for ids in groups.values() for i in ids]
     assert sorted(listed) == sorted(layer_id(layer) for layer in public_layers(layers))
     assert "sdi_oapif_permits_register" not in listed and "sdi_oapif_catalogue" not in listed
@@ -215,7 +220,10 @@ def test_project_groups_layers_by_domain(migrated: str, settings: Settings, tmp_
     )
     assert planning.find("renderer-v2").get("type") == "singleSymbol"
     assert planning.get("geometry") == "Polygon"
-    assert maplayers["sdi_oapif_parcels"].get("minScale") == "25000"
+    assert maplayers["sdi_oapif_parcels"].get("minScale") == "10000"
+    # a layer file without Vietnamese text keeps its English title
+    assert planning.findtext("layername") == "Zoning again"
+    assert maplayers["sdi_oapif_parcels"].findtext("layername") == "Thửa đất"
     assert root.find("projectCrs/spatialrefsys/authid").text == f"EPSG:{settings.province_srid}"
 
 
@@ -248,3 +256,17 @@ def test_publish_command_writes_styles_and_project(
         assert CliRunner().invoke(app, ["publish", "--no-styles"]).exit_code == 0
     finally:
         get_settings.cache_clear()
+
+
+def test_layers_and_legends_speak_vietnamese(settings: Settings) -> None:
+    """Every layer has a Vietnamese title (the QGIS project's layer name) and description;
+    a graduated legend says its unit in its first class."""
+    for layer in load_layers(settings):
+        vi = layer.i18n.get("vi", {})
+        assert vi.get("title") and vi.get("description"), layer.id
+        assert vi["title"] != layer.title, layer.id
+    for path in STYLES.glob("*.qml"):
+        renderer = read_style(STYLES, path.stem).qml_root.find("renderer-v2")
+        if renderer.get("type") == "graduatedSymbol":
+            first = renderer.find("ranges")[0].get("label")
+            assert re.search(r"\(.+\)", first), f"{path.name}: no unit in {first!r}"
