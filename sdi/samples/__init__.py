@@ -54,7 +54,7 @@ from sdi.samples.writers import (
 
 __all__ = ["CITIES", "GENERATOR_VERSION", "generate"]
 
-GENERATOR_VERSION = "4"  # bump when the files or their content change
+GENERATOR_VERSION = "5"  # bump when the files or their content change
 PARCELS_FORMATS = ("shp", "gpkg")
 
 # DBF fields of the land office's parcel shapefile (names ≤ 10 characters).
