@@ -35,6 +35,7 @@ INNER_MARGIN_M = 10.0
 # A 2025 centroid further than this from the mean of its old communes' centroids is a bad
 # geocode (two communes in the reference sit in Hạ Long bay, ~100 km from their islands).
 CENTROID_TOLERANCE_M = 20_000.0
+BOUNDS_TOLERANCE_DEG = 0.01
 # A frame origin (where a commune's street grid starts) at least this far inside the commune.
 ORIGIN_DEPTH_M = 400.0
 
@@ -117,7 +118,7 @@ def load_communes(reference_dir: Path | None = None) -> pd.DataFrame:
     ref = Path(reference_dir) if reference_dir else default_reference_dir()
     communes = pd.read_csv(ref / COMMUNES_CSV, dtype={"commune_code": str, "province_code": str})
     mapping = pd.read_csv(ref / OLD_TO_NEW_CSV, dtype=str)
-    legacy = pd.read_csv(ref / LEGACY_CSV, dtype={"commune_code": str})
+    legacy = _fix_legacy_centroids(pd.read_csv(ref / LEGACY_CSV, dtype={"commune_code": str}))
     communes = communes.sort_values("commune_code", kind="stable").reset_index(drop=True)
     df = pd.DataFrame(
         {
@@ -164,6 +165,22 @@ def load_communes(reference_dir: Path | None = None) -> pd.DataFrame:
     shapely.prepare(inner)
     df["inner"] = inner
     return df
+
+
+def _fix_legacy_centroids(legacy: pd.DataFrame) -> pd.DataFrame:
+    """Replace a pre-2025 centroid lying outside its own bounding box (by more than
+    ``BOUNDS_TOLERANCE_DEG``) by the box's centre: one bad geocode, Kỳ Thượng 07033, sits in
+    Bãi Cháy, 30 km south of its box."""
+    ends = legacy["commune_bounds"].str.split(" – ", expand=True)
+    lo = ends[0].str.split(",", expand=True).astype(float)
+    hi = ends[1].str.split(",", expand=True).astype(float)
+    lat, lon = legacy["lat"].astype(float), legacy["lon"].astype(float)
+    tol = BOUNDS_TOLERANCE_DEG
+    bad = (lat < lo[0] - tol) | (lat > hi[0] + tol) | (lon < lo[1] - tol) | (lon > hi[1] + tol)
+    out = legacy.copy()
+    out["lat"] = np.where(bad, (lo[0] + hi[0]) / 2, lat)
+    out["lon"] = np.where(bad, (lo[1] + hi[1]) / 2, lon)
+    return out
 
 
 def _voronoi_communes(
