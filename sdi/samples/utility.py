@@ -41,6 +41,7 @@ MONG_CAI_BORDER_CAMERAS = 20
 SECTOR_GRID = {"ha_long": (3, 3), "uong_bi": (3, 1), "cam_pha": (2, 2), "mong_cai": (3, 1)}
 PIPES_PER_CITY = 500
 SENSORS_PER_CITY = 12
+GRID_REACH_M = 6000.0
 
 
 def lamp_count(city: City) -> int:
@@ -69,7 +70,11 @@ def _grid_lines(layout: Layout, inner: shapely.Geometry, offset: float = 0.0) ->
     coordinate), lo, hi (the parcels' extent in the running coordinate).
     """
     frame = layout.frame
+    # Streets reach GRID_REACH_M from the centre at most (not the commune's far islands).
     far = float(shapely.hausdorff_distance(shapely.points(frame.cx, frame.cy), inner)) + 100
+    far = min(far, GRID_REACH_M)
+    box = (frame.cx - 1.5 * far, frame.cy - 1.5 * far, frame.cx + 1.5 * far, frame.cy + 1.5 * far)
+    inner = shapely.clip_by_rect(inner, *box)
     rows = []
     for axis, pitch in ((0, layout.pitch_v), (1, layout.pitch_u)):
         k = int(far / pitch) + 1
@@ -78,7 +83,7 @@ def _grid_lines(layout: Layout, inner: shapely.Geometry, offset: float = 0.0) ->
         rank = np.minimum(np.abs(j), np.abs(j + 1))
         rows.append(pd.DataFrame({"axis": axis, "pos": pos, "rank": rank}))
     lines = pd.concat(rows, ignore_index=True)
-    run = np.linspace(-far, far, int(2 * far / 40.0) + 2)  # streets bend: 40 m vertices
+    run = np.linspace(-far, far, int(2 * far / 150.0) + 2)  # bent streets: 150 m vertices
     a = lines["axis"].to_numpy()
     p = lines["pos"].to_numpy()
     u = np.where(a[:, None] == 0, run[None, :], p[:, None])
