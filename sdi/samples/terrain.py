@@ -113,8 +113,8 @@ def dem_raster(
     # Land: the province's (cells whose centre is inside the outline) and the neighbours'.
     on_land = rasterize([coast().land], out_shape=(ny, nx), transform=transform, dtype="uint8")
     land = (on_land > 0) | (coast().distance_km(gx, gy) > 0)
-    z = elevation(gx, gy, near)
-    dem = np.where(land, z, DEM_NODATA).astype(np.float32)
+    dem = np.full((ny, nx), DEM_NODATA, dtype=np.float32)
+    dem[land] = elevation(gx[land], gy[land], near)
     return dem, transform
 
 

@@ -41,7 +41,7 @@ MONG_CAI_BORDER_CAMERAS = 20
 SECTOR_GRID = {"ha_long": (3, 3), "uong_bi": (3, 1), "cam_pha": (2, 2), "mong_cai": (3, 1)}
 PIPES_PER_CITY = 500
 SENSORS_PER_CITY = 12
-GRID_REACH_M = 6000.0
+GRID_REACH_M = 3500.0
 
 
 def lamp_count(city: City) -> int:
