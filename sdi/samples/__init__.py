@@ -29,7 +29,7 @@ from sdi.samples.construction import (
 )
 from sdi.samples.hazard import NODATA, depth_raster, generate_hazard
 from sdi.samples.land import PARCEL_COLUMNS, generate_parcels, generate_zoning, to_multi
-from sdi.samples.terrain import DEM_NODATA, dem_raster, generate_terrain
+from sdi.samples.terrain import DEM_NODATA, generate_terrain
 from sdi.samples.utility import (
     generate_cameras,
     generate_env_readings,
@@ -54,7 +54,7 @@ from sdi.samples.writers import (
 
 __all__ = ["CITIES", "GENERATOR_VERSION", "generate"]
 
-GENERATOR_VERSION = "4"  # bump when the files or their content change
+GENERATOR_VERSION = "5"  # bump when the files or their content change
 PARCELS_FORMATS = ("shp", "gpkg")
 
 # DBF fields of the land office's parcel shapefile (names ≤ 10 characters).
@@ -325,7 +325,7 @@ def generate(
             out,
             f"hazard/elevation_{city.slug}.tif",
             city,
-            dem_raster(communes, city, terrain.sites),
+            terrain.dems[city.slug],
             manifest,
             epsg=UTM_EPSG,
             nodata=DEM_NODATA,

@@ -61,22 +61,35 @@ def to_cadastral(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 @dataclass(frozen=True)
 class Frame:
-    """A local grid frame: origin at a commune centroid, axes rotated by ``theta`` radians."""
+    """A local street frame: origin at a commune centroid, axes rotated by ``theta`` radians
+    and bent by two shears, so that the streets curve.
+
+    ``bend`` = (a1, l1, p1, a2, l2, p2): the streets along u wave across by
+    ``a1 sin(2π u / l1 + p1)`` metres, then those along v by ``a2 sin(2π v / l2 + p2)``. Each
+    shear keeps areas, so a lot's area is that of its (u, v) rectangle.
+    """
 
     cx: float
     cy: float
     theta: float
+    bend: tuple[float, float, float, float, float, float] = (0.0, 1.0, 0.0, 0.0, 1.0, 0.0)
 
     def to_xy(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Local (u, v) metres → EPSG:5899 (x, y)."""
+        a1, l1, p1, a2, l2, p2 = self.bend
+        v = v + a1 * np.sin(2 * np.pi * np.asarray(u) / l1 + p1)
+        u = u + a2 * np.sin(2 * np.pi * v / l2 + p2)
         c, s = np.cos(self.theta), np.sin(self.theta)
         return self.cx + u * c - v * s, self.cy + u * s + v * c
 
     def to_uv(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """EPSG:5899 (x, y) → local (u, v) metres."""
+        a1, l1, p1, a2, l2, p2 = self.bend
         c, s = np.cos(self.theta), np.sin(self.theta)
         dx, dy = x - self.cx, y - self.cy
-        return dx * c + dy * s, -dx * s + dy * c
+        u, v = dx * c + dy * s, -dx * s + dy * c
+        u = u - a2 * np.sin(2 * np.pi * v / l2 + p2)
+        return u, v - a1 * np.sin(2 * np.pi * u / l1 + p1)
 
 
 def allocate(total: int, weights: np.ndarray, minimum: int = 0) -> np.ndarray:

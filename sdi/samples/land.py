@@ -1,7 +1,8 @@
 """Land data: cadastral parcels (as a land office delivers them) and the zoning plan.
 
-Parcels are laid out per commune on a slightly rotated grid of blocks around the commune
-centroid. Blocks are separated by roads; inside a block, lots are laid out in rows with
+Parcels are laid out per commune on a grid of blocks around the commune centroid, turned
+(±45°) and bent (two gentle area-keeping shears: the streets curve, differently in each
+commune). Blocks are separated by roads; inside a block, lots are laid out in rows with
 random widths and depths (larger in agricultural and industrial blocks), so they never
 overlap. Only lots whose four corners fall inside the commune (shrunk by a margin) are kept,
 the blocks nearest the centroid first. When a commune is too small for its share of the
@@ -37,6 +38,9 @@ MIN_INVALID = 5
 # Block grid (metres at shrink factor 1).
 BLOCK_U, BLOCK_V, ROAD_W = 180.0, 100.0, 10.0
 LOT_GAP = 0.4
+# Street bends: wavelength (m) and steepest slope of each of the two shears of a frame.
+BEND_WAVELENGTH = (900.0, 2600.0)
+BEND_SLOPE = (0.03, 0.08)
 RES, AGRI, IND = 0, 1, 2
 # Lot widths (along the road) and depths per block class: (w_min, w_max, d_min, d_max).
 LOT_DIMS = np.array(
@@ -223,6 +227,18 @@ def _layout_candidates(
     }
 
 
+def _street_pattern(
+    rng: np.random.Generator,
+) -> tuple[float, tuple[float, float, float, float, float, float]]:
+    """A commune's street orientation (radians) and bends (see :class:`Frame`)."""
+    theta = float(rng.uniform(-np.pi / 4, np.pi / 4))
+    lengths = rng.uniform(*BEND_WAVELENGTH, 2)
+    amplitude = rng.uniform(*BEND_SLOPE, 2) * lengths / (2 * np.pi)
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    bend = (amplitude[0], lengths[0], phase[0], amplitude[1], lengths[1], phase[1])
+    return theta, tuple(float(b) for b in bend)
+
+
 def _expected_cell(is_ward: bool) -> float:
     res = 0.8 if is_ward else 0.5
     return res * CELL_AREA[RES] + (0.92 - res) * CELL_AREA[AGRI] + 0.08 * CELL_AREA[IND]
@@ -234,7 +250,7 @@ def layout_commune(
     """Lay out ``n`` lots in one commune; returns lot arrays (nearest first) and the layout."""
     is_ward = commune["commune_type"] != "Xã"
     inner = commune["inner"]
-    frame = Frame(float(commune["x"]), float(commune["y"]), float(rng.uniform(-0.2, 0.2)))
+    frame = Frame(float(commune["x"]), float(commune["y"]), *_street_pattern(rng))
     far = float(shapely.hausdorff_distance(shapely.points(frame.cx, frame.cy), commune["geometry"]))
     avail = shapely.area(inner)
     cell = _expected_cell(is_ward)
@@ -497,8 +513,9 @@ def generate_zoning(
         func[func == HOME] = "ODT" if is_ward else "ONT"
         cu = np.stack([ub[tu], ub[tu + 1], ub[tu + 1], ub[tu], ub[tu]], axis=1)
         cv = np.stack([vb[tv], vb[tv], vb[tv + 1], vb[tv + 1], vb[tv]], axis=1)
-        x, y = lay.frame.to_xy(cu, cv)
-        rect = shapely.polygons(np.stack([x, y], axis=2))
+        # Tiles follow the bent streets: their edges are densified before bending.
+        rect = shapely.segmentize(shapely.polygons(np.stack([cu, cv], axis=2)), 25.0)
+        rect = shapely.transform(rect, lambda uv, f=lay.frame: np.column_stack(f.to_xy(*uv.T)))
         geom = shapely.intersection(rect, geoms[code])
         limits = np.array([ZONE_LIMITS[f] for f in func]).reshape(-1, 4)
         far = np.round(rng.uniform(limits[:, 0], limits[:, 1]), 2)

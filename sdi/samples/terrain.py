@@ -2,18 +2,18 @@
 
 One province-wide terrain, so that the four cities' rasters agree where they overlap:
 
-- **Coast**: a wavy line through the southern edge of the four cities (in VN-2000 / UTM 48N,
-  EPSG:3405, where the DEM lives). South of it is sea: the DEM has nodata there.
-- **Elevation**: a coastal plain rising 2.5 m per km inland; beyond 2.5 km from the coast,
-  hills (a rolling relief rising with the distance) and one steep massif at each landslide
-  site. Islands are not modelled (Vĩnh Thực, off Móng Cái, is sea on the DEM).
-- **Storm surge**: the zone flooded by a surge of height h is exactly the land below h m, i.e.
-  the strip of the coastal plain within h / 2.5 km of the coast (the hills start further
-  inland), cut per commune: four nested typhoon scenarios, the way the marine forecasting centre
-  maps them (levels 8-9, 10-11, 12-13, 14-15 of the Beaufort scale used in Vietnam).
-- **Landslides**: sites on the hills (at least 6 km inland; the coal-mining hills of Hạ Long,
-  Uông Bí and Cẩm Phả, fewer in Móng Cái), each a core of very high susceptibility ringed by
-  high, moderate and low classes — the susceptibility map the geology institute delivers.
+- **Coast**: the real coastline of the province outline (``sdi.samples.relief``): the sea,
+  the bays and the estuaries are nodata on the DEM; the islands are land.
+- **Elevation**: a coastal plain rising 2.5 m per km from the coast; beyond 2.5 km inland,
+  hills (a rolling relief rising with the distance from the sea, hence northwards towards the
+  Yên Tử and Bình Liêu ranges) and one steep massif at each landslide site.
+- **Storm surge**: the zone flooded by a surge of height h is exactly the land below h m on
+  the DEM (polygons of the DEM's cells, cut per commune): four nested typhoon scenarios, the
+  way the marine forecasting centre maps them (levels 8-9, 10-11, 12-13, 14-15 of the Beaufort
+  scale used in Vietnam). They follow the real coast, islands included.
+- **Landslides**: sites on the hills (at least 6 km from the sea; the coal-mining hills of Hạ
+  Long, Uông Bí and Cẩm Phả, fewer in Móng Cái), each a core of very high susceptibility ringed
+  by high, moderate and low classes — the susceptibility map the geology institute delivers.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import shapely
 from affine import Affine
+from rasterio.features import rasterize, shapes
+from shapely.geometry import shape
 
 from sdi.samples.common import (
     CADASTRAL_EPSG,
@@ -34,31 +36,13 @@ from sdi.samples.common import (
 )
 from sdi.samples.communes import CITIES, City
 from sdi.samples.hazard import N_VERTICES, star_radius
+from sdi.samples.relief import coast, inland_km_cadastral, relief
 from sdi.samples.writers import reproject
 
 DEM_PIXEL = 50.0
 DEM_NODATA = -32768.0
 DEM_MARGIN = 500.0
-PLAIN_SLOPE = 2.5  # metres per km of the coastal plain
-PLAIN_KM = 2.5  # the hills start this far inland (beyond the largest surge zone)
 LANDSLIDE_MIN_KM = 6.0  # landslide sites lie at least this far inland
-
-# Control points of the coastline (EPSG:3405 easting, northing), west to east.
-COAST = np.array(
-    [
-        (660_000, 2_322_500),
-        (683_000, 2_324_000),
-        (700_000, 2_318_500),
-        (711_000, 2_316_800),
-        (720_500, 2_315_000),
-        (730_000, 2_321_800),
-        (742_000, 2_323_800),
-        (790_000, 2_377_000),
-        (805_000, 2_377_500),
-        (840_000, 2_380_000),
-    ],
-    dtype=float,
-)
 
 # Typhoon scenarios: (level on the Beaufort scale, surge height in metres, surge class).
 SURGE_SCENARIOS = (
@@ -88,30 +72,18 @@ class Terrain:
     sites: pd.DataFrame  # landslide sites: x, y (EPSG:3405), amplitude, sigma
     landslide: pd.DataFrame  # landslide zone columns, EPSG:5899 geometry, city
     surge: pd.DataFrame  # storm-surge zone columns, EPSG:5899 geometry, city
-
-
-def coast_northing(x: np.ndarray) -> np.ndarray:
-    """Northing (EPSG:3405) of the coastline at easting ``x``."""
-    x = np.asarray(x, dtype=float)
-    return (
-        np.interp(x, COAST[:, 0], COAST[:, 1])
-        + 300.0 * np.sin(2 * np.pi * x / 5200 + 1.0)
-        + 140.0 * np.sin(2 * np.pi * x / 1900 + 2.0)
-    )
+    dems: dict[str, tuple[np.ndarray, Affine]]  # per city slug: DEM and its transform
 
 
 def elevation(x: np.ndarray, y: np.ndarray, sites: pd.DataFrame) -> np.ndarray:
-    """Elevation in metres at EPSG:3405 points (NaN at sea), rounded to 0.1 m."""
-    dk = (y - coast_northing(x)) / 1000.0
-    t = np.clip((dk - PLAIN_KM) / 3.5, 0.0, 1.0)
-    hills = 12.0 * np.maximum(dk - PLAIN_KM, 0.0) + 40.0 * (
-        1.0 + np.sin(x / 2300.0 + 0.7) * np.cos(y / 1900.0 + 1.3)
-    )
+    """Elevation in metres at EPSG:3405 land points (0 at the coastline), rounded to 0.1 m."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    massifs = np.zeros(np.broadcast(x, y).shape)
     for site in sites.itertuples(index=False):
         r2 = (x - site.x) ** 2 + (y - site.y) ** 2
-        hills = hills + site.amplitude * np.exp(-r2 / (2.0 * site.sigma**2))
-    z = PLAIN_SLOPE * dk + t * t * (3.0 - 2.0 * t) * hills
-    return np.where(dk > 0, np.round(z, 1), np.nan)
+        massifs = massifs + site.amplitude * np.exp(-r2 / (2.0 * site.sigma**2))
+    dk = np.maximum(coast().distance_km(x, y), 0.0)
+    return np.round(relief(x, y, dk, massifs), 1)
 
 
 def dem_raster(
@@ -137,15 +109,13 @@ def dem_raster(
         & (sites["y"] > py[-1] - 5 * sites["sigma"])
         & (sites["y"] < py[0] + 5 * sites["sigma"])
     ]
-    z = elevation(gx, gy, near)
-    dem = np.where(np.isnan(z), DEM_NODATA, z).astype(np.float32)
-    return dem, Affine(DEM_PIXEL, 0, x0, 0, -DEM_PIXEL, y1)
-
-
-def _inland_km(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Distance inland (km, north of the coast) of EPSG:5899 points."""
-    ux, uy = transformer(CADASTRAL_EPSG, UTM_EPSG).transform(x, y)
-    return (np.asarray(uy) - coast_northing(np.asarray(ux))) / 1000.0
+    transform = Affine(DEM_PIXEL, 0, x0, 0, -DEM_PIXEL, y1)
+    # Land: the province's (cells whose centre is inside the outline) and the neighbours'.
+    on_land = rasterize([coast().land], out_shape=(ny, nx), transform=transform, dtype="uint8")
+    land = (on_land > 0) | (coast().distance_km(gx, gy) > 0)
+    dem = np.full((ny, nx), DEM_NODATA, dtype=np.float32)
+    dem[land] = elevation(gx[land], gy[land], near)
+    return dem, transform
 
 
 def _landslides(communes: pd.DataFrame, city: City, seed: int) -> tuple[list, list]:
@@ -158,7 +128,7 @@ def _landslides(communes: pd.DataFrame, city: City, seed: int) -> tuple[list, li
     owner = np.full(xs.size, -1)
     for i, inner in enumerate(mine["inner"]):
         owner[(owner < 0) & shapely.contains_xy(inner, xs, ys)] = i
-    inland = _inland_km(xs, ys)
+    inland = inland_km_cadastral(xs, ys)
     sites, zones = [], []
     for k in np.flatnonzero((owner >= 0) & (inland >= LANDSLIDE_MIN_KM)):
         if len(sites) == LANDSLIDE_SITES[city.slug]:
@@ -215,21 +185,29 @@ def _landslides(communes: pd.DataFrame, city: City, seed: int) -> tuple[list, li
     return utm, zones
 
 
-def _surge(communes: pd.DataFrame, city: City) -> list[dict]:
-    """Storm-surge zones of one city: per coastal commune, one zone per typhoon scenario."""
+def _surge(communes: pd.DataFrame, city: City, dem: tuple[np.ndarray, Affine]) -> list[dict]:
+    """Storm-surge zones of one city: per coastal commune, one zone per typhoon scenario.
+
+    The zone of a surge of h metres is the union of the DEM's cells below h (so every cell
+    centre inside it is below h), reprojected and cut by the commune.
+    """
     mine = communes[communes["city"] == city.slug]
-    xmin, _ymin, xmax, _ymax = shapely.total_bounds(
-        reproject(mine["geometry"].to_numpy(), CADASTRAL_EPSG, UTM_EPSG)
-    )
-    x = np.arange(xmin - 1000.0, xmax + 1000.0, 50.0)
-    coast = coast_northing(x)
+    z, transform = dem
+    land = z != DEM_NODATA
     zones = []
     for number, (level, height, klass) in enumerate(SURGE_SCENARIOS, start=1):
-        top = coast + height / PLAIN_SLOPE * 1000.0
-        ring = np.concatenate([np.stack([x, coast], 1), np.stack([x[::-1], top[::-1]], 1)])
-        band = reproject(np.array([shapely.polygons(ring)]), UTM_EPSG, CADASTRAL_EPSG)[0]
+        low = (land & (z < height)).astype(np.uint8)
+        cells = [shape(g) for g, _v in shapes(low, mask=low > 0, transform=transform)]
+        if not cells:
+            continue
+        band = shapely.coverage_union_all(np.asarray(cells, dtype=object))
+        band = reproject(np.array([band]), UTM_EPSG, CADASTRAL_EPSG)[0]
+        shapely.prepare(band)
         for commune in mine.itertuples(index=False):
-            part = shapely.intersection(band, commune.inner)
+            if not shapely.intersects(band, commune.inner):
+                continue
+            near = shapely.clip_by_rect(band, *shapely.bounds(commune.inner))
+            part = shapely.intersection(near, commune.inner)
             if shapely.area(part) < SURGE_MIN_AREA_M2:
                 continue
             zones.append(
@@ -255,15 +233,18 @@ def _multipolygons(geoms: list) -> np.ndarray:
 
 
 def generate_terrain(communes: pd.DataFrame, *, seed: int) -> Terrain:
-    """Landslide sites and zones, and storm-surge zones, of the four cities."""
+    """Landslide sites and zones, the cities' DEMs, and storm-surge zones."""
     sites, landslide, surge = [], [], []
     for city in CITIES:
         city_sites, city_zones = _landslides(communes, city, seed)
         sites += city_sites
         landslide += city_zones
-        surge += _surge(communes, city)
+    sites_df = pd.DataFrame(sites)
+    dems = {city.slug: dem_raster(communes, city, sites_df) for city in CITIES}
+    for city in CITIES:
+        surge += _surge(communes, city, dems[city.slug])
     landslide_df = pd.DataFrame(landslide)
     landslide_df["geometry"] = _multipolygons(list(landslide_df["geometry"]))
     surge_df = pd.DataFrame(surge)
     surge_df["geometry"] = _multipolygons(list(surge_df["geometry"]))
-    return Terrain(pd.DataFrame(sites), landslide_df, surge_df)
+    return Terrain(sites_df, landslide_df, surge_df, dems)
