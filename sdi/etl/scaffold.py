@@ -127,6 +127,19 @@ def _column_type(values: pd.Series, declared: str | None) -> str:
     return "text"
 
 
+def _csv_type(values: pd.Series) -> str:
+    """CSV values are all text: integer or float when every sampled value reads as one (codes
+    with a leading zero, like commune codes, stay text)."""
+    text = values.astype(str).str.strip()
+    if text.empty or text.str.match(r"^-?0\d").any():
+        return "text"
+    if text.str.fullmatch(r"-?\d{1,9}").all():
+        return "integer"
+    if text.str.fullmatch(r"-?\d+([.,]\d+)?").all():
+        return "float"
+    return "text"
+
+
 def _srid_of(crs: str | None, path: Path) -> tuple[int | None, str]:
     """EPSG code of a CRS GDAL read from the file, with where it came from."""
     where = {
@@ -136,7 +149,7 @@ def _srid_of(crs: str | None, path: Path) -> tuple[int | None, str]:
         ".json": "GeoJSON (RFC 7946: WGS 84 unless a crs member says otherwise)",
     }.get(path.suffix.lower(), "the file's CRS")
     if not crs:
-        return None, f"no CRS in the file (no {where})"
+        return None, "no CRS in the file" + (f" (no {where})" if where.endswith(".prj") else "")
     match = re.fullmatch(r"EPSG:(\d+)", crs)
     if match:
         return int(match.group(1)), f"{where} says {crs}"
@@ -269,6 +282,12 @@ def inspect_file(
                     if len(found) == 1
                     else "Multi" + "".join(sorted({_KINDS.get(f, "x") for f in found}))
                 )
+    if driver == "CSV" and bounds is not None and x and y:
+        minx, miny, maxx, maxy = bounds
+        if minx >= 1_000_000 and maxx <= 3_000_000 and miny >= 100_000 and maxy <= 900_000:
+            # VN-2000 surveyors write X = northing, Y = easting: swap, and say so in the spec
+            x, y = y, x
+            bounds = (miny, minx, maxy, maxx)
     geometry_type = geometry_type.removesuffix(" Z").removesuffix("Z").removesuffix(" M")
     target_geometry = {
         "Polygon": "MultiPolygon",
@@ -297,7 +316,9 @@ def inspect_file(
             FieldInfo(
                 source=str(name),
                 column=column_name(str(name), taken),
-                type=_column_type(values, declared_types.get(name)),
+                type=_csv_type(present_values)
+                if driver == "CSV"
+                else _column_type(values, declared_types.get(name)),
                 present=len(present_values),
                 distinct=int(present_values.astype(str).nunique()),
                 examples=examples,
@@ -346,8 +367,13 @@ def _yaml_scalar(value: Any) -> str:
     )
 
 
+def _printable(text: str) -> str:
+    """YAML comments take printable characters only: evidence quotes raw bytes (\\x90)."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02X}" for c in text)
+
+
 def _comment(text: str, indent: str = "") -> str:
-    return "".join(f"{indent}# {line}\n" for line in text.splitlines())
+    return "".join(f"{indent}# {_printable(line)}\n" for line in text.splitlines())
 
 
 def source_path(path: Path, settings: Settings) -> str:
@@ -393,7 +419,7 @@ def render_job(
     if found.x and found.y:
         lines.append(
             f"  geometry: {{x: {_yaml_scalar(found.x)}, y: {_yaml_scalar(found.y)}}}"
-            "   # VN-2000 surveyors write X = northing: check"
+            "   # x = easting/longitude (VN-2000 surveyors write X = northing): check"
         )
     elif found.wkt:
         lines.append(f"  geometry: {{wkt: {_yaml_scalar(found.wkt)}}}")
@@ -415,7 +441,7 @@ def render_job(
     lines.append("fields:                           # target column: source field")
     for f in found.fields:
         example = f"   # e.g. {', '.join(f.examples)}" if f.examples else ""
-        example = example.replace("\n", " ")[:100]
+        example = _printable(example.replace("\n", " "))[:100]
         if f.type == "text":
             lines.append(f"  {f.column}: {_yaml_scalar(f.source)}{example}")
         else:

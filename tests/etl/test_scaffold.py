@@ -233,3 +233,28 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, settings, monkeypatch) -> No
         assert done.returncode != 0 and says in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "jobs").exists() or not list((tmp_path / "jobs").iterdir())
+
+
+def test_a_surveyors_csv_gets_its_axes_swapped_and_a_guess_that_says_so(
+    tmp_path: Path, settings
+) -> None:
+    """X = northing, Y = easting (VN-2000 surveyors), no CRS anywhere: the spec maps x from
+    Y, and the SRID is a guess the comment calls one."""
+    from sdi.etl.scaffold import inspect_file, render_job
+
+    path = tmp_path / "den.csv"
+    path.write_text(
+        "ma_den,ten_duong,X,Y,cong_suat,ma_xa\n"
+        "DT001,Đường Trần Phú,2331234.5,427123.4,120,06685\n"
+        "DT002,Phố Cao Thắng,2331300.1,427200.9,150,06685\n"
+        "DT003,Đường Hạ Long,2331400.7,427300.2,100,06688\n",
+        encoding="utf-8",
+    )
+    found = inspect_file(path, settings=settings)
+    assert (found.x, found.y) == ("Y", "X")
+    assert found.srid == settings.province_srid and "GUESSED" in found.srid_evidence
+    types = {f.column: f.type for f in found.fields}
+    assert types == {"ma_den": "text", "ten_duong": "text", "cong_suat": "integer", "ma_xa": "text"}
+    assert found.natural_key == "ma_den"
+    spec = yaml.safe_load(render_job("den", found, "utility.den", None, settings))
+    assert spec["source"]["geometry"] == {"x": "Y", "y": "X"}
