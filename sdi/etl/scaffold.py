@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 import typer
 import yaml
@@ -33,6 +34,7 @@ from sdi.errors import ConfigError, SdiError, SourceError
 from sdi.settings import Settings, get_settings
 
 SAMPLE_ROWS = 10_000
+DETECT_ROWS = 2_000  # rows the encoding is detected on (sdi.etl's detection)
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 app = typer.Typer(help="Published layers: scaffold a new one from a delivered file.")
 
@@ -187,19 +189,57 @@ def _guess_srid(
     return None, f"the coordinates ({minx}..{maxx}, {miny}..{maxy}) fit no CRS we know"
 
 
-def _natural_key(fields: list[FieldInfo], sampled: int) -> tuple[str | None, str]:
+def _hinted(column: str) -> bool:
+    """Named like an identifier (id, code, ma_…, so_hieu, …)."""
+    return any(column == h or column.startswith(h) or column.endswith("_" + h) for h in _KEY_HINTS)
+
+
+def _key_combination(
+    fields: list[FieldInfo], frame: pd.DataFrame, sampled: int
+) -> tuple[str | None, str]:
+    """No single field identifies a row: the first 2 or 3 always-present fields (of the first
+    eight such) whose combination is distinct in the sample, as a template."""
+    from itertools import combinations
+
+    usable = [
+        f
+        for f in fields
+        if sampled and f.present == sampled and f.type in ("text", "integer", "bigint")
+    ][:8]
+    for size in (2, 3):
+        for combo in combinations(usable, size):
+            if not frame[[f.source for f in combo]].astype(str).duplicated().any():
+                # The sample is the file's first rows, often one commune or sheet: a code
+                # field (ma…, …_id) that is constant there may still tell the rest apart.
+                codes = [f for f in usable if _hinted(f.column) and f not in combo]
+                chosen = [f for f in usable if f in combo or f in codes]
+                template = "-".join("{" + f.source + "}" for f in chosen)
+                return template, (
+                    f"no single field is distinct in the {sampled:,} sampled rows; "
+                    f"{' + '.join(f.source for f in combo)} together are"
+                    + (
+                        f" ({', '.join(f.source for f in codes)} added: a code that may tell "
+                        "the rest of the file apart)"
+                        if codes
+                        else ""
+                    )
+                )
+    return None, (
+        f"no field, nor 2 or 3 together, is present and distinct in all {sampled:,} sampled "
+        "rows: write a template of the fields that identify a feature, e.g. '{A}-{B}'"
+    )
+
+
+def _natural_key(
+    fields: list[FieldInfo], frame: pd.DataFrame, sampled: int
+) -> tuple[str | None, str]:
     candidates = [f for f in fields if sampled and f.present == sampled and f.distinct == sampled]
     candidates = [f for f in candidates if f.type in ("text", "integer", "bigint")]
     if not candidates:
-        return None, (
-            f"no field is present and distinct in all {sampled:,} sampled rows: use a "
-            "template of several fields, e.g. '{A}-{B}'"
-        )
+        return _key_combination(fields, frame, sampled)
 
     def rank(f: FieldInfo) -> tuple[int, int]:
-        name = f.column
-        hinted = any(name == h or name.startswith(h) or name.endswith("_" + h) for h in _KEY_HINTS)
-        return (0 if hinted else 1, fields.index(f))
+        return (0 if _hinted(f.column) else 1, fields.index(f))
 
     best = min(candidates, key=rank)
     others = [f.source for f in candidates if f is not best]
@@ -236,19 +276,25 @@ def inspect_file(
         raise SourceError(f"{path}: file not found")
     try:
         layers = [(str(n), g) for n, g in pyogrio.list_layers(path)]
-        info = pyogrio.read_info(path, layer=layer)
     except Exception as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SourceError(f"{path}: GDAL cannot open it as a vector dataset ({message})") from None
+    names = [n for n, _ in layers]
+    if layer is not None and layer not in names:
+        raise SourceError(f"{path}: no layer {layer!r}; the file has: {', '.join(names)}")
     if layer is None and len(layers) > 1:
         spatial = [n for n, g in layers if g not in (None, "None")]
         if len(spatial) != 1:
             raise SourceError(
-                f"{path}: the file has {len(layers)} layers ({', '.join(n for n, _ in layers)}); "
+                f"{path}: the file has {len(layers)} layers ({', '.join(names)}); "
                 "choose one with --layer"
             )
         layer = spatial[0]
-        info = pyogrio.read_info(path, layer=layer)
+    try:
+        info = pyogrio.read_info(path, layer=layer if layer is not None else 0)
+    except Exception as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SourceError(f"{path}: GDAL cannot read layer {layer!r} ({message})") from None
     driver = info["driver"]
     declared_types = dict(zip(info["fields"], map(str, info["dtypes"]), strict=False))
     x = y = wkt = None
@@ -260,12 +306,19 @@ def inspect_file(
                 f"column; it has: {', '.join(info['fields'])}"
             )
     source = SourceSpec(path=str(path), layer=layer, encoding="auto", srid=None, x=x, y=y, wkt=wkt)
-    batch = next(read_batches(path, source, batch_size=sample, settings=settings), None)
-    if batch is None:
+    # Small batches: the encoding is decided on the first one (its evidence counts values
+    # up to 5,000, a second at most), the field statistics use them all.
+    frames, shapes, batch = [], [], None
+    for batch in read_batches(path, source, batch_size=min(sample, DETECT_ROWS), settings=settings):
+        frames.append(batch.frame)
+        shapes.append(batch.geometry)
+        if sum(map(len, frames)) >= sample:
+            break
+    if batch is None or not sum(map(len, frames)):
         raise SourceError(f"{path}: the layer has no features")
-    frame = batch.frame
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     sampled = len(frame)
-    geometry = batch.geometry
+    geometry = None if shapes[0] is None else np.concatenate(shapes)
     bounds = None
     geometry_type = info.get("geometry_type") or "Unknown"
     if geometry is not None and len(geometry):
@@ -330,7 +383,7 @@ def inspect_file(
     if srid is None:
         srid, guess = _guess_srid(bounds, settings)
         srid_evidence = f"{srid_evidence}; {guess}"
-    key, key_evidence = _natural_key(fields, sampled)
+    key, key_evidence = _natural_key(fields, frame, sampled)
     encoding = batch.encoding or "utf-8"
     evidence = batch.encoding_evidence or "all sampled text is ASCII: any encoding reads it"
     return Inspection(
