@@ -51,6 +51,14 @@ _KINDS = {
     "Polygon": "polygon",
     "MultiPolygon": "polygon",
 }
+_TYPE_IDS = {
+    0: "Point",
+    1: "LineString",
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+}
 _DOMAIN_SCHEMAS = {"operations": "ops"}
 _DOMAINS = ("admin", "land", "construction", "utility", "hazard", "planning", "operations")
 
@@ -326,15 +334,17 @@ def inspect_file(
         if len(present):
             bounds = tuple(float(v) for v in shapely.total_bounds(present))
             if geometry_type.replace(" ", "") in ("Unknown", "None", "Geometry") or driver == "CSV":
-                kinds = set(shapely.get_type_id(present).tolist())
-                names = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint"}
-                names |= {5: "MultiLineString", 6: "MultiPolygon"}
-                found = {names.get(k, "Geometry") for k in kinds}
-                geometry_type = (
-                    found.pop()
-                    if len(found) == 1
-                    else "Multi" + "".join(sorted({_KINDS.get(f, "x") for f in found}))
-                )
+                # the layer does not say (GeoJSON, CSV): the sampled geometries do
+                kinds = {
+                    _TYPE_IDS.get(k, "Geometry") for k in shapely.get_type_id(present).tolist()
+                }
+                families = {_KINDS.get(k) for k in kinds}
+                if len(kinds) == 1:
+                    geometry_type = kinds.pop()
+                elif len(families) == 1 and None not in families:  # Polygon + MultiPolygon
+                    geometry_type = next(k for k in kinds if k.startswith("Multi"))
+                else:
+                    geometry_type = " + ".join(sorted(kinds))
     if driver == "CSV" and bounds is not None and x and y:
         minx, miny, maxx, maxy = bounds
         if minx >= 1_000_000 and maxx <= 3_000_000 and miny >= 100_000 and maxy <= 900_000:
@@ -342,13 +352,10 @@ def inspect_file(
             x, y = y, x
             bounds = (miny, minx, maxy, maxx)
     geometry_type = geometry_type.removesuffix(" Z").removesuffix("Z").removesuffix(" M")
-    target_geometry = {
-        "Polygon": "MultiPolygon",
-        "LineString": "MultiLineString",
-        "Multipolygon": "MultiPolygon",
-    }.get(geometry_type, geometry_type)
-    if target_geometry == "Multiline" or target_geometry == "Multilinepoint":
-        target_geometry = "MultiLineString"
+    # polygons and lines are stored as multi (a delivery mixes both), as the built-in tables
+    target_geometry = {"Polygon": "MultiPolygon", "LineString": "MultiLineString"}.get(
+        geometry_type, geometry_type
+    )
     if target_geometry not in GEOMETRY_TYPES:
         raise SourceError(
             f"{path}: geometry type {geometry_type!r} (mixed or unknown): a table holds one "

@@ -224,10 +224,21 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, settings, monkeypatch) -> No
     monkeypatch.setenv("SDI_LAYERS_DIR", str(tmp_path / "layers"))
     broken = tmp_path / "broken.gpkg"
     broken.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    mixed = tmp_path / "mixed.geojson"
+    mixed.write_text(
+        '{"type": "FeatureCollection", "features": ['
+        '{"type": "Feature", "properties": {"ma": "a"}, '
+        '"geometry": {"type": "Point", "coordinates": [107, 20.9]}}, '
+        '{"type": "Feature", "properties": {"ma": "b"}, '
+        '"geometry": {"type": "LineString", "coordinates": [[107, 20.9], [107.1, 20.9]]}}]}',
+        encoding="utf-8",
+    )
     for args, says in (
         (["x_layer", "--from", str(tmp_path / "missing.gpkg")], "file not found"),
         (["x_layer", "--from", str(broken)], "GDAL cannot open it"),
         (["Bad-Name", "--from", str(broken)], "layer name 'Bad-Name'"),
+        (["x_layer", "--from", str(mixed)], "'LineString + Point' (mixed or unknown)"),
+        (["x_layer", "--from", str(mixed), "--layer", "nope"], "no layer 'nope'"),
     ):
         done = sdi("layer", "new", *args)
         assert done.returncode != 0 and says in done.stderr, done.stderr
