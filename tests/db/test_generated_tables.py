@@ -280,3 +280,14 @@ def test_declaring_a_built_in_table_is_refused(home: Path, settings) -> None:
     assert done.returncode == 2
     assert "created by the hand-written migration 0001_warehouse.py" in done.stderr
     assert not list((home / "schemas" / "migrations" / "versions").glob("t*.py"))
+
+
+def test_the_checkout_has_a_revision_for_every_declared_table() -> None:
+    """A job spec that declares or grows a table is committed with its generated revision."""
+    from sdi.etl.declared import sync
+
+    result = sync(Settings(), write=False)
+    assert not result.problems, result.problems
+    assert not result.written, "run `sdi table sync` and commit: " + ", ".join(
+        f"{w.path.name} ({w.change})" for w in result.written
+    )
