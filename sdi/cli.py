@@ -14,6 +14,9 @@ from sdi.db.cli import app as db_app
 from sdi.errors import SdiError
 from sdi.etl.cli import app as etl_app
 from sdi.etl.cli import run_jobs
+from sdi.etl.declared import app as table_app
+from sdi.etl.declared import sync as sync_tables
+from sdi.etl.scaffold import app as layer_app
 from sdi.etl.spec import discover_jobs
 from sdi.hazard.cli import app as hazard_app
 from sdi.keys.cli import app as keys_app
@@ -34,6 +37,8 @@ app.add_typer(publish_app, name="publish")
 app.add_typer(hazard_app, name="hazard")
 app.add_typer(keys_app, name="keys")
 app.add_typer(planning_app, name="planning")
+app.add_typer(table_app, name="table")
+app.add_typer(layer_app, name="layer")
 console = Console(stderr=True)
 sample_app = typer.Typer(
     help="Sample data of four cities for demos and benchmarks.", no_args_is_help=True
@@ -109,6 +114,8 @@ def up(
     try:
         url = ensure_database(settings)
         console.print("[bold]==> warehouse schema[/]")
+        for written in sync_tables(settings).written:  # tables declared in job specs
+            console.print(f"    {written.table.qualified}: wrote {written.path.name}")
         before, after = upgrade(url, settings)
         console.print(f"    {before or 'empty'} → {after}")
         if not _samples_current(settings.source_dir, scale):

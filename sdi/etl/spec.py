@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sdi.db.tables import Column, FeatureTable
 from sdi.declarative import load_checked
 from sdi.errors import ConfigError, SourceError
 from sdi.settings import Settings, get_settings
@@ -64,6 +65,7 @@ class JobSpec:
     slice_column: str | None = None
     contributes_as: str | None = None
     unique_geometry: bool = False
+    declared: FeatureTable | None = None  # target.geometry + target.columns: sdi table sync
 
     @property
     def spec_sha256(self) -> str:
@@ -99,6 +101,39 @@ def _field(name: str, raw: str | dict[str, Any]) -> FieldSpec:
         value_map=raw.get("map", {}),
         required=raw.get("required", False),
     )
+
+
+# Target columns every feature table has that a job's fields may fill.
+FILLABLE_BOOKKEEPING = ("commune_code", "admin_vintage")
+
+
+def _declared(path: Path, data: dict[str, Any]) -> FeatureTable | None:
+    """The table a job spec declares (``target.geometry`` + ``target.columns``), if any."""
+    target = data["target"]
+    if "columns" not in target:
+        return None
+    columns = []
+    for name, raw in target["columns"].items():
+        raw = {"type": raw} if isinstance(raw, str) else raw
+        columns.append(Column(name, raw["type"], raw.get("not_null", False)))
+    try:
+        table = FeatureTable(
+            target["table"],
+            target["geometry"],
+            tuple(columns),
+            comment=f"{data['title']} (declared in etl/jobs/{path.name})",
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: target: {exc}") from None
+    known = {c.name for c in table.columns} | set(FILLABLE_BOOKKEEPING)
+    stray = [name for name in data.get("fields", {}) if name not in known]
+    if stray:
+        raise ConfigError(
+            f"{path}: fields {', '.join(stray)} are not declared in target.columns "
+            f"(declared: {', '.join(c.name for c in table.columns)}; also fillable: "
+            f"{', '.join(FILLABLE_BOOKKEEPING)}); declare them or remove them"
+        )
+    return table
 
 
 def load_job(path: Path, settings: Settings | None = None) -> JobSpec:
@@ -141,6 +176,7 @@ def load_job(path: Path, settings: Settings | None = None) -> JobSpec:
         slice_column=target.get("slice"),
         contributes_as=target.get("contributes_as"),
         unique_geometry=validation.get("unique_geometry", False),
+        declared=_declared(path, data),
         natural_key=data.get("natural_key"),
         fields=tuple(_field(name, raw) for name, raw in data.get("fields", {}).items()),
         max_reject_ratio=validation.get("max_reject_ratio", 0.01),

@@ -76,7 +76,8 @@ class TargetTable:
         if not rows:
             raise ConfigError(
                 f"target table {table} does not exist in the warehouse; "
-                "run `sdi db upgrade` or fix target.table in the job spec"
+                "run `sdi table sync --apply` (a table the spec declares) or `sdi db upgrade`, "
+                "or fix target.table in the job spec"
             )
         geometry = next((r[2].upper() for r in rows if r[2]), None)
         return cls(

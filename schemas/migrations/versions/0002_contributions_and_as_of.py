@@ -13,6 +13,8 @@ Revises: 0001
 
 from alembic import op
 
+from sdi.db.tables import as_of_function_sql
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -64,17 +66,7 @@ def upgrade() -> None:
         """
     )
     for table in HISTORY_TABLES:
-        op.execute(
-            f"""
-            CREATE FUNCTION {table}_as_of(at timestamptz) RETURNS SETOF {table}
-            LANGUAGE sql STABLE AS $$
-                SELECT * FROM {table}
-                WHERE valid_from <= at AND (valid_to IS NULL OR valid_to > at)
-            $$;
-            COMMENT ON FUNCTION {table}_as_of(timestamptz) IS
-                'The versions of {table} that were current at the given instant';
-            """
-        )
+        op.execute(as_of_function_sql(table))  # the shared function, same text as always
 
 
 def downgrade() -> None:

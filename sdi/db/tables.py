@@ -1,0 +1,540 @@
+"""Feature tables: the one function that writes their DDL, for built-in and declared tables.
+
+Every feature table of the warehouse has the same bookkeeping (see migration 0001): a stable
+``id`` from its own sequence, ``version_id``, ``natural_key``, ``commune_code`` +
+``admin_vintage``, the domain columns, ``run_id``, ``valid_from``/``valid_to``, ``row_hash``,
+a typed SRID 4326 ``geom`` with a GiST index, a ``<table>_current`` view, ``source_hash``
+(0005) and ``<table>_as_of(timestamptz)`` (0002). The frozen migrations 0001, 0002 and 0006
+call :func:`feature_table_sql` and :func:`as_of_function_sql` (their DDL is byte-identical
+to what they wrote before: ``tests/db/test_generated_tables.py`` holds its checksum), and the
+revisions ``sdi table sync`` generates for tables declared in job specs call
+:func:`create_feature_table`, so a declared table and a built-in one cannot drift apart.
+
+Identifiers are checked against :data:`IDENTIFIER` and types come from :data:`COLUMN_TYPES`
+before they are put into DDL: the text is plain (unquoted) so that the built-in migrations'
+DDL stays exactly what it was.
+
+Generated revisions (``t0001_<table>.py``, …) live beside the hand-written ones; each holds the
+table's full declared state after it (``TABLE``), which the next ``sdi table sync`` compares
+with the job spec to write only the difference (added columns, widened types). Destructive
+changes (a dropped column, a narrowed or changed type, another geometry type) are refused
+with :class:`DestructiveChange`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sdi.errors import ConfigError
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# Declared column type → SQL type. The ETL's field types (text, integer, float, date,
+# timestamptz, text[]) map onto these; bigint and boolean are for wider or yes/no columns.
+COLUMN_TYPES: dict[str, str] = {
+    "text": "text",
+    "integer": "integer",
+    "bigint": "bigint",
+    "float": "double precision",
+    "boolean": "boolean",
+    "date": "date",
+    "timestamptz": "timestamptz",
+    "text[]": "text[]",
+}
+# (from, to): a type change every existing value survives unchanged.
+WIDENINGS: frozenset[tuple[str, str]] = frozenset(
+    {("integer", "bigint"), ("integer", "float")}
+    | {(t, "text") for t in ("integer", "bigint", "float", "boolean", "date", "timestamptz")}
+)
+GEOMETRY_TYPES = (
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+)
+# Columns every feature table has; a declared column may not reuse these names.
+BOOKKEEPING_COLUMNS = frozenset(
+    {
+        "version_id",
+        "id",
+        "natural_key",
+        "commune_code",
+        "admin_vintage",
+        "run_id",
+        "valid_from",
+        "valid_to",
+        "row_hash",
+        "geom",
+        "source_hash",
+    }
+)
+GENERATED_PREFIX = "t"  # generated revision ids: t0001_<table>; hand-written ones are 0001…
+_GENERATED_FILE = re.compile(r"^t(\d{4})_[a-z0-9_]+\.py$")
+ALEMBIC_ID_LENGTH = 32  # alembic_version.version_num is varchar(32)
+
+
+class DestructiveChange(ConfigError):
+    """A declared table changed in a way that would lose data; refused."""
+
+
+def check_identifier(name: str, what: str = "name") -> str:
+    if not IDENTIFIER.fullmatch(name):
+        raise ConfigError(
+            f"{what} {name!r}: use lower-case letters, digits and _ (starting with a letter)"
+        )
+    return name
+
+
+def split_qualified(qualified: str) -> tuple[str, str]:
+    schema, _, table = qualified.partition(".")
+    if not table:
+        raise ConfigError(f"table {qualified!r}: write it as schema.table")
+    return check_identifier(schema, "schema"), check_identifier(table, "table")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A declared domain column: name, declared type (:data:`COLUMN_TYPES`), NOT NULL."""
+
+    name: str
+    type: str = "text"
+    not_null: bool = False
+
+    def __post_init__(self) -> None:
+        check_identifier(self.name, "column")
+        if self.name in BOOKKEEPING_COLUMNS:
+            raise ConfigError(
+                f"column {self.name!r}: every feature table has it already (bookkeeping: "
+                f"{', '.join(sorted(BOOKKEEPING_COLUMNS))}); choose another name"
+            )
+        if self.type not in COLUMN_TYPES:
+            raise ConfigError(
+                f"column {self.name}: type {self.type!r} is not one of {', '.join(COLUMN_TYPES)}"
+            )
+
+    @property
+    def sql(self) -> str:
+        return f"{self.name} {COLUMN_TYPES[self.type]}" + (" NOT NULL" if self.not_null else "")
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """A feature table's declaration: ``schema.table``, geometry type, domain columns."""
+
+    qualified: str
+    geometry: str
+    columns: tuple[Column, ...]
+    comment: str = field(default="", compare=False)  # a changed comment is no new revision
+
+    def __post_init__(self) -> None:
+        split_qualified(self.qualified)
+        if self.geometry not in GEOMETRY_TYPES:
+            raise ConfigError(
+                f"{self.qualified}: geometry {self.geometry!r} is not one of "
+                f"{', '.join(GEOMETRY_TYPES)}"
+            )
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{self.qualified}: a column is declared twice")
+
+    @property
+    def schema(self) -> str:
+        return split_qualified(self.qualified)[0]
+
+    @property
+    def name(self) -> str:
+        return split_qualified(self.qualified)[1]
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+# -- DDL -------------------------------------------------------------------------------------
+
+
+def feature_table_sql(qualified: str, geometry_type: str, columns: str) -> str:
+    """CREATE TABLE, indexes and ``_current`` view of a feature table (0001's text).
+
+    ``columns``: the domain columns as SQL (``name type [constraints]``, comma-separated), from
+    a frozen migration or from :attr:`Column.sql`."""
+    schema, table = split_qualified(qualified)
+    return f"""
+    CREATE TABLE {qualified} (
+        version_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id bigint NOT NULL DEFAULT nextval('{schema}.{table}_id_seq'),
+        natural_key text NOT NULL,
+        commune_code varchar(5),
+        admin_vintage text NOT NULL DEFAULT '2025'
+            CHECK (admin_vintage IN ('pre2025', '2025')),
+        {columns},
+        run_id bigint NOT NULL REFERENCES etl.runs (run_id),
+        valid_from timestamptz NOT NULL,
+        valid_to timestamptz,
+        row_hash uuid NOT NULL,
+        geom geometry({geometry_type}, 4326) NOT NULL,
+        CHECK (valid_to IS NULL OR valid_to >= valid_from)
+    );
+    CREATE UNIQUE INDEX {table}_current_key ON {qualified} (natural_key) WHERE valid_to IS NULL;
+    CREATE INDEX {table}_id ON {qualified} (id);
+    CREATE INDEX {table}_run ON {qualified} (run_id);
+    CREATE INDEX {table}_commune ON {qualified} (commune_code) WHERE valid_to IS NULL;
+    CREATE INDEX {table}_geom ON {qualified} USING gist (geom);
+    CREATE VIEW {qualified}_current AS SELECT * FROM {qualified} WHERE valid_to IS NULL;
+    """
+
+
+def as_of_function_sql(qualified: str) -> str:
+    """``<table>_as_of(timestamptz)``: the versions current at an instant (0002's text)."""
+    split_qualified(qualified)
+    return f"""
+            CREATE FUNCTION {qualified}_as_of(at timestamptz) RETURNS SETOF {qualified}
+            LANGUAGE sql STABLE AS $$
+                SELECT * FROM {qualified}
+                WHERE valid_from <= at AND (valid_to IS NULL OR valid_to > at)
+            $$;
+            COMMENT ON FUNCTION {qualified}_as_of(timestamptz) IS
+                'The versions of {qualified} that were current at the given instant';
+            """
+
+
+def create_feature_table_sql(qualified: str, geometry_type: str, columns: str) -> list[str]:
+    """Every statement that makes a feature table as the built-in ones are today: 0001's
+    table, 0005's ``source_hash`` without the per-row run_id foreign key, 0002's as-of."""
+    schema, table = split_qualified(qualified)
+    return [
+        f"CREATE SEQUENCE {schema}.{table}_id_seq",
+        feature_table_sql(qualified, geometry_type, columns),
+        f"ALTER TABLE {qualified} ADD COLUMN source_hash bigint",
+        f"ALTER TABLE {qualified} DROP CONSTRAINT IF EXISTS {table}_run_id_fkey",
+        as_of_function_sql(qualified),
+    ]
+
+
+def drop_feature_table_sql(qualified: str) -> list[str]:
+    split_qualified(qualified)
+    return [
+        f"DROP FUNCTION IF EXISTS {qualified}_as_of(timestamptz)",
+        f"DROP VIEW IF EXISTS {qualified}_current",
+        f"DROP TABLE IF EXISTS {qualified}",
+        f"DROP SEQUENCE IF EXISTS {qualified}_id_seq",
+    ]
+
+
+def _columns_sql(columns: Iterable[Column]) -> str:
+    return ",\n        ".join(c.sql for c in columns)
+
+
+Execute = Callable[[str], object]
+
+
+def create_feature_table(execute: Execute, table: FeatureTable) -> None:
+    """Create a declared table (``execute``: ``alembic.op.execute`` in a revision)."""
+    execute(f"CREATE SCHEMA IF NOT EXISTS {table.schema}")
+    for statement in create_feature_table_sql(
+        table.qualified, table.geometry, _columns_sql(table.columns)
+    ):
+        execute(statement)
+    if table.comment:
+        execute(f"COMMENT ON TABLE {table.qualified} IS {_literal(table.comment)}")
+
+
+def drop_feature_table(execute: Execute, table: FeatureTable) -> None:
+    for statement in drop_feature_table_sql(table.qualified):
+        execute(statement)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _with_view(table: FeatureTable, statements: list[str]) -> list[str]:
+    """``SELECT *`` views and ``SETOF`` functions pin the columns: recreate them around a
+    change of the table's columns (the as-of function's row type follows the table)."""
+    q = table.qualified
+    return [
+        f"DROP VIEW IF EXISTS {q}_current",
+        *statements,
+        f"CREATE VIEW {q}_current AS SELECT * FROM {q} WHERE valid_to IS NULL",
+    ]
+
+
+def alter_feature_table(
+    execute: Execute, before: FeatureTable, after: FeatureTable, *, reverse: bool = False
+) -> None:
+    """Apply (or with ``reverse`` undo) the additive change from ``before`` to ``after``."""
+    plan_change(before, after)  # refuses what is destructive, also when a file was hand-edited
+    q = after.qualified
+    statements: list[str] = []
+    for column in after.columns:
+        old = before.column(column.name)
+        if old is None:
+            statements.append(
+                f"ALTER TABLE {q} DROP COLUMN {column.name}"
+                if reverse
+                else f"ALTER TABLE {q} ADD COLUMN {column.sql}"
+            )
+        elif old.type != column.type:
+            target = old if reverse else column
+            statements.append(
+                f"ALTER TABLE {q} ALTER COLUMN {column.name} TYPE {COLUMN_TYPES[target.type]} "
+                f"USING {column.name}::{COLUMN_TYPES[target.type]}"
+            )
+        if old is not None and old.not_null != column.not_null:
+            null = old.not_null if reverse else column.not_null
+            statements.append(
+                f"ALTER TABLE {q} ALTER COLUMN {column.name} "
+                + ("SET NOT NULL" if null else "DROP NOT NULL")
+            )
+    for statement in _with_view(after, statements):
+        execute(statement)
+
+
+# -- comparing declarations -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    added: tuple[Column, ...] = ()
+    widened: tuple[tuple[Column, Column], ...] = ()  # (before, after)
+    relaxed: tuple[Column, ...] = ()  # NOT NULL dropped
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.widened or self.relaxed)
+
+    def describe(self) -> str:
+        parts = [f"add {c.sql}" for c in self.added]
+        parts += [f"widen {a.name} {a.type} → {b.type}" for a, b in self.widened]
+        parts += [f"{c.name} may be empty" for c in self.relaxed]
+        return "; ".join(parts)
+
+
+def plan_change(before: FeatureTable, after: FeatureTable) -> Change:
+    """The additive change from ``before`` to ``after``; :class:`DestructiveChange` otherwise."""
+    q = after.qualified
+    how = (
+        "To do it deliberately, write a hand-written migration (`alembic revision` style, "
+        "in schemas/migrations/versions/) that moves the data, then declare the result; or "
+        "declare a new table and load it from the delivery again."
+    )
+    problems = []
+    if before.geometry != after.geometry:
+        problems.append(f"geometry type {before.geometry} → {after.geometry}")
+    for old in before.columns:
+        if after.column(old.name) is None:
+            problems.append(f"column {old.name} dropped (its values would be lost)")
+    added, widened, relaxed = [], [], []
+    for new in after.columns:
+        old = before.column(new.name)
+        if old is None:
+            if new.not_null:
+                problems.append(
+                    f"new column {new.name} is NOT NULL (the existing rows have no value): "
+                    "add it without required first"
+                )
+            added.append(new)
+            continue
+        if old.type != new.type:
+            if (old.type, new.type) in WIDENINGS:
+                widened.append((old, new))
+            else:
+                problems.append(
+                    f"column {new.name} {old.type} → {new.type} (only widening is automatic: "
+                    + ", ".join(f"{a} → {b}" for a, b in sorted(WIDENINGS) if a == old.type)
+                    + ")"
+                )
+        if old.not_null and not new.not_null:
+            relaxed.append(new)
+        elif new.not_null and not old.not_null:
+            problems.append(f"column {new.name} becomes NOT NULL (existing rows may be empty)")
+    if problems:
+        raise DestructiveChange(
+            f"{q}: refused, the declared change would lose or reject data: "
+            + "; ".join(problems)
+            + ". "
+            + how
+        )
+    return Change(tuple(added), tuple(widened), tuple(relaxed))
+
+
+# -- generated revisions --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeneratedRevision:
+    number: int
+    revision: str
+    path: Path
+    table: FeatureTable
+
+
+def _load_module(path: Path):  # a migration module
+    spec = importlib.util.spec_from_file_location(f"sdi_generated_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+def generated_revisions(versions_dir: Path) -> list[GeneratedRevision]:
+    """The generated revisions in ``versions_dir``, oldest first."""
+    found = []
+    for path in sorted(versions_dir.glob(f"{GENERATED_PREFIX}*.py")):
+        match = _GENERATED_FILE.match(path.name)
+        if not match:
+            continue
+        try:
+            module = _load_module(path)
+        except Exception as exc:  # a hand-edited file that no longer imports
+            raise ConfigError(f"{path}: cannot read this generated revision: {exc}") from None
+        found.append(GeneratedRevision(int(match.group(1)), module.revision, path, module.TABLE))
+    return sorted(found, key=lambda r: r.number)
+
+
+def declared_state(versions_dir: Path) -> dict[str, FeatureTable]:
+    """Each generated table as its newest generated revision leaves it."""
+    return {r.table.qualified: r.table for r in generated_revisions(versions_dir)}
+
+
+def _q(text: str) -> str:
+    """A Python string literal in the project's style (double quotes)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _repr_table(table: FeatureTable) -> str:
+    columns = "".join(
+        f"        Column({_q(c.name)}, {_q(c.type)}"
+        + (", not_null=True" if c.not_null else "")
+        + "),\n"
+        for c in table.columns
+    )
+    comment = f"    comment={_q(table.comment)},\n" if table.comment else ""
+    return (
+        f"FeatureTable(\n    {_q(table.qualified)},\n    {_q(table.geometry)},\n"
+        f"    (\n{columns}    ),\n{comment})"
+    )
+
+
+_TEMPLATE = '''"""{message}
+
+Generated by `sdi table sync` from {source};
+review it and commit it with the job spec.
+TABLE is the table's whole declared state after this revision: the next sync compares it
+with the job spec. The DDL is sdi.db.tables' (the function the built-in tables use).
+
+Revision ID: {revision}
+Revises: {down_revision}
+"""
+
+from alembic import op
+
+from sdi.db.tables import Column, FeatureTable, {functions}
+
+revision = {revision}
+down_revision = {down_revision}
+branch_labels = None
+depends_on = None
+
+TABLE = {table}
+{previous}
+
+def upgrade() -> None:
+    {upgrade}
+
+
+def downgrade() -> None:
+    {downgrade}
+'''
+
+
+def revision_id(number: int, table: FeatureTable) -> str:
+    return f"{GENERATED_PREFIX}{number:04d}_{table.name}"[:ALEMBIC_ID_LENGTH]
+
+
+def render_revision(
+    number: int,
+    table: FeatureTable,
+    previous: FeatureTable | None,
+    down_revision: str | None,
+    source: str,
+) -> str:
+    """The text of the generated revision that brings ``previous`` (None: nothing) to ``table``."""
+    if previous is None:
+        message = f"Create {table.qualified} ({table.geometry}), declared in a job spec"
+        functions = "create_feature_table, drop_feature_table"
+        prev, up, down = (
+            "",
+            "create_feature_table(op.execute, TABLE)",
+            ("drop_feature_table(op.execute, TABLE)"),
+        )
+    else:
+        change = plan_change(previous, table)
+        message = f"Change {table.qualified}: {change.describe()}"
+        functions = "alter_feature_table"
+        prev = f"PREVIOUS = {_repr_table(previous)}\n"
+        up = "alter_feature_table(op.execute, PREVIOUS, TABLE)"
+        down = "alter_feature_table(op.execute, PREVIOUS, TABLE, reverse=True)"
+    return _TEMPLATE.format(
+        message=message,
+        source=source,
+        revision=_q(revision_id(number, table)),
+        down_revision=_q(down_revision) if down_revision else "None",
+        functions=functions,
+        table=_repr_table(table),
+        previous="\n" + prev if prev else "",
+        upgrade=up,
+        downgrade=down,
+    )
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    revision: str
+    table: FeatureTable
+    change: str  # "create" or the change's description
+
+
+def sync_declared(
+    tables: dict[str, tuple[FeatureTable, str]],
+    versions_dir: Path,
+    head: str | None,
+    *,
+    write: bool = True,
+) -> list[Written]:
+    """Write a revision for each declared table that differs from its generated state.
+
+    ``tables``: qualified name → (declaration, where it was declared); ``head``: the current
+    head revision the first new one follows. All changes are planned before anything is
+    written: one destructive change writes nothing.
+    """
+    state = declared_state(versions_dir)
+    numbers = [r.number for r in generated_revisions(versions_dir)]
+    plans: list[tuple[FeatureTable, FeatureTable | None, str, str]] = []
+    for qualified in sorted(tables):
+        table, source = tables[qualified]
+        previous = state.get(qualified)
+        if previous is None:
+            plans.append((table, None, source, "create"))
+        elif previous != table:
+            change = plan_change(previous, table)
+            if change:
+                plans.append((table, previous, source, change.describe()))
+    written = []
+    number = max(numbers, default=0)
+    for table, previous, source, change in plans:
+        number += 1
+        text = render_revision(number, table, previous, head, source)
+        revision = revision_id(number, table)
+        path = versions_dir / f"{GENERATED_PREFIX}{number:04d}_{table.name}.py"
+        if write:
+            path.write_text(text, encoding="utf-8")
+        written.append(Written(path, revision, table, change))
+        head = revision
+    return written
