@@ -539,7 +539,7 @@ def render_layer(
     return header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-# The colours of qgis/make_styles.py's default_<kind> styles (styles.yml: defaults), replaced
+# The colours of scripts/make_styles.py's default_<kind> styles (styles.yml: defaults), replaced
 _DEFAULT_COLOURS = {
     "point": "106,61,154,255",
     "line": "106,61,154,255",
@@ -558,7 +558,7 @@ def style_colour(name: str) -> str:
 
 
 def write_style(name: str, kind: str, styles: Path) -> list[Path]:
-    """``<name>.qml``/``.sld``: the plain style of ``kind`` (what qgis/make_styles.py writes for
+    """``<name>.qml``/``.sld``: the plain style of ``kind`` (what scripts/make_styles.py writes for
     ``single:``) in the layer's colour, and its entry in styles.yml so regenerating keeps it."""
     colour = style_colour(name)
     rgb = ",".join(str(int(colour[i : i + 2], 16)) for i in (1, 3, 5)) + ",255"
