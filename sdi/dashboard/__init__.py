@@ -19,6 +19,7 @@ pygeoapi.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -68,7 +69,7 @@ class _Static(StaticFiles):
             code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "Error")
             return error_response(exc.status_code, code, f"dashboard: {exc.detail}")
 
-    def file_response(self, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
         response.headers.update(_HEADERS)
         return response

@@ -31,7 +31,7 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 
 from sdi.errors import ConfigError, WarehouseRefused
-from sdi.sql import load
+from sdi.sql import load, one
 
 STAGE_TABLE = "sdi_stage"
 DELIVERED_TABLE = "sdi_delivered"
@@ -59,7 +59,7 @@ class TargetTable:
     geometry_type: str | None  # e.g. 'MULTIPOLYGON'; None for tables without geometry
 
     @property
-    def qualified(self) -> sql.Composed:
+    def qualified(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.name)
 
     @property
@@ -265,7 +265,7 @@ class Stage:
         table = f"{target.schema}.{target.name}"
         sequences = self.conn.execute(load("sdi.etl", "sequences"), {"table": table}).fetchall()
         return {
-            column: [sequence, self.conn.execute("SELECT nextval(%s)", (sequence,)).fetchone()[0]]
+            column: [sequence, one(self.conn.execute("SELECT nextval(%s)", (sequence,)))[0]]
             for column, sequence in sequences
             if column not in self.columns  # a delivered value wins, as over a default
         }

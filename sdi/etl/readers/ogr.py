@@ -145,7 +145,7 @@ def _layers(path: Path) -> list[tuple[str, str | None]]:
     try:
         if not options:
             return [(str(name), geometry) for name, geometry in pyogrio.list_layers(path)]
-        layers = []  # list_layers takes no open options: ask layer by layer
+        layers: list[tuple[str, str | None]] = []  # list_layers takes no open options: ask each
         while True:
             try:
                 info = pyogrio.read_info(path, layer=len(layers), **options)
