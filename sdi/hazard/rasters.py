@@ -294,7 +294,7 @@ def zonal_stats(
             raise ZonalStatsError(f"zonal_stats: threshold must be a number, not {threshold!r}")
         threshold = value
     owned = conn is None
-    if owned:
+    if conn is None:
         from sdi.db import connect
 
         conn = connect(settings or get_settings())

@@ -126,12 +126,12 @@ WARNING_COLUMNS = (
 )
 
 
-def _statement(name: str) -> sql.Composable:
+def _statement(name: str) -> sql.Composed | sql.SQL:
     """``sql/<name>.sql``; the templates get the exposure fragments and the warning columns."""
     if name in ("warning_next", "exposure_of_areas"):
         return sdi.sql.query(PACKAGE, name).format(
             **{
-                part: sql.SQL(sdi.sql.load(PACKAGE, part))  # type: ignore[arg-type]
+                part: sql.SQL(sdi.sql.load(PACKAGE, part))
                 for part in (
                     "exposure_ctes",
                     "exposure_figures",
@@ -149,7 +149,7 @@ def _statement(name: str) -> sql.Composable:
             columns=sql.SQL(", ").join(map(sql.Identifier, WARNING_COLUMNS)),
             n_columns=sql.SQL(", ").join(sql.Identifier("n", c) for c in WARNING_COLUMNS),
         )
-    return sql.SQL(sdi.sql.load(PACKAGE, name))  # type: ignore[arg-type]
+    return sql.SQL(sdi.sql.load(PACKAGE, name))
 
 
 def _run(conn: psycopg.Connection, name: str, params: dict | None = None) -> int:
@@ -232,8 +232,8 @@ def recompute(
         closed = _run(conn, "close_versions")
         written = _run(conn, "write_versions", params)
 
-        result.gauges = conn.execute("SELECT count(*) FROM sdi_gauge_state").fetchone()[0]
-        result.active = conn.execute("SELECT count(*) FROM sdi_warning_next").fetchone()[0]
+        result.gauges = sdi.sql.one(conn.execute("SELECT count(*) FROM sdi_gauge_state"))[0]
+        result.active = sdi.sql.one(conn.execute("SELECT count(*) FROM sdi_warning_next"))[0]
         for event, n in conn.execute("SELECT event, count(*) FROM sdi_warning_events GROUP BY 1"):
             setattr(result, event.replace("-", "_"), n)
         result.changed = written - result.raised - result.escalated - result.de_escalated
@@ -276,7 +276,7 @@ def _exposure_in_transaction(conn: psycopg.Connection, params: dict) -> tuple[di
         return {}, None
     *values, geometry, wkb = row
     # Named by the query's own column names: one list of figures (the SQL) to keep in order.
-    figures = dict(zip((c.name for c in cur.description[:-2]), values, strict=True))
+    figures = dict(zip((c.name for c in (cur.description or [])[:-2]), values, strict=True))
     return {"figures": figures, "geometry": geometry}, bytes(wkb)
 
 

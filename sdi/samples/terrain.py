@@ -19,6 +19,7 @@ One province-wide terrain, so that the four cities' rasters agree where they ove
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -159,7 +160,8 @@ def _landslides(communes: pd.DataFrame, city: City, seed: int) -> tuple[list, li
     for i, inner in enumerate(mine["inner"]):
         owner[(owner < 0) & shapely.contains_xy(inner, xs, ys)] = i
     inland = _inland_km(xs, ys)
-    sites, zones = [], []
+    sites: list[dict[str, Any]] = []
+    zones = []
     for k in np.flatnonzero((owner >= 0) & (inland >= LANDSLIDE_MIN_KM)):
         if len(sites) == LANDSLIDE_SITES[city.slug]:
             break
