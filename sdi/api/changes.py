@@ -118,8 +118,8 @@ def _parameters(query: str) -> dict[str, str]:
             "(since=2025-10-14T11:00:00Z) or an ETL run id (since=42)"
         )
     for name, low, high in (("limit", 1, MAX_LIMIT), ("after", 0, 2**63 - 1)):
-        value = params.get(name)
-        if value is not None and not (re.fullmatch(r"[0-9]+", value) and low <= int(value) <= high):
+        given = params.get(name)
+        if given is not None and not (re.fullmatch(r"[0-9]+", given) and low <= int(given) <= high):
             raise ChangeError(f"{name} must be an integer from {low} to {high}")
     return params
 
@@ -178,12 +178,14 @@ class ChangeFeed:
             until = (
                 _instant(params["until"], "until")
                 if "until" in params
-                else conn.execute(
-                    # the oldest transaction still running may commit versions older than now
-                    "SELECT least(now(), min(xact_start)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND xact_start IS NOT NULL "
-                    "AND pid <> pg_backend_pid()"
-                ).fetchone()[0]
+                else sql_files.one(
+                    conn.execute(
+                        # the oldest transaction still running may commit versions older than now
+                        "SELECT least(now(), min(xact_start)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND xact_start IS NOT NULL "
+                        "AND pid <> pg_backend_pid()"
+                    )
+                )[0]
             )
             if until < since:
                 until = since
@@ -234,7 +236,7 @@ class ChangeFeed:
         return _instant(value, "since"), None
 
     @staticmethod
-    def _statement(layer: Layer, table: str) -> sql.Composable:
+    def _statement(layer: Layer, table: str) -> sql.Composed:
         schema, _, name = table.partition(".")
         properties = geojson.properties(
             [

@@ -121,7 +121,8 @@ def parameter_check(schema: dict[str, Any]) -> Check:
 
         def check_any(value: str) -> str | None:
             problems = [check(value) for check in checks]
-            return None if None in problems else " or ".join(dict.fromkeys(problems))
+            found = [p for p in problems if p is not None]
+            return None if len(found) < len(problems) else " or ".join(dict.fromkeys(found))
 
         return check_any
     if schema.get("type") != "array":

@@ -162,6 +162,7 @@ class _Translator:
         if lhs.kind != TEXT:
             raise FilterError(f"LIKE needs a text property; {_name(lhs)} is {lhs.kind}")
         pattern = node.pattern
+        pattern_sql: sql.Composable
         if isinstance(pattern, ast.Function) and pattern.name.lower() in ("lower", "casei"):
             pattern_sql = sql.SQL("lower({})").format(self.text_literal(pattern.arguments))
         elif isinstance(pattern, str):
@@ -225,7 +226,7 @@ class _Translator:
         column = ref if ref.column else other if other.column else None
         literal = other if column is ref else ref
         if column is not None:
-            hint = _HINTS.get(column.kind, "")
+            hint = _HINTS.get(column.kind or "", "")
             raise FilterError(
                 f"{column.column} is a {column.kind} property and cannot be compared "
                 f"({what}) with a {literal.kind}{hint}"
@@ -557,8 +558,7 @@ def to_json(node: Any) -> Any:
             raise FilterError(f"T_{node.op.name} is not supported")
         return {"op": name, "args": [to_json(node.lhs), to_json(node.rhs)]}
     if isinstance(node, ast.ArrayPredicate):
-        op = {"AEQUALS": "a_equals", "ACONTAINS": "a_contains"}.get(node.op.name)
-        op = op or {"ACONTAINEDBY": "a_containedby", "AOVERLAPS": "a_overlaps"}[node.op.name]
+        op = _ARRAY_JSON[node.op.name]
         return {"op": op, "args": [to_json(node.lhs), to_json(node.rhs)]}
     if isinstance(node, ast.Arithmetic):
         return {"op": node.op.value, "args": [to_json(node.lhs), to_json(node.rhs)]}
@@ -593,6 +593,12 @@ _TEMPORAL_JSON = {
 }
 _TEMPORAL_JSON.update(ENDS="t_ends", ENDEDBY="t_endedby")
 _TEMPORAL_JSON.update(TCONTAINS="t_contains", TEQUALS="t_equals", DISJOINT="t_disjoint")
+_ARRAY_JSON = {
+    "AEQUALS": "a_equals",
+    "ACONTAINS": "a_contains",
+    "ACONTAINEDBY": "a_containedby",
+    "AOVERLAPS": "a_overlaps",
+}
 
 
 def _negate(node: dict, negated: bool) -> dict:

@@ -86,10 +86,11 @@ class PostGISEDRProvider(BaseEDRProvider):
         self.title_field = provider_def.get("title_field")
         # the locations' properties served by /locations: only those listed in layers/
         self.properties = list(provider_def.get("properties", []))
-        self.file_types = []
+        self.file_types: list[str] = []
         self.include_extra_query_parameters = False
         self.filename = None
-        self.axes, self.crs, self.num_bands = [], None, None
+        self.axes: list[str] = []
+        self.crs = self.num_bands = None
         self.storage_crs = None
         self.parameters: dict[str, dict[str, Any]] = provider_def.get("parameters", {})
         self.max_values = int(provider_def.get("max_values", DEFAULT_MAX_VALUES))
@@ -253,7 +254,8 @@ class PostGISEDRProvider(BaseEDRProvider):
         }
 
     def _location_features(self, bbox: list[float], limit: int | None) -> dict[str, Any]:
-        where, params = sql.SQL("TRUE"), {}
+        where: sql.Composable = sql.SQL("TRUE")
+        params: dict[str, Any] = {}
         if bbox:  # corners in any order, as on /items
             try:
                 where, params = bboxes.condition(
@@ -283,7 +285,7 @@ class PostGISEDRProvider(BaseEDRProvider):
         return {"type": "FeatureCollection", "features": json.loads(features)}
 
     @staticmethod
-    def _fetch(statement: sql.Composable, params: dict[str, Any]) -> list[tuple]:
+    def _fetch(statement: sql.Composed, params: dict[str, Any]) -> list[tuple]:
         with connection() as conn:
             try:
                 return conn.execute(statement, params).fetchall()

@@ -50,6 +50,7 @@ from sdi.api.asgi import header, replace_header, send_error
 from sdi.api.auth import SCOPE_IDENTITY, Identity
 from sdi.api.db import connection, provider_error
 from sdi.api.provider import PostGISProvider
+from sdi.sql import one
 
 LOGGER = logging.getLogger(__name__)
 
@@ -362,13 +363,14 @@ class IncidentProvider(PostGISProvider):
             with connection() as conn, conn.transaction():
                 commune = _commune(conn, lon, lat)
                 columns = list(values)
-                row = conn.execute(
+                cursor = conn.execute(
                     f"INSERT INTO ops.incidents ({', '.join([*columns, 'commune_code'])}, "
                     "created_by, geom) VALUES ("
                     + ", ".join(["%s"] * (len(columns) + 2))
                     + ", ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id, status",
                     [*values.values(), commune, _who(writer), lon, lat],
-                ).fetchone()
+                )
+                row = one(cursor)
                 new = {**values, "commune_code": commune, "geometry": [lon, lat]}
                 _log(conn, row[0], "create", None, row[1], {}, new, writer)
         except psycopg.Error as exc:
@@ -448,13 +450,14 @@ def _who(writer: Writer) -> str:
 
 def _commune(conn: psycopg.Connection, lon: float, lat: float) -> str:
     """The 2025 commune containing the point (the province's own boundary, not its box)."""
-    row = conn.execute(
+    cursor = conn.execute(
         "SELECT (SELECT commune_code FROM admin.communes_current WHERE admin_vintage = '2025' "
         "AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) "
         "ORDER BY commune_code LIMIT 1), "
         "EXISTS (SELECT FROM admin.communes_current WHERE admin_vintage = '2025')",
         (lon, lat),
-    ).fetchone()
+    )
+    row = one(cursor)
     if row[0] is not None:
         return row[0]
     if not row[1]:

@@ -97,7 +97,7 @@ def prepare_multiprocess_dir(state_dir: Path) -> Path | None:
     if "prometheus_client" in sys.modules:
         return None
     parent = multiprocessing.parent_process()
-    owner = parent.pid if parent is not None else os.getpid()
+    owner = parent.pid if parent is not None and parent.pid is not None else os.getpid()
     base = state_dir / "server" / "metrics"
     base.mkdir(parents=True, exist_ok=True)
     directory = base / f"{owner}-{_start_time(owner)}"
@@ -202,6 +202,7 @@ class AccessLog:
                         self._open()
                 except FileNotFoundError:
                     self._open()
+            assert self._fd is not None  # _open() set it, or raised
             os.write(self._fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         except OSError as exc:  # a full disk must not take the API down
             LOGGER.error("cannot write the access log %s: %s", self.path, exc)
@@ -335,7 +336,7 @@ class Operations:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        state = {"status": None, "bytes": 0, "done": False}
+        state: dict[str, Any] = {"status": None, "bytes": 0, "done": False}
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -388,8 +389,10 @@ class Operations:
             if method not in ("GET", "HEAD"):
                 await send_error(send, 405, "MethodNotAllowed", "use GET /metrics")
                 return
-            body, content_type = await run_in_threadpool(self.metrics.exposition)
-            await send_body(send, 200, body, content_type, [(b"cache-control", b"no-store")], head)
+            exposition, content_type = await run_in_threadpool(self.metrics.exposition)
+            await send_body(
+                send, 200, exposition, content_type, [(b"cache-control", b"no-store")], head
+            )
             return
         if method not in _METHODS:  # TRACE, CONNECT, …: no route takes them, whoever asks
             await send_error(

@@ -59,7 +59,7 @@ class _TileSetRequest(NamedTuple):
     dataset: str
     server_url: str
     layer: str | None
-    tileset: str | None
+    tileset: str  # checked: the one tile matrix set offered
     title: str | None
     description: str | None
     keywords: list[str] | None
@@ -204,7 +204,7 @@ class PostGISTileProvider(BaseMVTProvider):
         return z, y, x
 
     @cached_property
-    def _statement(self) -> sql.Composable:
+    def _statement(self) -> sql.Composed:
         values = [
             sql.SQL("{} AS {}").format(
                 pgtypes.mvt_value(sql.Identifier("t", name), pg_type), sql.Identifier(name)
@@ -240,7 +240,7 @@ class PostGISTileProvider(BaseMVTProvider):
         params = {"z": z, "x": x, "y": y, "layer": self.layer, "margin": BUFFER / EXTENT}
         try:
             with pool().connection() as conn:
-                tile = conn.execute(self._statement, params).fetchone()[0]
+                tile = sql_files.one(conn.execute(self._statement, params))[0]
         except psycopg.errors.QueryCanceled as exc:
             raise ProviderQueryError(user_msg="the tile took too long to build") from exc
         except psycopg.OperationalError as exc:
@@ -269,6 +269,7 @@ class PostGISTileProvider(BaseMVTProvider):
                 user_msg=f"unsupported format {metadata_format.lower()!r}: "
                 "json, jsonld, tilejson or html"
             )
+        tileset = WEB_MERCATOR_QUAD.tileMatrixSet  # the one _check_tileset let through
         request = _TileSetRequest(dataset, server_url, layer, tileset, title, description, keywords)
         if metadata_format == "TILEJSON":
             return self.tilejson(request)
@@ -356,7 +357,7 @@ class PostGISTileProvider(BaseMVTProvider):
                     "minzoom": self.min_zoom,
                     "maxzoom": self.max_zoom,
                     "fields": {
-                        name: kinds.get(schema.get("type"), "String")
+                        name: kinds.get(schema.get("type", ""), "String")
                         for name, schema in self.get_fields().items()
                     },
                 }
