@@ -1,24 +1,8 @@
 """CQL2 filters → SQL: pygeofilter's AST translated with psycopg ``sql`` composition.
 
-pygeoapi parses ``filter`` (CQL2 text in the query string, CQL2 JSON in a POST body) with
-pygeofilter and hands the provider the AST, with geometry literals already transformed to the
-storage CRS (``filter-crs``) and ``geometry`` renamed to the geometry column. This module turns
-that AST into a WHERE clause:
-
-* every value is a bound parameter (``%(pN)s``); identifiers come only from the collection's
-  published columns, so nothing the client sends is ever spliced into the SQL text;
-* spatial predicates are applied to the raw, GiST-indexed geometry column and the literal is
-  ``ST_GeomFromText(%(pN)s, srid)`` (transformed, if it is in another CRS, on the literal's
-  side): the column is never wrapped in a function;
-* types are checked against the columns' PostgreSQL types, so a wrong filter is a 400 that
-  names the property and says what it expected, never a database error.
-
-It also writes an AST back as CQL2 JSON (:func:`to_json`), which the paging cursor carries.
-
-Quirks of pygeofilter 0.4 handled here: ``T_INTERSECTS`` is parsed as ``TimeOverlaps`` (so
-``TimeOverlaps`` with an instant means *intersects*: an instant can never strictly overlap);
-CQL2 JSON ``{"bbox": [minx, miny, maxx, maxy]}`` becomes ``Envelope(x1=minx, x2=miny,
-y1=maxx, y2=maxy)``; CQL2 text ``BBOX(minx, miny, maxx, maxy)`` becomes a ``bbox`` function.
+Values bound, identifiers only from the published columns, spatial predicates on the raw
+indexed column, types checked (a 400, never a database error); also the AST back to CQL2 JSON
+and text. Details and pygeofilter's quirks: ``docs/internals.md`` ("CQL2 → SQL").
 """
 
 from __future__ import annotations

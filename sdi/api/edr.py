@@ -1,24 +1,8 @@
 """OGC API EDR on PostGIS: the water-level series of the river gauges as CoverageJSON.
 
-Registered on the ``gauges`` collection by its ``edr:`` option (``layers/gauges.yml``,
-``sdi publish``), next to its feature provider, so one collection answers:
-
-- ``/collections/gauges/position?coords=POINT(lon lat)``: the series of the gauges within
-  ``position_tolerance_m`` of the point (nearest first);
-- ``/collections/gauges/area?coords=POLYGON((…))``: the series of every gauge in the polygon;
-- ``/collections/gauges/locations``: the gauges as GeoJSON (id = gauge code), and
-  ``/collections/gauges/locations/{gauge_code}``: that gauge's series;
-- ``/collections/gauges/items``: the gauges as OGC API Features (EDR's *items* query is served
-  by the collection's feature provider, as pygeoapi routes it).
-
-Every query takes ``datetime`` (an instant or a closed/open interval) and ``parameter-name``
-(``water_level_m``). A series is a CoverageJSON ``PointSeries`` coverage; the answer is always a
-``CoverageCollection`` (one coverage per gauge). The coverages are built by PostGIS in one
-query (``json_agg`` of the readings, in time order); the point's or polygon's coordinates are
-the constant side of the spatial predicate, so the gauges' GiST index is used.
-
-A response carries at most ``max_values`` readings in all: a longer series is a 400 that asks
-for a narrower ``datetime`` rather than a response of hundreds of megabytes.
+Registered on the ``gauges`` collection by its ``edr:`` option. The queries and their limits:
+``docs/warnings.md`` ("The gauge series: OGC API EDR"); how they are built:
+``docs/internals.md``.
 """
 
 from __future__ import annotations

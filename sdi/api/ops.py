@@ -1,31 +1,8 @@
 """Operations: ``/healthz``, Prometheus ``/metrics``, JSON access log, last-resort error body.
 
-A pure ASGI middleware, the outermost layer of the served app (:mod:`sdi.api.app`):
-
-- ``GET /healthz``: ``200 {"status": "ok", "database": "ok"}`` when the warehouse answers
-  ``SELECT 1`` through the API's connection pool, else ``503`` with ``"database":
-  "unreachable"``. The answer is reused for :data:`HEALTH_TTL` seconds per worker, so probes
-  cost the database at most one query per second and worker.
-- ``GET /metrics``: Prometheus text format. ``sdi_http_requests_total`` (method, route, status),
-  ``sdi_http_request_duration_seconds`` (method, route; histogram) and
-  ``sdi_http_requests_in_flight``. ``route`` is pygeoapi's route *template*
-  (``/collections/{collection_id}/items``), never a collection id, so the metrics name no
-  layer and stay few. Uvicorn runs several worker processes: prometheus_client's multiprocess
-  mode sums them (files in ``<state>/server/metrics/<server pid>-<start time>/``, one folder per
-  server run; folders of servers that are gone are removed when a worker starts).
-- Access log: one JSON object per line in ``<state>/server/access.log`` — time, method, path,
-  query (parameters that could carry a key, and any value shaped like a key, are replaced by
-  ``REDACTED``), route, status, duration_ms, bytes, client, department (``anonymous``, a
-  department, or ``*``) and key_id (the public id of the key, never the key). The file is
-  opened in append mode by every worker and reopened when it is rotated away (logrotate's
-  ``create`` or ``copytruncate`` both work).
-- A method no route takes (TRACE, CONNECT, …): ``405`` before any key is asked for;
-- Query strings longer than :data:`MAX_QUERY` characters: ``400`` with an OGC exception body
-  (not 414: OGC API clients and checkers expect a 400 for a bad parameter);
-  Starlette's plain-text 404 (unknown path) and 405 (method a route does not take) become OGC
-  exception bodies too.
-- Any exception that escapes everything else: ``500`` with an OGC exception body without
-  internals (the traceback goes to the server log).
+The outermost ASGI middleware of the served app. The endpoints and files: README,
+"Operations"; the details (caching, metrics folders, log rotation, 405/400/500 bodies):
+``docs/internals.md``.
 """
 
 from __future__ import annotations

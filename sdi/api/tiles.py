@@ -1,19 +1,7 @@
 """OGC API Tiles: Mapbox vector tiles built by PostGIS, on our psycopg 3 pool.
 
-A tile is one SQL statement: the features are found with the GiST index on the stored
-geometry (``geom && ST_Transform(ST_TileEnvelope(z, x, y, margin), 4326)``: the envelope is
-transformed, never the column), then only the matching geometries are transformed to Web
-Mercator, clipped and quantised by ``ST_AsMVTGeom`` and encoded by ``ST_AsMVT``. A tile holds
-the feature id (as the MVT feature id) and the layer's published properties, nothing else:
-columns that are not listed (personal data, bookkeeping) cannot leak.
-
-Tile matrix set: WebMercatorQuad. A layer serves the zoom levels of its ``tiles`` setting and,
-at each, the tiles over the province's extent (advertised as ``tileMatrixSetLimits``); any
-other tile is a 404 with an OGC exception, an index that is not an integer a 400, and a tile
-without features a 204 (OGC API Tiles ``/req/core/tc-error``; what pygeoapi does for ``None``).
-
-Plugged in by dotted path (``sdi.api.tiles.PostGISTileProvider``) from the generated config,
-as the second provider (``type: tile``) of a collection.
+One SQL statement per tile, WebMercatorQuad over the province's extent, the published
+properties only: ``docs/internals.md`` ("Vector tiles").
 """
 
 from __future__ import annotations

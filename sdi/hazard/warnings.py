@@ -1,24 +1,7 @@
 """Recompute the flood warnings from the warehouse: levels, zones, exposure, versions, events.
 
-``recompute(conn, run_id)`` runs inside the caller's transaction (the ETL runner calls it
-right after merging a load of an input table, so a failed recompute rolls the load back too)
-and does everything in PostGIS:
-
-1. the state of every gauge: its latest reading (by ``observed_at``: a late reading older than
-   the latest never changes it), the alarm level that reading reaches, since when the gauge is
-   at that level and at alarm level I (the first reading of the current unbroken run of
-   readings at or above the threshold), and the peak of the episode;
-2. for gauges at level I or more, the linked flood zones for that level
-   (``model.LEVEL_RETURN_PERIOD_YEARS``), unioned;
-3. what lies in that area: buildings (by use, with a resident estimate), parcels (by
-   land-use group, with the area inside the zone in VN-2000), critical facilities, street
-   lamps, water pipes (length inside the zone in VN-2000) and cameras;
-4. the difference with the current warnings: a changed warning gets a new version (the old one
-   is closed, kept), a raise, escalation, de-escalation or clear is written to the event log.
-
-Running it twice changes nothing the second time. Spatial predicates compare the stored
-(EPSG:4326, GiST-indexed) columns with the zone as stored; lengths and areas are measured in
-the province's VN-2000 TM-3 CRS.
+``recompute(conn, run_id)`` runs in the caller's transaction (the ETL runner's, after a load of
+an input), all in PostGIS, and is idempotent. The model it computes: ``docs/warnings.md``.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
 """API keys: issued, listed and revoked with ``sdi keys``, checked by the API on each request.
 
-A key looks like ``sdi_k3x9q2m7a4_<43 random characters>``: the part between the underscores
-is its public id (shown by ``sdi keys list``, used to revoke it and in the access log), the rest
-is 32 random bytes. The database (``auth.api_keys``, migration 0003) holds the id and the
-SHA-256 of the whole key, never the key: it is printed once, when it is created.
-
-A key reads; it writes only to the collections it was given the write right for
-(``sdi keys create … --write incidents``, column ``write_collections``, migration 0007). An
-administrator's key (department ``*``) reads and writes everything.
+A key is ``sdi_<public id>_<32 random bytes>``; the database keeps the id and the SHA-256 of
+the key, never the key. Keys and write rights: README, "Access control and API keys".
 
 >>> key_id, key = new_key()
 >>> parse_key(key) == key_id

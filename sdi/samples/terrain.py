@@ -1,19 +1,7 @@
 """Terrain hazards: an elevation model, landslide susceptibility zones and storm-surge zones.
 
-One province-wide terrain, so that the four cities' rasters agree where they overlap:
-
-- **Coast**: a wavy line through the southern edge of the four cities (in VN-2000 / UTM 48N,
-  EPSG:3405, where the DEM lives). South of it is sea: the DEM has nodata there.
-- **Elevation**: a coastal plain rising 2.5 m per km inland; beyond 2.5 km from the coast,
-  hills (a rolling relief rising with the distance) and one steep massif at each landslide
-  site. Islands are not modelled (Vĩnh Thực, off Móng Cái, is sea on the DEM).
-- **Storm surge**: the zone flooded by a surge of height h is exactly the land below h m, i.e.
-  the strip of the coastal plain within h / 2.5 km of the coast (the hills start further
-  inland), cut per commune: four nested typhoon scenarios, the way the marine forecasting centre
-  maps them (levels 8-9, 10-11, 12-13, 14-15 of the Beaufort scale used in Vietnam).
-- **Landslides**: sites on the hills (at least 6 km inland; the coal-mining hills of Hạ Long,
-  Uông Bí and Cẩm Phả, fewer in Móng Cái), each a core of very high susceptibility ringed by
-  high, moderate and low classes — the susceptibility map the geology institute delivers.
+One province-wide terrain (coast, coastal plain, hills, landslide massifs, nested storm-surge
+strips), so the four cities' rasters agree where they overlap: ``docs/sample-data.md``.
 """
 
 from __future__ import annotations
