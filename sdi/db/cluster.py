@@ -67,8 +67,8 @@ log_line_prefix = '%m [%p] %q%u@%d '
 
 def wal_settings(level: str) -> str:
     """WAL settings for ``SDI_DB_WAL_LEVEL``. ``minimal`` (the default): a table filled in the
-    transaction that created or truncated it writes no WAL (a first load of 1 M parcels: 7 MB
-    instead of 700 MB) and is flushed at commit, as durable as before; but there is then no
+    transaction that created or truncated it writes no WAL (``docs/etl-performance.md``) and
+    is flushed at commit, as durable as before; but there is then no
     streaming replica or WAL archive (point-in-time recovery) of this cluster — set
     ``replica`` for those."""
     if level == "minimal":

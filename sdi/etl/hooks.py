@@ -80,8 +80,8 @@ def after_load(
     if not hooks or not changed:
         return []
     # The load may have replaced much of the table in this transaction, before autovacuum could
-    # look at it; without fresh statistics the derived queries' plans go wrong (measured: a
-    # 0.4 s refresh of the land-use conflicts took 5.7 s right after a first parcels load).
+    # look at it; without fresh statistics the derived queries' plans go wrong (an order of
+    # magnitude slower right after a first load: docs/etl-performance.md).
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
     summaries = (hook.run(conn, table, run_id) for hook in hooks)
     return [s for s in summaries if s]

@@ -305,15 +305,14 @@ def drop_indexes_if_empty(
 ) -> list[str]:
     """On a table with no rows at all, drop the indexes (but the primary key; only those of
     the access ``methods`` given, e.g. ``("gist",)``) and return their definitions: building
-    them once after a bulk load is 3× faster than maintaining them row by row (5 indexes,
-    GiST among them). Dropping needs an exclusive lock until commit — harmless on an empty
-    table, which no one is reading.
+    them once after a bulk load is faster than maintaining them row by row
+    (``docs/etl-performance.md``). Dropping needs an exclusive lock until commit — harmless on
+    an empty table, which no one is reading.
 
     The empty table is also truncated (when no foreign key refers to it): its rows and
     indexes then go to new files, for which PostgreSQL at ``wal_level = minimal`` (the local
-    cluster's default) writes no WAL — it flushes the files at commit instead. For 1 M
-    parcels that is 700 MB of WAL and 1.4 s of server CPU less; a rollback still leaves the
-    table as it was."""
+    cluster's default) writes no WAL — it flushes the files at commit instead (the saving:
+    ``docs/etl-performance.md``); a rollback still leaves the table as it was."""
     cursor = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(target.qualified))
     empty = not one(cursor)[0]
     if not empty:
@@ -358,7 +357,7 @@ def merge(
         return MergeCounts(added=staged)
     lock_target(conn, target)
     # An empty or small target makes the planner pick nested-loop anti-joins, which rescan the
-    # rows the same statement inserts: quadratic (35 s for 1 M parcels). Hash joins are linear.
+    # rows the same statement inserts: quadratic in the rows loaded. Hash joins are linear.
     conn.execute("SET LOCAL enable_nestloop = off")
     if mode == "append":
         return merge_append(conn, target, columns, run_id, staged)

@@ -84,8 +84,7 @@ def _derive(job: JobSpec, province_geometry: np.ndarray) -> dict[str, np.ndarray
 
 
 # The first batch of a file is normalised in slices of this many rows: the database starts
-# on the first slice while Python works on the rest, instead of idling through a whole batch
-# (0.7 s of 1 M parcels).
+# on the first slice while Python works on the rest, instead of idling through a whole batch.
 FIRST_SLICE = 10_000
 
 
@@ -142,8 +141,8 @@ class JobRun:
         ):
             return
         self.tracks_sources = True
-        # Two arrays in one binary row: 3× less client CPU than a COPY, which psycopg hands
-        # over one row at a time (0.25 s vs 0.8 s for 1 M features).
+        # Two arrays in one binary row: less client CPU than a COPY, which psycopg hands
+        # over one row at a time (docs/etl-performance.md).
         cursor = self.conn.execute(
             sql.SQL(
                 "SELECT array_agg(natural_key), array_agg(source_hash) FROM {} "
@@ -364,9 +363,9 @@ class JobRun:
         # are copied straight into the target. Its B-tree indexes are filled row by row —
         # the server's work while Python normalises the next batch, on the second core —
         # but a spatial index of an empty table is dropped and built once at the end: GiST
-        # inserts row by row cost the server 3.3 s more per 1 M parcels than the sorted build
-        # (2 s). Measured: server CPU 11.0 s (all kept), 7.8 s (GiST rebuilt), 7.4 s (all
-        # rebuilt, but then 4–5 s of index builds wait for the last batch).
+        # inserts row by row cost the server more than the sorted build, and rebuilding the
+        # B-trees too would leave their builds waiting for the last batch
+        # (docs/etl-performance.md, "Indexes of an empty table").
         direct = self.hashes_rows and run_id is not None and not has_current_rows(self.conn, target)
         constants = None
         self.keeps_delivered = not direct

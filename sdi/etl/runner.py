@@ -58,7 +58,7 @@ class SourceFile:
 def _import_pipeline() -> None:
     import sdi.etl.merge
     import sdi.etl.pipeline
-    import sdi.etl.readers.ogr  # noqa: F401  (pandas, shapely, pyogrio, pyproj, pgpq: 0.7 s)
+    import sdi.etl.readers.ogr  # noqa: F401  (pandas, shapely, pyogrio, pyproj, pgpq: slow)
 
 
 def _import_pipeline_meanwhile() -> threading.Thread | None:
