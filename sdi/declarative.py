@@ -7,6 +7,7 @@ line and the key, so an analyst can fix a spec without reading Python.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,16 @@ def json_schema(name: str) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def _allowed_keys(error: jsonschema.ValidationError) -> Mapping[str, Any]:
+    """The keys the failing (sub)schema allows: its ``properties``."""
+    schema = error.schema
+    return schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+
+
 def _unknown_keys(error: jsonschema.ValidationError) -> list[str]:
-    known = error.schema.get("properties", {})
-    return [k for k in error.instance if k not in known]
+    known = _allowed_keys(error)
+    instance = error.instance
+    return [k for k in instance if k not in known] if isinstance(instance, Mapping) else []
 
 
 def _location(error: jsonschema.ValidationError) -> Location:
@@ -75,9 +83,9 @@ def _location(error: jsonschema.ValidationError) -> Location:
 def _describe(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(part) for part in _location(error)) or "(top level)"
     if error.validator == "additionalProperties":
-        allowed = ", ".join(error.schema.get("properties", {}))
+        allowed = ", ".join(_allowed_keys(error))
         return f"{key}: unknown key (check the spelling; allowed here: {allowed})"
-    if error.validator == "enum":
+    if error.validator == "enum" and isinstance(error.validator_value, list):
         allowed = ", ".join(repr(v) for v in error.validator_value)
         return f"{key}: {error.instance!r} is not one of {allowed}"
     return f"{key}: {error.message}"

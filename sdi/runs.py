@@ -13,27 +13,31 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from sdi.sql import one
+
 # What a finished run may record beside its status and message (columns of etl.runs)
 COUNTS = ("rows_read", "added", "updated", "unchanged", "retired", "rejected", "repaired")
 
 
 def start(conn: psycopg.Connection, job: str, options: dict[str, Any] | None = None) -> int:
     """A new run of ``job``, 'running' (committed first, so others see it); its id."""
-    return conn.execute(
+    cursor = conn.execute(
         "INSERT INTO etl.runs (job, status, options) VALUES (%s, 'running', %s) RETURNING run_id",
         (job, Jsonb(options or {})),
-    ).fetchone()[0]
+    )
+    return one(cursor)[0]
 
 
 def skipped(
     conn: psycopg.Connection, job: str, message: str, options: dict[str, Any] | None = None
 ) -> int:
     """A run of ``job`` that had nothing to do, recorded as finished; its id."""
-    return conn.execute(
+    cursor = conn.execute(
         "INSERT INTO etl.runs (job, status, finished_at, message, options) "
         "VALUES (%s, 'skipped', clock_timestamp(), %s, %s) RETURNING run_id",
         (job, message, Jsonb(options or {})),
-    ).fetchone()[0]
+    )
+    return one(cursor)[0]
 
 
 def finish(

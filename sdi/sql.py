@@ -19,7 +19,8 @@ import re
 from functools import lru_cache
 from importlib import resources
 
-from psycopg import sql
+from psycopg import Cursor, sql
+from psycopg.rows import Row
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -37,4 +38,15 @@ def load(package: str, name: str) -> str:
 
 def query(package: str, name: str) -> sql.SQL:
     """:func:`load` as a :class:`psycopg.sql.SQL`, ready for ``.format(...)`` or execute."""
-    return sql.SQL(load(package, name))  # type: ignore[arg-type]  # static text from the package
+    return sql.SQL(load(package, name))  # static text from the package, no values in it
+
+
+def one(cursor: Cursor[Row]) -> Row:
+    """The row of a statement that always returns one (an aggregate, ``INSERT ... RETURNING``).
+
+    A statement that returned none is a bug, reported as such rather than as an index error.
+    """
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row where one was certain")
+    return row

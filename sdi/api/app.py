@@ -1,25 +1,7 @@
 """The ASGI application served: pygeoapi's Starlette app, configured for production.
 
-pygeoapi builds its app at import time from PYGEOAPI_CONFIG and PYGEOAPI_OPENAPI, which
-:mod:`sdi.serve` sets. Around it, outermost first:
-
-1. :class:`sdi.api.ops.Operations`: ``/healthz``, ``/metrics``, the JSON access log, and a
-   last-resort 500 with an OGC exception body;
-2. :class:`sdi.api.contract.MethodContract`: 405 for a method the OpenAPI document has not;
-   :class:`sdi.api.auth.AccessControl`: API keys, internal layers hidden, no anonymous writes;
-   :class:`sdi.dashboard.Dashboard`: ``/dashboard/``, the operations-centre page (static files
-   that read the public API from the browser, anonymously);
-   :class:`sdi.api.changes.ChangeFeed`: ``/collections/{id}/changes``; every other path goes on to
-3. :class:`sdi.api.incidents.IncidentWrites`: writes to incident collections (Part 4) carry
-   the writer to the provider; PATCH as a partial PUT; DELETE refused;
-   :class:`sdi.api.media.ItemsMedia`: media types of the output formats
-   (:mod:`sdi.api.formats`: items as ``application/geo+json``…), CQL2 JSON in GET;
-   :class:`sdi.api.contract.QueryContract`: query parameters checked against the OpenAPI
-   document (400 for what it does not allow);
-   :class:`sdi.api.processes.CallerHeader`: who asks, for the job manager;
-4. pygeoapi, created with ``debug=True`` (which would send tracebacks to clients): we switch
-   that off and answer unexpected errors with an OGC exception body, and a value the database
-   rejects (a malformed date, a number out of range: SQLSTATE class 22) with a 400.
+:func:`build` puts the middlewares around pygeoapi, once; their order and why:
+``docs/internals.md`` ("The API stack").
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ request (:func:`query_parameters`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl
 
 from starlette.responses import Response
@@ -100,7 +100,7 @@ def header(scope_or_headers: Scope | Iterable[tuple[bytes, bytes]], name: bytes)
     """
     headers = (
         scope_or_headers.get("headers", [])
-        if isinstance(scope_or_headers, dict)
+        if isinstance(scope_or_headers, Mapping)
         else scope_or_headers
     )
     for key, value in headers:

@@ -1,35 +1,7 @@
 """Access control of the OGC API: public and internal layers, API keys, no anonymous writes.
 
-A pure ASGI middleware in front of pygeoapi (:mod:`sdi.api.app` registers it):
-
-- **Who is asking.** A client sends its key as the ``X-API-Key`` header (``sdi keys create``),
-  or, for clients that can only log in (QGIS without the *API Header* method), as the password
-  of HTTP Basic authentication (or a Bearer token). No key: anonymous. A key that is malformed,
-  unknown or revoked: 401, on every path. Keys are never accepted in the URL: a request with
-  ``api_key`` in the query string is refused (400), because URLs end up in logs, in browser
-  history and in the ``self``/``next`` links pygeoapi writes into its responses. What the
-  database says about a key is kept in each worker for :data:`sdi.keys.CACHE_TTL` seconds, so
-  a revocation takes effect within that time.
-- **What it may see.** A layer (``layers/<id>.yml``; the collection id is the file stem) with
-  ``access: public`` and no ``departments`` is for everyone. ``access: internal`` needs a key;
-  a ``departments`` list narrows it to keys of those departments (a list on a public layer
-  restricts it too: the stricter reading wins). An administrator's key (department ``*``) sees
-  everything. A collection in the pygeoapi configuration without a layer file is shown to
-  administrators only.
-- **Hidden means absent.** A request under ``/collections/<hidden id>`` is passed to pygeoapi
-  with the id replaced by one that cannot exist, so the answer — status, headers, body, in
-  every format — is pygeoapi's own "Collection not found", byte for byte what a collection
-  that never existed gets; the hidden collection's provider is never called. Listings are
-  filtered: the landing page and ``/collections`` (JSON, JSON-LD and HTML, re-rendered with
-  pygeoapi's own template) and the OpenAPI document (paths and tags).
-- **Writes** (any method but GET, HEAD and OPTIONS, including CQL2 POST searches) are never
-  anonymous: 401 without a key, 403 with a key that is neither an administrator's nor given
-  the write right for the collection (``sdi keys create … --write incidents``: then it may
-  POST, PUT, PATCH and DELETE under ``/collections/incidents/items``, where the collection's
-  provider validates the write, :mod:`sdi.api.incidents`); a write without a ``Content-Type``
-  is a 400 (pygeoapi would fail with a 500).
-
-Every refusal is an OGC exception body (``code``, ``type``, ``description``) naming no layer.
+A pure ASGI middleware in front of pygeoapi. The rules: README, "Access control and API keys";
+how hidden collections stay absent and writes are refused: ``docs/internals.md``.
 """
 
 from __future__ import annotations

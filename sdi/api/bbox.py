@@ -73,6 +73,7 @@ def condition(
         )
 
     west, east = sql.Placeholder("b0"), sql.Placeholder("b2")
+    clause: sql.Composable
     if bbox[0] > bbox[2] and srid == 4326:
         clause = sql.SQL("({} OR {})").format(
             envelope(west, sql.Literal(180.0)), envelope(sql.Literal(-180.0), east)

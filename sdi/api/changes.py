@@ -1,34 +1,7 @@
 """Change feed: what changed in a collection since an instant or an ETL run.
 
-See ``docs/change-feed.md``.
-
-``GET /collections/{id}/changes?since=<ISO 8601 instant with offset | run id>`` answers a GeoJSON
-FeatureCollection of the features that differ between the state at ``since`` and the state at
-``until`` (a watermark chosen by the server, see below), each with ``change``: ``added`` (no
-version at ``since``), ``changed`` (another version) or ``removed`` (no version at ``until``:
-retired, or for warnings cleared), the published properties and the geometry of the version at
-``until`` (for a removal: the last version), and ``run_id`` (the ETL run that wrote that
-version), ``valid_from`` and ``valid_to``. A feature that appeared and disappeared inside the
-window is not listed; one that changed several times is listed once, as it is at ``until``.
-
-Any collection whose source is a versioned warehouse table (``<table>_current`` over a table
-with ``id``, ``version_id``, ``valid_from``, ``valid_to``, ``run_id`` — every ETL feature table
-and ``hazard.warnings``) has a feed; others answer 400 saying so.
-
-**Never missing a change.** A version's ``valid_from``/``valid_to`` is the start of the
-transaction that wrote it, which can commit after later-starting ones. ``until`` is therefore
-the start of the oldest transaction still running (or now, if none): everything before it is
-committed, so a client that asks next with ``since=<until>`` (the ``poll`` link) sees every
-change exactly once or more, never less. A ``since`` run id means "after that run took
-effect" (``etl.run_time``); the response lists the runs that finished in the window.
-
-**Pages** of ``limit`` (default 100, at most 10 000) features in ``id`` order; the ``next``
-link carries ``until`` and ``after`` (the last id), so every page describes the same window.
-
-**Access control.** The route sits inside :class:`sdi.api.auth.AccessControl`: a collection
-hidden from the caller arrives here under an id no layer has, and gets pygeoapi's own "not
-found", like every other path under it. Only the layer's published properties are ever
-selected (personal fields only where the layer publishes them to its own readers).
+``GET /collections/{id}/changes``: the request, the answer, the watermark that never misses a
+change, pages and access control are in ``docs/change-feed.md``.
 """
 
 from __future__ import annotations
@@ -118,8 +91,8 @@ def _parameters(query: str) -> dict[str, str]:
             "(since=2025-10-14T11:00:00Z) or an ETL run id (since=42)"
         )
     for name, low, high in (("limit", 1, MAX_LIMIT), ("after", 0, 2**63 - 1)):
-        value = params.get(name)
-        if value is not None and not (re.fullmatch(r"[0-9]+", value) and low <= int(value) <= high):
+        given = params.get(name)
+        if given is not None and not (re.fullmatch(r"[0-9]+", given) and low <= int(given) <= high):
             raise ChangeError(f"{name} must be an integer from {low} to {high}")
     return params
 
@@ -178,12 +151,14 @@ class ChangeFeed:
             until = (
                 _instant(params["until"], "until")
                 if "until" in params
-                else conn.execute(
-                    # the oldest transaction still running may commit versions older than now
-                    "SELECT least(now(), min(xact_start)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND xact_start IS NOT NULL "
-                    "AND pid <> pg_backend_pid()"
-                ).fetchone()[0]
+                else sql_files.one(
+                    conn.execute(
+                        # the oldest transaction still running may commit versions older than now
+                        "SELECT least(now(), min(xact_start)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND xact_start IS NOT NULL "
+                        "AND pid <> pg_backend_pid()"
+                    )
+                )[0]
             )
             if until < since:
                 until = since
@@ -234,7 +209,7 @@ class ChangeFeed:
         return _instant(value, "since"), None
 
     @staticmethod
-    def _statement(layer: Layer, table: str) -> sql.Composable:
+    def _statement(layer: Layer, table: str) -> sql.Composed:
         schema, _, name = table.partition(".")
         properties = geojson.properties(
             [

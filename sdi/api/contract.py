@@ -1,33 +1,8 @@
-"""The OpenAPI document is the contract: query parameters are checked against it.
+"""The OpenAPI document is the contract: query parameters and methods are checked against it.
 
-pygeoapi 0.24 is lenient where its own document is strict: it accepts ``f=`` (empty) or
-``lang`` twice, ``skipGeometry=null``, a ``limit`` above the advertised maximum (clipped),
-``sortby`` values outside the pattern, and it parses ``datetime`` with dateutil, which reads
-almost anything ("5" is the 5th of this month). A client (or a validator such as schemathesis)
-that trusts the document is then surprised. This ASGI middleware checks every query parameter
-that the served document declares for a GET (or HEAD) operation before pygeoapi sees the
-request, and answers a value the document does not allow with a 400 OGC exception naming the
-parameter and what it accepts:
-
-- a declared parameter given twice;
-- ``integer``/``number``/``boolean`` values that are not one (``true``/``false`` only),
-  ``minimum``/``maximum``;
-- ``enum``, ``pattern`` (anchored), ``minLength``/``maxLength``, ``format`` date/date-time;
-- arrays (``style: form, explode: false``: comma-separated) and their ``minItems``/``maxItems``.
-
-Undeclared parameters (vendor extensions) pass unchecked, as OpenAPI allows. The checks are
-compiled once per worker from the document pygeoapi serves (``PYGEOAPI_OPENAPI``); a request
-costs a dictionary look-up and a few comparisons. Paths the document does not describe
-(``/healthz``, the dashboard, static files) are not touched.
-
-Register inside the access control (a hidden collection must stay a 404, never a 400 that
-would tell it exists): ``AccessControl(ItemsMedia(QueryContract(pygeoapi_app, OPENAPI)))``.
-
-:class:`MethodContract` answers a method the document has for no path of that shape (PUT on
-a collection, DELETE on an item) with a 405 and an ``Allow`` header, *before* the access
-control, which would otherwise ask for a key (401) as for any write. Shapes, not paths: the
-collection id is a wildcard, so a hidden collection, a public one and one that does not exist
-get the same answer.
+:class:`QueryContract` (inside the access control) answers a query parameter the served
+document does not allow with a 400; :class:`MethodContract` (outside it) a method no path of
+that shape has with a 405. What is checked, and why: ``docs/api-contract.md``.
 """
 
 from __future__ import annotations
@@ -121,7 +96,8 @@ def parameter_check(schema: dict[str, Any]) -> Check:
 
         def check_any(value: str) -> str | None:
             problems = [check(value) for check in checks]
-            return None if None in problems else " or ".join(dict.fromkeys(problems))
+            found = [p for p in problems if p is not None]
+            return None if len(found) < len(problems) else " or ".join(dict.fromkeys(found))
 
         return check_any
     if schema.get("type") != "array":

@@ -1,24 +1,8 @@
 """CQL2 filters → SQL: pygeofilter's AST translated with psycopg ``sql`` composition.
 
-pygeoapi parses ``filter`` (CQL2 text in the query string, CQL2 JSON in a POST body) with
-pygeofilter and hands the provider the AST, with geometry literals already transformed to the
-storage CRS (``filter-crs``) and ``geometry`` renamed to the geometry column. This module turns
-that AST into a WHERE clause:
-
-* every value is a bound parameter (``%(pN)s``); identifiers come only from the collection's
-  published columns, so nothing the client sends is ever spliced into the SQL text;
-* spatial predicates are applied to the raw, GiST-indexed geometry column and the literal is
-  ``ST_GeomFromText(%(pN)s, srid)`` (transformed, if it is in another CRS, on the literal's
-  side): the column is never wrapped in a function;
-* types are checked against the columns' PostgreSQL types, so a wrong filter is a 400 that
-  names the property and says what it expected, never a database error.
-
-It also writes an AST back as CQL2 JSON (:func:`to_json`), which the paging cursor carries.
-
-Quirks of pygeofilter 0.4 handled here: ``T_INTERSECTS`` is parsed as ``TimeOverlaps`` (so
-``TimeOverlaps`` with an instant means *intersects*: an instant can never strictly overlap);
-CQL2 JSON ``{"bbox": [minx, miny, maxx, maxy]}`` becomes ``Envelope(x1=minx, x2=miny,
-y1=maxx, y2=maxy)``; CQL2 text ``BBOX(minx, miny, maxx, maxy)`` becomes a ``bbox`` function.
+Values bound, identifiers only from the published columns, spatial predicates on the raw
+indexed column, types checked (a 400, never a database error); also the AST back to CQL2 JSON
+and text. Details and pygeofilter's quirks: ``docs/internals.md`` ("CQL2 → SQL").
 """
 
 from __future__ import annotations
@@ -162,6 +146,7 @@ class _Translator:
         if lhs.kind != TEXT:
             raise FilterError(f"LIKE needs a text property; {_name(lhs)} is {lhs.kind}")
         pattern = node.pattern
+        pattern_sql: sql.Composable
         if isinstance(pattern, ast.Function) and pattern.name.lower() in ("lower", "casei"):
             pattern_sql = sql.SQL("lower({})").format(self.text_literal(pattern.arguments))
         elif isinstance(pattern, str):
@@ -225,7 +210,7 @@ class _Translator:
         column = ref if ref.column else other if other.column else None
         literal = other if column is ref else ref
         if column is not None:
-            hint = _HINTS.get(column.kind, "")
+            hint = _HINTS.get(column.kind or "", "")
             raise FilterError(
                 f"{column.column} is a {column.kind} property and cannot be compared "
                 f"({what}) with a {literal.kind}{hint}"
@@ -557,8 +542,7 @@ def to_json(node: Any) -> Any:
             raise FilterError(f"T_{node.op.name} is not supported")
         return {"op": name, "args": [to_json(node.lhs), to_json(node.rhs)]}
     if isinstance(node, ast.ArrayPredicate):
-        op = {"AEQUALS": "a_equals", "ACONTAINS": "a_contains"}.get(node.op.name)
-        op = op or {"ACONTAINEDBY": "a_containedby", "AOVERLAPS": "a_overlaps"}[node.op.name]
+        op = _ARRAY_JSON[node.op.name]
         return {"op": op, "args": [to_json(node.lhs), to_json(node.rhs)]}
     if isinstance(node, ast.Arithmetic):
         return {"op": node.op.value, "args": [to_json(node.lhs), to_json(node.rhs)]}
@@ -593,6 +577,12 @@ _TEMPORAL_JSON = {
 }
 _TEMPORAL_JSON.update(ENDS="t_ends", ENDEDBY="t_endedby")
 _TEMPORAL_JSON.update(TCONTAINS="t_contains", TEQUALS="t_equals", DISJOINT="t_disjoint")
+_ARRAY_JSON = {
+    "AEQUALS": "a_equals",
+    "ACONTAINS": "a_contains",
+    "ACONTAINEDBY": "a_containedby",
+    "AOVERLAPS": "a_overlaps",
+}
 
 
 def _negate(node: dict, negated: bool) -> dict:

@@ -50,10 +50,10 @@ def pool() -> ConnectionPool:
                 max_idle=300,
                 timeout=10,
                 # No server-side prepared statements: a generic plan cannot see the bbox, and
-                # for a spatial page it is up to twice slower than planning each time (0.1 ms).
-                # No parallel workers and no JIT: starting a worker or compiling costs 20-100
-                # ms, more than a whole page of features (PostGIS rates ST_Intersects so dear
-                # that the planner reaches for both on a bbox of a few thousand parcels).
+                # planning each time is cheaper than a bad spatial plan. No parallel workers
+                # and no JIT: starting either costs more than a whole page of features
+                # (PostGIS rates ST_Intersects so dear that the planner reaches for both on a
+                # bbox of a few thousand parcels). Figures: docs/api-contract.md, "Speed".
                 kwargs={
                     "autocommit": True,
                     "prepare_threshold": None,

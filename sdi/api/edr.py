@@ -1,24 +1,8 @@
 """OGC API EDR on PostGIS: the water-level series of the river gauges as CoverageJSON.
 
-Registered on the ``gauges`` collection by its ``edr:`` option (``layers/gauges.yml``,
-``sdi publish``), next to its feature provider, so one collection answers:
-
-- ``/collections/gauges/position?coords=POINT(lon lat)``: the series of the gauges within
-  ``position_tolerance_m`` of the point (nearest first);
-- ``/collections/gauges/area?coords=POLYGON((…))``: the series of every gauge in the polygon;
-- ``/collections/gauges/locations``: the gauges as GeoJSON (id = gauge code), and
-  ``/collections/gauges/locations/{gauge_code}``: that gauge's series;
-- ``/collections/gauges/items``: the gauges as OGC API Features (EDR's *items* query is served
-  by the collection's feature provider, as pygeoapi routes it).
-
-Every query takes ``datetime`` (an instant or a closed/open interval) and ``parameter-name``
-(``water_level_m``). A series is a CoverageJSON ``PointSeries`` coverage; the answer is always a
-``CoverageCollection`` (one coverage per gauge). The coverages are built by PostGIS in one
-query (``json_agg`` of the readings, in time order); the point's or polygon's coordinates are
-the constant side of the spatial predicate, so the gauges' GiST index is used.
-
-A response carries at most ``max_values`` readings in all: a longer series is a 400 that asks
-for a narrower ``datetime`` rather than a response of hundreds of megabytes.
+Registered on the ``gauges`` collection by its ``edr:`` option. The queries and their limits:
+``docs/warnings.md`` ("The gauge series: OGC API EDR"); how they are built:
+``docs/internals.md``.
 """
 
 from __future__ import annotations
@@ -86,10 +70,11 @@ class PostGISEDRProvider(BaseEDRProvider):
         self.title_field = provider_def.get("title_field")
         # the locations' properties served by /locations: only those listed in layers/
         self.properties = list(provider_def.get("properties", []))
-        self.file_types = []
+        self.file_types: list[str] = []
         self.include_extra_query_parameters = False
         self.filename = None
-        self.axes, self.crs, self.num_bands = [], None, None
+        self.axes: list[str] = []
+        self.crs = self.num_bands = None
         self.storage_crs = None
         self.parameters: dict[str, dict[str, Any]] = provider_def.get("parameters", {})
         self.max_values = int(provider_def.get("max_values", DEFAULT_MAX_VALUES))
@@ -253,7 +238,8 @@ class PostGISEDRProvider(BaseEDRProvider):
         }
 
     def _location_features(self, bbox: list[float], limit: int | None) -> dict[str, Any]:
-        where, params = sql.SQL("TRUE"), {}
+        where: sql.Composable = sql.SQL("TRUE")
+        params: dict[str, Any] = {}
         if bbox:  # corners in any order, as on /items
             try:
                 where, params = bboxes.condition(
@@ -283,7 +269,7 @@ class PostGISEDRProvider(BaseEDRProvider):
         return {"type": "FeatureCollection", "features": json.loads(features)}
 
     @staticmethod
-    def _fetch(statement: sql.Composable, params: dict[str, Any]) -> list[tuple]:
+    def _fetch(statement: sql.Composed, params: dict[str, Any]) -> list[tuple]:
         with connection() as conn:
             try:
                 return conn.execute(statement, params).fetchall()

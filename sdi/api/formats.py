@@ -1,21 +1,8 @@
 """The output formats of the OGC API, in one table: ``f=`` name → media type, routes, default.
 
-pygeoapi renders the formats (its ``f`` parameter and the ``Accept`` header choose one) and
-lists in its OpenAPI document which ``f`` values each operation takes. This table says, for
-each format and each kind of route, the media type the client gets and whether it is what a
-request without ``f`` gets. It is read by:
-
-- :mod:`sdi.api.media` (the media middleware): items' JSON relabelled
-  ``application/geo+json``, a tile request without ``f`` given the tiles' default, error
-  answers of the other formats labelled ``application/json`` (what their bodies are);
-- :mod:`sdi.api.openapi` (the served document): the media type of every format an
-  operation's ``f`` offers in its 200 response, and ``f`` values a route does not offer
-  removed from its ``enum``;
-- :mod:`sdi.api.contract`, through that document: ``f`` is checked against the ``enum``,
-  so a format a route does not offer here is a 400 there.
-
-A new output format (``docs/api-contract.md``, "Adding an output format"): a row here, and
-the code that renders it (a pygeoapi formatter or template, or a middleware of ours).
+Read by the media middleware (:mod:`sdi.api.media`), the served OpenAPI document
+(:mod:`sdi.api.openapi`) and so the contract (:mod:`sdi.api.contract`). What each row says
+and how to add a format: ``docs/api-contract.md``, "Adding an output format".
 """
 
 from __future__ import annotations

@@ -77,8 +77,9 @@ class FeatureTexts(list):
     """The features of a page as the GeoJSON texts PostGIS wrote, parsed on first use.
 
     pygeoapi parses nothing of a JSON page: it adds links and serialises the collection with
-    ``json.dumps``. Parsing 100 features' GeoJSON only to write it again costs 1.6 ms a page
-    (more than PostGIS takes to build it); :func:`sdi.api.pygeoapi_patches.to_json` writes the
+    ``json.dumps``. Parsing the features' GeoJSON only to write it again costs more than
+    PostGIS takes to build it (``docs/api-contract.md``, "Speed");
+    :func:`sdi.api.pygeoapi_patches.to_json` writes the
     texts as they are instead. Any other use (HTML, CSV, JSON-LD, ``len``, a subclass's
     post-processing) goes through a list method, which parses them first: the list then
     behaves as a plain list.

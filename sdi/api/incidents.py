@@ -1,32 +1,8 @@
 """Citizen incident reports: OGC API Features Part 4 writes, validated and logged (issue 6).
 
-Citizens' apps (and the operations centre) send reports to the ``incidents`` collection
-(``layers/incidents.yml``) with pygeoapi's own transaction routes:
-
-- ``POST /collections/incidents/items``: a GeoJSON Feature → ``201`` with ``Location``;
-- ``PUT /collections/incidents/items/{id}``: the feature's public fields again (geometry,
-  category, description, status) → ``204``; personal fields it leaves out keep their value;
-- ``PATCH /collections/incidents/items/{id}``: only what changes (a JSON merge patch of the
-  feature, e.g. ``{"properties": {"status": "assigned"}}``) → ``204``. pygeoapi 0.24 has no
-  PATCH route: :class:`IncidentWrites` hands it to the PUT route as a partial update;
-- ``DELETE``: refused (``405``): a report is resolved, never deleted, so its log stays whole.
-
-Who may write is decided by :mod:`sdi.api.auth` (never anonymous; an administrator's key or a
-key with the write right for the collection, ``sdi keys create … --write incidents``). What may
-be written is decided here, in :class:`IncidentProvider` (a :class:`PostGISProvider`, so
-reads are the usual ones): a Point inside the province — the commune is derived from it, in
-PostGIS, from ``admin.communes_current`` —, a category of ``etl/codes/incident_categories.yml``,
-a description of at most :data:`DESCRIPTION_MAX` characters, contact details of bounded
-shape, and a status that follows :data:`TRANSITIONS` (``409`` otherwise). Each create and
-change is written with its ``ops.incident_log`` row (who: the key's id, name and department;
-when; old and new status and values) in one transaction; then the operations summary is
-refreshed (``sdi.planning.refresh_operations``, when that module is installed).
-
-pygeoapi hands a provider only the request body, not who sent it. :class:`IncidentWrites`
-(an ASGI middleware inside the access control) therefore wraps the body in an envelope that
-carries a single-use random token; the token maps to the writer in this process's memory for
-the duration of the request. A client cannot forge it (32 random bytes, never sent out), and a
-body without a live token is refused: the provider cannot be written to around the middleware.
+:class:`IncidentProvider` says what may be written (and logs it); :class:`IncidentWrites`
+carries the writer to it, turns PATCH into a partial PUT and refuses DELETE. The API, the
+rules and how the writer reaches the provider: ``docs/incidents.md``.
 """
 
 from __future__ import annotations
@@ -50,6 +26,7 @@ from sdi.api.asgi import header, replace_header, send_error
 from sdi.api.auth import SCOPE_IDENTITY, Identity
 from sdi.api.db import connection, provider_error
 from sdi.api.provider import PostGISProvider
+from sdi.sql import one
 
 LOGGER = logging.getLogger(__name__)
 
@@ -362,13 +339,14 @@ class IncidentProvider(PostGISProvider):
             with connection() as conn, conn.transaction():
                 commune = _commune(conn, lon, lat)
                 columns = list(values)
-                row = conn.execute(
+                cursor = conn.execute(
                     f"INSERT INTO ops.incidents ({', '.join([*columns, 'commune_code'])}, "
                     "created_by, geom) VALUES ("
                     + ", ".join(["%s"] * (len(columns) + 2))
                     + ", ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING id, status",
                     [*values.values(), commune, _who(writer), lon, lat],
-                ).fetchone()
+                )
+                row = one(cursor)
                 new = {**values, "commune_code": commune, "geometry": [lon, lat]}
                 _log(conn, row[0], "create", None, row[1], {}, new, writer)
         except psycopg.Error as exc:
@@ -448,13 +426,14 @@ def _who(writer: Writer) -> str:
 
 def _commune(conn: psycopg.Connection, lon: float, lat: float) -> str:
     """The 2025 commune containing the point (the province's own boundary, not its box)."""
-    row = conn.execute(
+    cursor = conn.execute(
         "SELECT (SELECT commune_code FROM admin.communes_current WHERE admin_vintage = '2025' "
         "AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) "
         "ORDER BY commune_code LIMIT 1), "
         "EXISTS (SELECT FROM admin.communes_current WHERE admin_vintage = '2025')",
         (lon, lat),
-    ).fetchone()
+    )
+    row = one(cursor)
     if row[0] is not None:
         return row[0]
     if not row[1]:

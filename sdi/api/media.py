@@ -1,28 +1,8 @@
 """Media types of the items endpoints, around pygeoapi (an ASGI middleware).
 
-Responses: pygeoapi 0.24 serves ``/collections/{id}/items`` and ``…/items/{featureId}`` as
-``application/json``; OGC API Features (and GDAL/QGIS's content negotiation) expect
-``application/geo+json``. pygeoapi has no hook for this short of a formatter (which only
-applies to ``f=`` values other than the default, and never to single items), so successful
-JSON responses of those paths are relabelled here. Nothing else is touched: errors stay
-``application/json``, HTML, JSON-LD and CSV keep their types.
-
-Requests: pygeoapi parses a ``filter`` query parameter as CQL2 text whatever ``filter-lang``
-says, so ``filter-lang=cql2-json`` in a GET fails. Such a filter is rewritten to the CQL2
-text pygeofilter reads (:func:`sdi.api.cql.to_text`; the query string, and so pygeoapi's
-own links, then carry the text), or, when it has no text form (array predicates, quotes in
-a value, open intervals), passed as the request body, which pygeoapi parses as CQL2 JSON
-(the provider's paging cursor carries it on to the next pages).
-
-The formats, their media types and the tiles' default are :mod:`sdi.api.formats`'s.
-
-Tiles: pygeoapi answers a tile request without ``f`` with a 400 ("Invalid format"), although
-its document says ``f`` defaults to ``mvt`` (the only format), and labels its JSON error
-bodies (404, 400) with the MVT media type. A tile request without ``f`` gets ``f=mvt``, and
-an error answer is labelled ``application/json`` (on every path: pygeoapi labels the JSON
-error bodies of ``f=jsonld`` requests ``application/ld+json`` too).
-
-Register it around pygeoapi's app: ``app = ItemsMedia(pygeoapi_app)``.
+Items' JSON relabelled ``application/geo+json``, CQL2 JSON accepted in a GET, a tile request
+without ``f`` given the tiles' default, error answers labelled ``application/json``. The
+formats are :mod:`sdi.api.formats`'s; why each fix: ``docs/internals.md``.
 """
 
 from __future__ import annotations

@@ -155,7 +155,8 @@ def _ok_response(document: dict[str, Any], path: str, operation: dict[str, Any])
         }
         return response
     # the schema of what pygeoapi (or our module) documents, for a format of the same answer
-    schema = next(iter(content.values()), {}).get("schema", {"type": "object"})
+    first: dict[str, Any] = next(iter(content.values()), {})
+    schema = first.get("schema", {"type": "object"})
     for name in _f_values(document, operation.get("parameters", [])):
         fmt = formats.find(name, route)
         if fmt is not None:

@@ -1,31 +1,8 @@
 """Operations: ``/healthz``, Prometheus ``/metrics``, JSON access log, last-resort error body.
 
-A pure ASGI middleware, the outermost layer of the served app (:mod:`sdi.api.app`):
-
-- ``GET /healthz``: ``200 {"status": "ok", "database": "ok"}`` when the warehouse answers
-  ``SELECT 1`` through the API's connection pool, else ``503`` with ``"database":
-  "unreachable"``. The answer is reused for :data:`HEALTH_TTL` seconds per worker, so probes
-  cost the database at most one query per second and worker.
-- ``GET /metrics``: Prometheus text format. ``sdi_http_requests_total`` (method, route, status),
-  ``sdi_http_request_duration_seconds`` (method, route; histogram) and
-  ``sdi_http_requests_in_flight``. ``route`` is pygeoapi's route *template*
-  (``/collections/{collection_id}/items``), never a collection id, so the metrics name no
-  layer and stay few. Uvicorn runs several worker processes: prometheus_client's multiprocess
-  mode sums them (files in ``<state>/server/metrics/<server pid>-<start time>/``, one folder per
-  server run; folders of servers that are gone are removed when a worker starts).
-- Access log: one JSON object per line in ``<state>/server/access.log`` — time, method, path,
-  query (parameters that could carry a key, and any value shaped like a key, are replaced by
-  ``REDACTED``), route, status, duration_ms, bytes, client, department (``anonymous``, a
-  department, or ``*``) and key_id (the public id of the key, never the key). The file is
-  opened in append mode by every worker and reopened when it is rotated away (logrotate's
-  ``create`` or ``copytruncate`` both work).
-- A method no route takes (TRACE, CONNECT, …): ``405`` before any key is asked for;
-- Query strings longer than :data:`MAX_QUERY` characters: ``400`` with an OGC exception body
-  (not 414: OGC API clients and checkers expect a 400 for a bad parameter);
-  Starlette's plain-text 404 (unknown path) and 405 (method a route does not take) become OGC
-  exception bodies too.
-- Any exception that escapes everything else: ``500`` with an OGC exception body without
-  internals (the traceback goes to the server log).
+The outermost ASGI middleware of the served app. The endpoints and files: README,
+"Operations"; the details (caching, metrics folders, log rotation, 405/400/500 bodies):
+``docs/internals.md``.
 """
 
 from __future__ import annotations
@@ -97,7 +74,7 @@ def prepare_multiprocess_dir(state_dir: Path) -> Path | None:
     if "prometheus_client" in sys.modules:
         return None
     parent = multiprocessing.parent_process()
-    owner = parent.pid if parent is not None else os.getpid()
+    owner = parent.pid if parent is not None and parent.pid is not None else os.getpid()
     base = state_dir / "server" / "metrics"
     base.mkdir(parents=True, exist_ok=True)
     directory = base / f"{owner}-{_start_time(owner)}"
@@ -202,6 +179,7 @@ class AccessLog:
                         self._open()
                 except FileNotFoundError:
                     self._open()
+            assert self._fd is not None  # _open() set it, or raised
             os.write(self._fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         except OSError as exc:  # a full disk must not take the API down
             LOGGER.error("cannot write the access log %s: %s", self.path, exc)
@@ -335,7 +313,7 @@ class Operations:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        state = {"status": None, "bytes": 0, "done": False}
+        state: dict[str, Any] = {"status": None, "bytes": 0, "done": False}
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -388,8 +366,10 @@ class Operations:
             if method not in ("GET", "HEAD"):
                 await send_error(send, 405, "MethodNotAllowed", "use GET /metrics")
                 return
-            body, content_type = await run_in_threadpool(self.metrics.exposition)
-            await send_body(send, 200, body, content_type, [(b"cache-control", b"no-store")], head)
+            exposition, content_type = await run_in_threadpool(self.metrics.exposition)
+            await send_body(
+                send, 200, exposition, content_type, [(b"cache-control", b"no-store")], head
+            )
             return
         if method not in _METHODS:  # TRACE, CONNECT, …: no route takes them, whoever asks
             await send_error(

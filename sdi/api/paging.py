@@ -1,21 +1,7 @@
 """Keyset paging and cheap ``numberMatched`` for the PostGIS provider.
 
-pygeoapi pages with ``offset``: page *n* of a large result would cost a scan of every row
-before it. The provider instead writes its own ``next`` link, with the usual ``offset`` (for
-clients that look at it) and a ``cursor``: an opaque token holding where the page ended (the
-sort key values and id of its last row), the number of matching rows counted for the first
-page, and the CQL2 filter (as CQL2 JSON, so a filter sent in a POST body survives paging). A
-request with a valid cursor *seeks* (``WHERE (sort keys, id) > last``) instead of skipping:
-page 10,000 costs what page 1 costs.
-
-A cursor is a hint, never a trust boundary: its values are bound parameters; if the request's
-query no longer matches the cursor's signature (the client edited the link), it is ignored
-and the ``offset`` is used.
-
-``numberMatched``: exact when free (the last page: offset + rows), carried by the cursor
-from the first page, otherwise the planner's estimate when it is large (a full count of a
-million rows on every request is what makes naive servers slow) and an exact count when the
-estimate is small.
+The ``cursor`` of the next links, and when ``numberMatched`` is exact or estimated:
+``docs/internals.md`` ("Paging and numberMatched").
 """
 
 from __future__ import annotations

@@ -1,42 +1,9 @@
 """OGC API Processes: "exposure", and the job manager that keeps each client's jobs its own.
 
-**The process.** ``POST /processes/exposure/execution`` with either
-
-- ``{"inputs": {"area": <GeoJSON Polygon or MultiPolygon, CRS84>}}``: what lies in that area, or
-- ``{"inputs": {"gauge": "G-HL-01", "water_level_m": 3.4}}``: what a warning of that gauge
-  would expose if the river stood at that level (level and flood zones chosen exactly as for a
-  real warning),
-
-answers a GeoJSON Feature: the area as geometry and, as properties, the figures of a warning's
-exposure (buildings by use, residents estimate, parcels by land-use group, critical facilities,
-street lamps, water-pipe length, cameras; ``docs/warnings.md``) and, where flood-depth rasters
-are loaded, their zonal statistics over the area (``sdi.hazard.rasters.zonal_stats``). The
-computation is the hazard package's (``sdi.hazard.exposure``, with the warnings' own SQL: one
-definition of "exposed"); this module is only its pygeoapi adapter.
-
-Synchronous by default; asynchronous with ``Prefer: respond-async`` (201, ``Location:
-/jobs/{id}``, the result at ``/jobs/{id}/results``), run by :class:`JobManager`: pygeoapi's
-TinyDB manager with its file and the results under ``<state dir>/server/jobs/`` (shared by the
-server's workers; a job runs in a thread of the worker that accepted it).
-
-**Who may run it, who sees the jobs** (``docs/warnings.md``, "The exposure process"):
-
-- executing is a read of public layers, so it is not a "write": anyone may execute
-  synchronously (:mod:`sdi.api.auth` lets this one POST through);
-- an asynchronous job leaves a result on the server, so it needs an API key: each job records
-  the key that created it (its public id), and ``/jobs``, ``/jobs/{id}`` and
-  ``/jobs/{id}/results`` show a job to that key and to administrators only — to anyone else it
-  does not exist (404, as an unknown job). Job ids are time-based UUIDs (guessable), so the
-  check, not the id, is what protects a result. Anonymous clients see no jobs;
-- callback URLs (``subscriber``) are not supported: the server would POST to any URL a client
-  names.
-
-pygeoapi gives the job manager no request, so the caller reaches it through the API functions
-that pygeoapi's routes call (wrapped by :func:`as_caller`, installed by
-:mod:`sdi.api.pygeoapi_patches`), which run in a worker thread each:
-the caller is a thread-local set for the duration of one API call, from a header the
-:class:`CallerHeader` middleware writes from the access-control identity (a client's own
-header of that name is always removed).
+The process is the pygeoapi adapter of :mod:`sdi.hazard.exposure`; :class:`JobManager` shows
+a job to the key that created it and to administrators only. The process and its access
+rules: ``docs/warnings.md`` ("The exposure process"); how the caller reaches the job manager
+(:func:`as_caller`, :class:`CallerHeader`): ``docs/internals.md``.
 """
 
 from __future__ import annotations

@@ -49,8 +49,9 @@ NEXT_PAGE_LIMIT = 1000
 
 
 @lru_cache(maxsize=64)
-def _output_crs(uri: str) -> tuple[int, bool, int]:
-    """SRID, whether the CRS's first axis is northing/latitude, and coordinate decimals."""
+def _output_crs(uri: str) -> tuple[int | None, bool, int]:
+    """SRID (None: no EPSG code, the geometry goes out as stored), whether the CRS's first
+    axis is northing/latitude, and coordinate decimals."""
     from pygeoapi.crs import get_srid
     from pyproj import CRS
 
@@ -129,11 +130,12 @@ class PostGISProvider(BaseProvider):
         self.time_field = provider_def.get("time_field")
         self.title_field = provider_def.get("title_field")
         self.properties = provider_def.get("properties", [])
-        self.file_types = []
+        self.file_types: list[str] = []
         # Unknown query parameters reach query() (as properties): that is how `cursor` does.
         self.include_extra_query_parameters = True
         self.filename = None
-        self.axes, self.crs, self.num_bands = [], None, None
+        self.axes: list[str] = []
+        self.crs = self.num_bands = None
         self.storage_crs_uri = provider_def.get("storage_crs", CRS84)
 
         schema, _, table = self.data["table"].partition(".")
@@ -224,7 +226,7 @@ class PostGISProvider(BaseProvider):
             clauses.append(clause)
             params[f"q{i}"] = _in_utc(value) if pg_type.startswith("timestamp") else value
         if datetime_ and self.time_field:
-            clauses.append(self._datetime_clause(datetime_, params))
+            clauses.append(self._datetime_clause(self.time_field, datetime_, params))
         if filter_node is not None:
             try:
                 condition, filter_params = cql.to_sql(filter_node, self._queryables)
@@ -236,8 +238,10 @@ class PostGISProvider(BaseProvider):
             return sql.SQL("TRUE"), params
         return sql.SQL(" AND ").join(clauses), params
 
-    def _datetime_clause(self, datetime_: str, params: dict[str, Any]) -> sql.Composable:
-        field = sql.Identifier("t", self.time_field)
+    def _datetime_clause(
+        self, time_field: str, datetime_: str, params: dict[str, Any]
+    ) -> sql.Composable:
+        field = sql.Identifier("t", time_field)
         if "/" in datetime_:
             start, end = datetime_.split("/", 1)
             parts = []
@@ -330,8 +334,9 @@ class PostGISProvider(BaseProvider):
             [(k.column, k.descending) for k in request.order],
             request.filter_json,
         )
-        matching = cursor is not None and cursor.signature == signature
-        after = cursor.keys if matching and cursor.offset == request.offset else None
+        if cursor is not None and cursor.signature != signature:
+            cursor = None  # the cursor of another query: the offset alone counts
+        after = cursor.keys if cursor is not None and cursor.offset == request.offset else None
 
         with connection() as conn:
             if resulttype == "hits":  # an explicit request for the count: counted
@@ -342,7 +347,7 @@ class PostGISProvider(BaseProvider):
                     "numberMatched": int(self._execute(count, params, conn)[0][0]),
                     "numberReturned": 0,
                 }
-            if matching and cursor.matched is not None:  # counted for the first page
+            if cursor is not None and cursor.matched is not None:  # counted for the first page
                 rows, matched = self._page(conn, where, params, request, after), cursor.matched
             else:
                 rows, matched = self._page_and_count(conn, where, params, request, filtered)
@@ -419,8 +424,8 @@ class PostGISProvider(BaseProvider):
         if len(rows) <= request.limit and (rows or request.offset == 0):
             return rows, request.offset + len(rows)  # the last page
         if estimate < self.exact_count_below:
-            count = sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(self.table, where)
-            return rows, int(self._execute(count, params, conn)[0][0])
+            counting = sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(self.table, where)
+            return rows, int(self._execute(counting, params, conn)[0][0])
         if not rows:  # past the end: there are fewer than `offset`
             return rows, min(estimate, request.offset)
         return rows, max(estimate, request.offset + len(rows))

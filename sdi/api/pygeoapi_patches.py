@@ -99,7 +99,8 @@ def transform_bbox(
 
     Why: pygeoapi builds a pyproj Transformer and calls ``to_epsg()`` on the target CRS for
     every request with a ``bbox``; on CRS84 (which has no EPSG code) ``to_epsg()`` searches
-    the whole EPSG database: 12–26 ms per request, more than the rest of the request.
+    the whole EPSG database, which costs more than the rest of the request
+    (``docs/api-contract.md``, "Speed").
     The corners are put in order first (:func:`sdi.api.bbox.corners_in_order`).
     """
     if not (isinstance(from_crs, str) and isinstance(to_crs, str)):

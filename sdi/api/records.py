@@ -34,7 +34,7 @@ EXTENT_TTL = 300.0  # seconds an extent computed from the data is reused
 LOGGER = logging.getLogger(__name__)
 _extents: dict[str, tuple[float, list[float] | None]] = {}
 
-FIELDS = {
+FIELDS: dict[str, dict[str, Any]] = {
     "type": {"type": "string"},
     "title": {"type": "string"},
     "description": {"type": "string"},
@@ -57,6 +57,8 @@ def _fold(text: str) -> str:
 
 
 def _extent(layer: Layer) -> list[float] | None:
+    if layer.table is None:  # no table, nothing to measure
+        return None
     cached = _extents.get(layer.table)
     if cached and time.monotonic() - cached[0] < EXTENT_TTL:
         return cached[1]
@@ -223,8 +225,9 @@ class CatalogueProvider(BaseProvider):
         for key in reversed(sortby or []):
             if key["property"] not in FIELDS:
                 raise ProviderInvalidQueryError(user_msg=f"cannot sort by {key['property']}")
+            prop = key["property"]
             records.sort(
-                key=lambda r, k=key["property"]: str(r["properties"].get(k) or ""),
+                key=lambda r: str(r["properties"].get(prop) or ""),
                 reverse=key.get("order") == "-",
             )
         matched = len(records)

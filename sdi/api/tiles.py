@@ -1,19 +1,7 @@
 """OGC API Tiles: Mapbox vector tiles built by PostGIS, on our psycopg 3 pool.
 
-A tile is one SQL statement: the features are found with the GiST index on the stored
-geometry (``geom && ST_Transform(ST_TileEnvelope(z, x, y, margin), 4326)``: the envelope is
-transformed, never the column), then only the matching geometries are transformed to Web
-Mercator, clipped and quantised by ``ST_AsMVTGeom`` and encoded by ``ST_AsMVT``. A tile holds
-the feature id (as the MVT feature id) and the layer's published properties, nothing else:
-columns that are not listed (personal data, bookkeeping) cannot leak.
-
-Tile matrix set: WebMercatorQuad. A layer serves the zoom levels of its ``tiles`` setting and,
-at each, the tiles over the province's extent (advertised as ``tileMatrixSetLimits``); any
-other tile is a 404 with an OGC exception, an index that is not an integer a 400, and a tile
-without features a 204 (OGC API Tiles ``/req/core/tc-error``; what pygeoapi does for ``None``).
-
-Plugged in by dotted path (``sdi.api.tiles.PostGISTileProvider``) from the generated config,
-as the second provider (``type: tile``) of a collection.
+One SQL statement per tile, WebMercatorQuad over the province's extent, the published
+properties only: ``docs/internals.md`` ("Vector tiles").
 """
 
 from __future__ import annotations
@@ -59,7 +47,7 @@ class _TileSetRequest(NamedTuple):
     dataset: str
     server_url: str
     layer: str | None
-    tileset: str | None
+    tileset: str  # checked: the one tile matrix set offered
     title: str | None
     description: str | None
     keywords: list[str] | None
@@ -204,7 +192,7 @@ class PostGISTileProvider(BaseMVTProvider):
         return z, y, x
 
     @cached_property
-    def _statement(self) -> sql.Composable:
+    def _statement(self) -> sql.Composed:
         values = [
             sql.SQL("{} AS {}").format(
                 pgtypes.mvt_value(sql.Identifier("t", name), pg_type), sql.Identifier(name)
@@ -240,7 +228,7 @@ class PostGISTileProvider(BaseMVTProvider):
         params = {"z": z, "x": x, "y": y, "layer": self.layer, "margin": BUFFER / EXTENT}
         try:
             with pool().connection() as conn:
-                tile = conn.execute(self._statement, params).fetchone()[0]
+                tile = sql_files.one(conn.execute(self._statement, params))[0]
         except psycopg.errors.QueryCanceled as exc:
             raise ProviderQueryError(user_msg="the tile took too long to build") from exc
         except psycopg.OperationalError as exc:
@@ -269,6 +257,7 @@ class PostGISTileProvider(BaseMVTProvider):
                 user_msg=f"unsupported format {metadata_format.lower()!r}: "
                 "json, jsonld, tilejson or html"
             )
+        tileset = WEB_MERCATOR_QUAD.tileMatrixSet  # the one _check_tileset let through
         request = _TileSetRequest(dataset, server_url, layer, tileset, title, description, keywords)
         if metadata_format == "TILEJSON":
             return self.tilejson(request)
@@ -356,7 +345,7 @@ class PostGISTileProvider(BaseMVTProvider):
                     "minzoom": self.min_zoom,
                     "maxzoom": self.max_zoom,
                     "fields": {
-                        name: kinds.get(schema.get("type"), "String")
+                        name: kinds.get(schema.get("type", ""), "String")
                         for name, schema in self.get_fields().items()
                     },
                 }

@@ -1,24 +1,14 @@
 """The operations-centre dashboard: ``GET /dashboard/``, a static page on the public OGC API.
 
-The page (``sdi/dashboard/static``) is HTML, CSS and JavaScript that read only the service's
-own OGC API endpoints, anonymously, from the browser: ``/collections``, the items of
-``communes``, ``warnings``, ``incidents``, ``lamps`` and ``cameras`` (counts from
-``numberMatched`` with CQL2 filters) and the ``lamps`` vector tiles. It therefore shows exactly
-what an anonymous client may see: internal layers and personal fields never reach it.
-
-The map library is OpenLayers from npm (``package.json`` at the repository root, installed by
-``scripts/setup.sh`` with ``npm ci``); its two files are served from ``node_modules`` under
-``/dashboard/lib/``, so no browser ever fetches code from a CDN. A Content-Security-Policy
-limits the page to this origin, so a mistake cannot make the wall screen call out either.
-
-:class:`Dashboard` is a pure ASGI dispatcher placed inside the access control (see
-:mod:`sdi.api.app`): ``/dashboard`` paths are answered here, everything else goes on to
-pygeoapi.
+:class:`Dashboard` serves ``sdi/dashboard/static`` and the map library from ``node_modules``,
+inside the access control, so the page sees what an anonymous client sees. Using it:
+``docs/operator-guide.md``; where it sits: ``docs/internals.md``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -68,7 +58,7 @@ class _Static(StaticFiles):
             code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "Error")
             return error_response(exc.status_code, code, f"dashboard: {exc.detail}")
 
-    def file_response(self, *args, **kwargs) -> Response:  # type: ignore[no-untyped-def]
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
         response.headers.update(_HEADERS)
         return response

@@ -1,18 +1,7 @@
 """The project's own PostgreSQL + PostGIS cluster, kept under ``settings.cluster_dir``.
 
-It listens on 127.0.0.1 only, on ``settings.db_port``, and takes password (scram-sha-256)
-logins over TCP only; the password is generated at ``init`` and kept in ``<cluster>/password``
-(mode 0600). The server binaries are the highest PostgreSQL (>= 13) installed, found in
-``/usr/lib/postgresql/*/bin`` or through ``pg_config --bindir``.
-
-PostgreSQL refuses to run as root. When we are root, the server runs as the ``postgres`` system
-user (or ``sdi-postgres``, created if need be) through ``runuser``; if that user cannot reach the
-project's directory (a checkout under ``/root``, say) the cluster lives in
-``/var/lib/sdi/<hash of the path>`` instead, and ``status()`` says so.
-
-Every operation is idempotent and safe for concurrent callers (a file lock serialises ``init``,
-``start``, ``stop`` and ``ensure_database``): ``start`` on a running cluster does nothing, and a
-``postmaster.pid`` left behind by a crash or a reboot does not stop the next ``start``.
+Local, password logins over TCP only, runnable as root, every operation idempotent and safe
+for concurrent callers: ``docs/internals.md`` ("The local cluster").
 """
 
 from __future__ import annotations
@@ -78,8 +67,8 @@ log_line_prefix = '%m [%p] %q%u@%d '
 
 def wal_settings(level: str) -> str:
     """WAL settings for ``SDI_DB_WAL_LEVEL``. ``minimal`` (the default): a table filled in the
-    transaction that created or truncated it writes no WAL (a first load of 1 M parcels: 7 MB
-    instead of 700 MB) and is flushed at commit, as durable as before; but there is then no
+    transaction that created or truncated it writes no WAL (``docs/etl-performance.md``) and
+    is flushed at commit, as durable as before; but there is then no
     streaming replica or WAL archive (point-in-time recovery) of this cluster — set
     ``replica`` for those."""
     if level == "minimal":

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from sdi.cli_support import print_rows, report_console
@@ -44,7 +52,7 @@ def run_jobs(
         for job in jobs:
             task = bar.add_task(job.name, total=None)
 
-            def on_start(total: int | None, task: int = task) -> object:
+            def on_start(total: int | None, task: TaskID = task) -> Callable[[int], None]:
                 bar.update(task, total=total)
                 return lambda n: bar.advance(task, n)
 

@@ -315,8 +315,8 @@ class Detection:
     evidence: str = ""
 
 
-def valid_values(samples: list[bytes], encoding: str) -> tuple[int, Counter]:
-    valid, words = 0, Counter()
+def valid_values(samples: list[bytes], encoding: str) -> tuple[int, Counter[str]]:
+    valid, words = 0, Counter[str]()
     for data in samples:
         try:
             text = decode(data, encoding)

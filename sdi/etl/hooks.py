@@ -1,21 +1,9 @@
 """Derived data that follows a load: the registry of after-load hooks.
 
-The runner calls ``after_load(conn, table, run_id)`` at the end of a successful load, inside
-the load's transaction. Each hook declares the tables it is derived from; it runs only when
-the loaded table is one of them, in the order listed. A failing hook fails (and rolls back)
-the load, so a run marked ``succeeded`` always has its derived data up to date.
-
-The hooks are not listed here: each package that derives data registers itself, in the
-``sdi.after_load`` entry-point group of ``pyproject.toml`` (as pygeoapi's plugins do), with a
-function that returns its :class:`AfterLoadHook` objects. This module imports none of them, so
-the ETL stays below the domain packages. Groups run in the order of their entry-point names
-(``10-…`` before ``20-…``): flood warnings first, then the planning tables.
-
-To add derived data: write a function ``(conn, table, run_id) -> str | None`` (a summary line
-for people, or None when there was nothing to do), return a hook naming it and its inputs from
-your package's registration function, and add that function to the entry-point group (then
-``./dev setup`` reinstalls the package so the entry point is seen). Hook functions are
-imported only when they run, so a load that triggers none stays light.
+The runner calls :func:`after_load` at the end of a successful load, inside its transaction
+(a failing hook fails the load). Packages register their hooks in the ``sdi.after_load``
+entry-point group of ``pyproject.toml``; this module imports none of them, so the ETL stays
+below the domain packages. How to add one: ``docs/architecture.md``, "Derived data after a load".
 """
 
 from __future__ import annotations
@@ -80,8 +68,8 @@ def after_load(
     if not hooks or not changed:
         return []
     # The load may have replaced much of the table in this transaction, before autovacuum could
-    # look at it; without fresh statistics the derived queries' plans go wrong (measured: a
-    # 0.4 s refresh of the land-use conflicts took 5.7 s right after a first parcels load).
+    # look at it; without fresh statistics the derived queries' plans go wrong (an order of
+    # magnitude slower right after a first load: docs/etl-performance.md).
     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
     summaries = (hook.run(conn, table, run_id) for hook in hooks)
     return [s for s in summaries if s]

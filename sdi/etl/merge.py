@@ -22,7 +22,7 @@ from psycopg import sql
 from sdi.etl.results import MergeCounts
 from sdi.etl.rules import MergeRule
 from sdi.etl.stage import DELIVERED_TABLE, STAGE_TABLE, TargetTable
-from sdi.sql import load, query
+from sdi.sql import load, one, query
 
 COMBINED_TABLE = "sdi_combined"
 
@@ -180,7 +180,7 @@ def merge_append(
     changed_condition = sql.SQL(" OR ").join(
         sql.SQL("t.{0} IS DISTINCT FROM EXCLUDED.{0}").format(sql.Identifier(c)) for c in values
     )
-    added, updated = conn.execute(
+    cursor = conn.execute(
         query("sdi.etl", "append").format(
             table=target.qualified,
             insert=insert,
@@ -190,7 +190,8 @@ def merge_append(
             updates=updates,
             changed=changed_condition,
         )
-    ).fetchone()
+    )
+    added, updated = one(cursor)
     return MergeCounts(added=added, updated=updated, unchanged=staged - added - updated)
 
 
@@ -279,9 +280,8 @@ def combine_contributions(
         )
     )
     conn.execute(sql.SQL("CREATE INDEX ON {} (natural_key)").format(sql.Identifier(COMBINED_TABLE)))
-    count = conn.execute(
-        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(COMBINED_TABLE))
-    ).fetchone()[0]
+    cursor = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(COMBINED_TABLE)))
+    count = one(cursor)[0]
     return count, ["natural_key", *attributes, "geom"]
 
 
@@ -294,9 +294,10 @@ def has_current_rows(conn: psycopg.Connection, target: TargetTable) -> bool:
     """Whether any feature of the target is current (locks the target first: the answer must
     hold until the run commits)."""
     lock_target(conn, target)
-    return conn.execute(
+    cursor = conn.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE valid_to IS NULL)").format(target.qualified)
-    ).fetchone()[0]
+    )
+    return one(cursor)[0]
 
 
 def drop_indexes_if_empty(
@@ -304,25 +305,24 @@ def drop_indexes_if_empty(
 ) -> list[str]:
     """On a table with no rows at all, drop the indexes (but the primary key; only those of
     the access ``methods`` given, e.g. ``("gist",)``) and return their definitions: building
-    them once after a bulk load is 3× faster than maintaining them row by row (5 indexes,
-    GiST among them). Dropping needs an exclusive lock until commit — harmless on an empty
-    table, which no one is reading.
+    them once after a bulk load is faster than maintaining them row by row
+    (``docs/etl-performance.md``). Dropping needs an exclusive lock until commit — harmless on
+    an empty table, which no one is reading.
 
     The empty table is also truncated (when no foreign key refers to it): its rows and
     indexes then go to new files, for which PostgreSQL at ``wal_level = minimal`` (the local
-    cluster's default) writes no WAL — it flushes the files at commit instead. For 1 M
-    parcels that is 700 MB of WAL and 1.4 s of server CPU less; a rollback still leaves the
-    table as it was."""
-    empty = not conn.execute(
-        sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(target.qualified)
-    ).fetchone()[0]
+    cluster's default) writes no WAL — it flushes the files at commit instead (the saving:
+    ``docs/etl-performance.md``); a rollback still leaves the table as it was."""
+    cursor = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(target.qualified))
+    empty = not one(cursor)[0]
     if not empty:
         return []
-    referenced = conn.execute(
+    cursor = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_constraint "
         "WHERE contype = 'f' AND confrelid = %s::regclass)",
         (f"{target.schema}.{target.name}",),
-    ).fetchone()[0]
+    )
+    referenced = one(cursor)[0]
     if not referenced:
         conn.execute(sql.SQL("TRUNCATE {}").format(target.qualified))
     indexes = conn.execute(
@@ -357,7 +357,7 @@ def merge(
         return MergeCounts(added=staged)
     lock_target(conn, target)
     # An empty or small target makes the planner pick nested-loop anti-joins, which rescan the
-    # rows the same statement inserts: quadratic (35 s for 1 M parcels). Hash joins are linear.
+    # rows the same statement inserts: quadratic in the rows loaded. Hash joins are linear.
     conn.execute("SET LOCAL enable_nestloop = off")
     if mode == "append":
         return merge_append(conn, target, columns, run_id, staged)

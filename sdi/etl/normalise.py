@@ -182,7 +182,7 @@ def _apply_codes(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Serie
         for item in items:
             current = codes.normalise(item) if codes else item.strip()
             if current is None:
-                return None, f"{spec.source}: unknown {codes.name} code {item.strip()!r}"
+                return None, f"{spec.source}: unknown {spec.codes} code {item.strip()!r}"
             mapped.append(current)
         return (mapped if as_list else mapped[0]), None
 

@@ -31,6 +31,7 @@ from sdi.etl.stage import Stage, TargetTable
 from sdi.etl.validate import FirstSeen, check_bounds, check_geometry
 from sdi.etl.wkb import Layout, as_multi
 from sdi.settings import Settings
+from sdi.sql import one
 
 Progress = Callable[[int], None]
 
@@ -83,8 +84,7 @@ def _derive(job: JobSpec, province_geometry: np.ndarray) -> dict[str, np.ndarray
 
 
 # The first batch of a file is normalised in slices of this many rows: the database starts
-# on the first slice while Python works on the rest, instead of idling through a whole batch
-# (0.7 s of 1 M parcels).
+# on the first slice while Python works on the rest, instead of idling through a whole batch.
 FIRST_SLICE = 10_000
 
 
@@ -141,15 +141,16 @@ class JobRun:
         ):
             return
         self.tracks_sources = True
-        # Two arrays in one binary row: 3× less client CPU than a COPY, which psycopg hands
-        # over one row at a time (0.25 s vs 0.8 s for 1 M features).
-        keys, hashes = self.conn.execute(
+        # Two arrays in one binary row: less client CPU than a COPY, which psycopg hands
+        # over one row at a time (docs/etl-performance.md).
+        cursor = self.conn.execute(
             sql.SQL(
                 "SELECT array_agg(natural_key), array_agg(source_hash) FROM {} "
                 "WHERE valid_to IS NULL AND source_hash IS NOT NULL"
             ).format(target.qualified),
             binary=True,
-        ).fetchone()
+        )
+        keys, hashes = one(cursor)
         if not keys:
             return  # no current feature carries a source hash yet
         self.current_keys = pd.Index(np.array(keys, dtype=object))
@@ -180,7 +181,12 @@ class JobRun:
         hashes = None
         if self.tracks_sources or self.hashes_rows:
             hashes = self._source_hashes(batch)
-            if self.current_keys is not None and len(self.current_keys):
+            if (
+                keys is not None
+                and self.current_keys is not None
+                and self.current_hashes is not None
+                and len(self.current_keys)
+            ):
                 position = self.current_keys.get_indexer(keys.to_numpy(dtype=object))
                 same = (position >= 0) & issues.ok
                 same[same] = self.current_hashes[position[same]] == hashes[same]
@@ -216,7 +222,7 @@ class JobRun:
         if stored is not None:
             geom = pd.arrays.ArrowExtensionArray(stored.filter(pa.array(ok)))
             accepted = accepted.assign(geom=pd.Series(geom, index=accepted.index))
-        if self.hashes_rows:
+        if self.hashes_rows and hashes is not None:  # hashes_rows: computed above
             accepted = accepted.assign(row_hash=row_hashes(hashes[ok], accepted.index))
         return accepted
 
@@ -226,6 +232,7 @@ class JobRun:
         """The geometry half of a batch: the stored WKB, the rows' geometry issues (missing,
         wrong type, irreparable, out of bounds), the derived columns (legal area, length) and
         how many geometries were repaired."""
+        assert target.geometry_type, "only a table with a geometry column has geometries"
         issues = Issues(len(batch.frame))
         geometry = batch.geometry
         if geometry is None:
@@ -280,7 +287,7 @@ class JobRun:
             mask = np.zeros(size, dtype=bool)
             mask[rest] = True
             stored = pc.replace_with_mask(stored, pa.array(mask), pa.array(wkb, pa.binary()))
-        if target.geometry_type.startswith("MULTI"):
+        if target.geometry_type and target.geometry_type.startswith("MULTI"):
             stored = as_multi(stored, types)
         return stored, bounds
 
@@ -356,14 +363,14 @@ class JobRun:
         # are copied straight into the target. Its B-tree indexes are filled row by row —
         # the server's work while Python normalises the next batch, on the second core —
         # but a spatial index of an empty table is dropped and built once at the end: GiST
-        # inserts row by row cost the server 3.3 s more per 1 M parcels than the sorted build
-        # (2 s). Measured: server CPU 11.0 s (all kept), 7.8 s (GiST rebuilt), 7.4 s (all
-        # rebuilt, but then 4–5 s of index builds wait for the last batch).
+        # inserts row by row cost the server more than the sorted build, and rebuilding the
+        # B-trees too would leave their builds waiting for the last batch
+        # (docs/etl-performance.md, "Indexes of an empty table").
         direct = self.hashes_rows and run_id is not None and not has_current_rows(self.conn, target)
         constants = None
         self.keeps_delivered = not direct
         if direct:
-            now = self.conn.execute("SELECT now()").fetchone()[0]  # the transaction's start
+            now = one(self.conn.execute("SELECT now()"))[0]  # the transaction's start
             constants = {"run_id": run_id, "valid_from": now}
             indexes = drop_indexes_if_empty(self.conn, target, methods=("gist",))
         stage = Stage(self.conn, target, columns, direct=direct, constants=constants)
@@ -372,7 +379,7 @@ class JobRun:
             for path in files:
                 batches = read_batches(path, job.source, kind=job.kind, settings=self.settings)
                 for batch in _first_split(batches):
-                    if getattr(batch, "encoding", None) is not None:
+                    if batch.encoding is not None:
                         self.encodings[str(path)] = (batch.encoding, batch.encoding_evidence)
                     self.rows_read += len(batch.frame)
                     stage.write(self.normalise(batch, target))

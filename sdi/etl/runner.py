@@ -25,6 +25,7 @@ from sdi.etl.results import RunResult
 from sdi.etl.rules import load_rule
 from sdi.etl.spec import JobSpec
 from sdi.settings import Settings, get_settings
+from sdi.sql import one
 
 
 @dataclass
@@ -57,7 +58,7 @@ class SourceFile:
 def _import_pipeline() -> None:
     import sdi.etl.merge
     import sdi.etl.pipeline
-    import sdi.etl.readers.ogr  # noqa: F401  (pandas, shapely, pyogrio, pyproj, pgpq: 0.7 s)
+    import sdi.etl.readers.ogr  # noqa: F401  (pandas, shapely, pyogrio, pyproj, pgpq: slow)
 
 
 def _import_pipeline_meanwhile() -> threading.Thread | None:
@@ -151,7 +152,7 @@ def run_job(
         # If this process is killed, the server notices within a second and rolls the run back
         # (instead of finishing the statement and holding the job's lock meanwhile).
         conn.execute("SET client_connection_check_interval = 1000")
-        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(job.name),)).fetchone()
+        locked = one(conn.execute("SELECT pg_try_advisory_lock(%s)", (_lock_key(job.name),)))
         if not locked[0]:
             raise JobLockedError(
                 f"job {job.name} is already running (another `sdi etl run` holds its lock); "

@@ -31,7 +31,7 @@ from pgpq import ArrowToPostgresBinaryEncoder
 from psycopg import sql
 
 from sdi.errors import ConfigError, WarehouseRefused
-from sdi.sql import load
+from sdi.sql import load, one
 
 STAGE_TABLE = "sdi_stage"
 DELIVERED_TABLE = "sdi_delivered"
@@ -59,7 +59,7 @@ class TargetTable:
     geometry_type: str | None  # e.g. 'MULTIPOLYGON'; None for tables without geometry
 
     @property
-    def qualified(self) -> sql.Composed:
+    def qualified(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.name)
 
     @property
@@ -126,7 +126,7 @@ _HEX_DIGITS = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 
 def hex_column(blobs: np.ndarray, index: pd.Index) -> pd.Series:
     """Binary values (WKB) as a column of hex text for a CSV COPY, without a Python string
-    per row (shapely's own hex output is 4× slower).
+    per row (shapely's own hex output is several times slower).
 
     >>> hex_column(np.array([b"\\x01\\xab", b"\\xff"], dtype=object), pd.RangeIndex(2)).tolist()
     ['01AB', 'FF']
@@ -261,12 +261,12 @@ class Stage:
 
         A first load holds the target's lock, which keeps every other writer — the only
         users of these sequences — waiting, so it can number its rows itself and move each
-        sequence past them at the end (``__exit__``). Two nextval() calls per row cost the
-        server 0.9 s per million rows."""
+        sequence past them at the end (``__exit__``), instead of two nextval() calls per row
+        (``docs/etl-performance.md``)."""
         table = f"{target.schema}.{target.name}"
         sequences = self.conn.execute(load("sdi.etl", "sequences"), {"table": table}).fetchall()
         return {
-            column: [sequence, self.conn.execute("SELECT nextval(%s)", (sequence,)).fetchone()[0]]
+            column: [sequence, one(self.conn.execute("SELECT nextval(%s)", (sequence,)))[0]]
             for column, sequence in sequences
             if column not in self.columns  # a delivered value wins, as over a default
         }

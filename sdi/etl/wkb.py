@@ -8,10 +8,11 @@ delivery — this module walks the structure of a whole batch at once with numpy
 coordinates, reprojects them in one call and writes them back into a copy of the bytes.
 
 Compared with shapely (``set_coordinates`` on the decoded geometries, ``to_wkb``, a multi
-header per row, one Python ``bytes`` per row): 1.5 s → 0.3 s of CPU per million parcels, all
-of it numpy and PROJ, which release the GIL. Anything else — big-endian or 3D WKB, curves,
-collections, empty points, rings left open (shapely closes them when it decodes), bytes that
-do not parse — is not "usable", and the caller takes those rows through shapely.
+header per row, one Python ``bytes`` per row) it takes a fraction of the CPU
+(``docs/etl-performance.md``), all of it numpy and PROJ, which release the GIL. Anything
+else — big-endian or 3D WKB, curves, collections, empty points, rings left open (shapely
+closes them when it decodes), bytes that do not parse — is not "usable", and the caller takes
+those rows through shapely.
 """
 
 from __future__ import annotations

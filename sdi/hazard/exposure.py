@@ -85,14 +85,14 @@ def area_wkb(conn: psycopg.Connection, area: dict[str, Any]) -> bytes:
     """The area as valid EPSG:4326 WKB; ExposureInputError if unreadable, invalid or outside."""
     settings = get_settings()
     try:
-        row = conn.execute(
+        cursor = conn.execute(
             sql.load("sdi.hazard", "area_check"),
             (*settings.province_extent, json.dumps(area)),
-        ).fetchone()
+        )
     except psycopg.Error as exc:
         message = getattr(exc.diag, "message_primary", None) or "unreadable"
         raise ExposureInputError(f"area is not a readable GeoJSON polygon: {message}") from None
-    valid, reason, has_area, inside, wkb = row
+    valid, reason, has_area, inside, wkb = sql.one(cursor)
     if not valid:
         raise ExposureInputError(f"area is not a valid polygon: {reason}")
     if not has_area:

@@ -14,6 +14,7 @@ import psycopg
 
 from sdi.etl.hooks import AfterLoadHook
 from sdi.hazard.model import INPUT_TABLES
+from sdi.sql import one
 
 
 def after_load_hooks() -> tuple[AfterLoadHook, ...]:
@@ -25,7 +26,7 @@ def after_load(conn: psycopg.Connection, table: str, run_id: int) -> str | None:
     """Recompute the warnings when ``table`` is one of their inputs; returns a summary line."""
     if table not in INPUT_TABLES:
         return None
-    installed = conn.execute("SELECT to_regclass('hazard.warnings') IS NOT NULL").fetchone()[0]
+    installed = one(conn.execute("SELECT to_regclass('hazard.warnings') IS NOT NULL"))[0]
     if not installed:  # a warehouse not yet upgraded to migration 0004
         return None
     from sdi.hazard.warnings import recompute

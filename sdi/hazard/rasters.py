@@ -1,22 +1,7 @@
 """Zonal statistics over the hazard rasters of the COG catalogue (flood depth, elevation).
 
-One call, for the OGC API process "exposure", the warnings and anyone with a polygon::
-
-    from sdi.hazard.rasters import zonal_stats
-    zonal_stats(polygon, "flood_depth_100y")            # depth: count/min/max/mean, area > 0.5 m
-    zonal_stats(polygon, "elevation", threshold=10.0)   # DEM: …, area higher than 10 m
-
-``polygon`` is in EPSG:4326 (lon/lat): a shapely geometry, WKB (bytes or hex), WKT or a GeoJSON
-geometry dict. ``raster`` is a raster layer: the ``kind`` of the rasters in ``hazard.rasters``
-(one file per city). Bad input raises :class:`ZonalStatsError` (a ``ValueError``, HTTP 400)
-naming what is wrong. See ``docs/hazard.md``.
-
-How it counts: a pixel belongs to the polygon when its centre is inside (GDAL's rasterize
-rule); pixels with the raster's nodata value (or NaN) are counted apart (``nodata_count``),
-never as values. The polygon is transformed to each raster's own CRS (vertex by vertex, as
-PostGIS ``ST_Transform`` does), only the window of the COG under its bounding box is read,
-and where rasters of a layer overlap (neighbouring cities) each place is counted once: in the
-first raster by name whose extent covers it.
+:func:`zonal_stats` (polygon in EPSG:4326, a raster layer's kind; :class:`ZonalStatsError`, a
+400, for bad input): how it counts and why COGs: ``docs/hazard.md``.
 """
 
 from __future__ import annotations
@@ -294,7 +279,7 @@ def zonal_stats(
             raise ZonalStatsError(f"zonal_stats: threshold must be a number, not {threshold!r}")
         threshold = value
     owned = conn is None
-    if owned:
+    if conn is None:
         from sdi.db import connect
 
         conn = connect(settings or get_settings())

@@ -1,24 +1,7 @@
 """Recompute the flood warnings from the warehouse: levels, zones, exposure, versions, events.
 
-``recompute(conn, run_id)`` runs inside the caller's transaction (the ETL runner calls it
-right after merging a load of an input table, so a failed recompute rolls the load back too)
-and does everything in PostGIS:
-
-1. the state of every gauge: its latest reading (by ``observed_at``: a late reading older than
-   the latest never changes it), the alarm level that reading reaches, since when the gauge is
-   at that level and at alarm level I (the first reading of the current unbroken run of
-   readings at or above the threshold), and the peak of the episode;
-2. for gauges at level I or more, the linked flood zones for that level
-   (``model.LEVEL_RETURN_PERIOD_YEARS``), unioned;
-3. what lies in that area: buildings (by use, with a resident estimate), parcels (by
-   land-use group, with the area inside the zone in VN-2000), critical facilities, street
-   lamps, water pipes (length inside the zone in VN-2000) and cameras;
-4. the difference with the current warnings: a changed warning gets a new version (the old one
-   is closed, kept), a raise, escalation, de-escalation or clear is written to the event log.
-
-Running it twice changes nothing the second time. Spatial predicates compare the stored
-(EPSG:4326, GiST-indexed) columns with the zone as stored; lengths and areas are measured in
-the province's VN-2000 TM-3 CRS.
+``recompute(conn, run_id)`` runs in the caller's transaction (the ETL runner's, after a load of
+an input), all in PostGIS, and is idempotent. The model it computes: ``docs/warnings.md``.
 """
 
 from __future__ import annotations
@@ -126,12 +109,12 @@ WARNING_COLUMNS = (
 )
 
 
-def _statement(name: str) -> sql.Composable:
+def _statement(name: str) -> sql.Composed | sql.SQL:
     """``sql/<name>.sql``; the templates get the exposure fragments and the warning columns."""
     if name in ("warning_next", "exposure_of_areas"):
         return sdi.sql.query(PACKAGE, name).format(
             **{
-                part: sql.SQL(sdi.sql.load(PACKAGE, part))  # type: ignore[arg-type]
+                part: sql.SQL(sdi.sql.load(PACKAGE, part))
                 for part in (
                     "exposure_ctes",
                     "exposure_figures",
@@ -149,7 +132,7 @@ def _statement(name: str) -> sql.Composable:
             columns=sql.SQL(", ").join(map(sql.Identifier, WARNING_COLUMNS)),
             n_columns=sql.SQL(", ").join(sql.Identifier("n", c) for c in WARNING_COLUMNS),
         )
-    return sql.SQL(sdi.sql.load(PACKAGE, name))  # type: ignore[arg-type]
+    return sql.SQL(sdi.sql.load(PACKAGE, name))
 
 
 def _run(conn: psycopg.Connection, name: str, params: dict | None = None) -> int:
@@ -232,8 +215,8 @@ def recompute(
         closed = _run(conn, "close_versions")
         written = _run(conn, "write_versions", params)
 
-        result.gauges = conn.execute("SELECT count(*) FROM sdi_gauge_state").fetchone()[0]
-        result.active = conn.execute("SELECT count(*) FROM sdi_warning_next").fetchone()[0]
+        result.gauges = sdi.sql.one(conn.execute("SELECT count(*) FROM sdi_gauge_state"))[0]
+        result.active = sdi.sql.one(conn.execute("SELECT count(*) FROM sdi_warning_next"))[0]
         for event, n in conn.execute("SELECT event, count(*) FROM sdi_warning_events GROUP BY 1"):
             setattr(result, event.replace("-", "_"), n)
         result.changed = written - result.raised - result.escalated - result.de_escalated
@@ -276,7 +259,7 @@ def _exposure_in_transaction(conn: psycopg.Connection, params: dict) -> tuple[di
         return {}, None
     *values, geometry, wkb = row
     # Named by the query's own column names: one list of figures (the SQL) to keep in order.
-    figures = dict(zip((c.name for c in cur.description[:-2]), values, strict=True))
+    figures = dict(zip((c.name for c in (cur.description or [])[:-2]), values, strict=True))
     return {"figures": figures, "geometry": geometry}, bytes(wkb)
 
 

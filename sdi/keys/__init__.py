@@ -1,13 +1,7 @@
 """API keys: issued, listed and revoked with ``sdi keys``, checked by the API on each request.
 
-A key looks like ``sdi_k3x9q2m7a4_<43 random characters>``: the part between the underscores
-is its public id (shown by ``sdi keys list``, used to revoke it and in the access log), the rest
-is 32 random bytes. The database (``auth.api_keys``, migration 0003) holds the id and the
-SHA-256 of the whole key, never the key: it is printed once, when it is created.
-
-A key reads; it writes only to the collections it was given the write right for
-(``sdi keys create … --write incidents``, column ``write_collections``, migration 0007). An
-administrator's key (department ``*``) reads and writes everything.
+A key is ``sdi_<public id>_<32 random bytes>``; the database keeps the id and the SHA-256 of
+the key, never the key. Keys and write rights: README, "Access control and API keys".
 
 >>> key_id, key = new_key()
 >>> parse_key(key) == key_id
@@ -34,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from sdi.errors import SdiError
+from sdi.sql import one
 
 PREFIX = "sdi"
 ADMIN = "*"  # the department of an administrator's key: every layer, and writes
@@ -105,7 +100,7 @@ def hash_matches(key: str, stored: bytes) -> bool:
 
 
 def _check_table(conn: psycopg.Connection) -> None:
-    if conn.execute("SELECT to_regclass('auth.api_keys')").fetchone()[0] is None:
+    if one(conn.execute("SELECT to_regclass('auth.api_keys')"))[0] is None:
         raise ApiKeyError(
             "the warehouse has no table auth.api_keys yet: run `sdi db upgrade` first"
         )
@@ -161,19 +156,21 @@ def create_key(
         )
     _check_table(conn)
     key_id, key = new_key()
-    row = conn.execute(
+    cursor = conn.execute(
         sql.SQL(
             "INSERT INTO auth.api_keys (key_id, name, department, key_sha256, write_collections) "
             "VALUES (%s, %s, %s, %s, %s) RETURNING {}"
         ).format(_COLUMNS),
         (key_id, name.strip(), department, key_hash(key), list(write_collections)),
-    ).fetchone()
+    )
+    row = one(cursor)
     conn.commit()
     return _api_key(row), key
 
 
 def _api_key(row: tuple) -> ApiKey:
-    return ApiKey(*row[:6], writes=tuple(row[6] or ()))
+    key_id, name, department, created_at, created_by, revoked_at, writes = row
+    return ApiKey(key_id, name, department, created_at, created_by, revoked_at, tuple(writes or ()))
 
 
 def list_keys(conn: psycopg.Connection, include_revoked: bool = True) -> list[ApiKey]:

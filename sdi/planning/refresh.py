@@ -64,7 +64,7 @@ class _Context:
     temp_tables: list[str] = field(default_factory=list)  # built once per refresh, then dropped
 
     def exists(self, relation: str) -> bool:
-        return self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)).fetchone()[0]
+        return sdi.sql.one(self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)))[0]
 
     def columns(self, relation: str) -> set[str]:
         schema, table = relation.split(".")
@@ -116,7 +116,7 @@ PAIRS_TABLE = "sdi_permit_building_pairs"
 
 def _permit_parameters(ctx: _Context) -> dict[str, object]:
     """The rule's values; the permit-building pairs are found on first use in a refresh."""
-    params = {
+    params: dict[str, object] = {
         "box_deg": model.PERMIT_MATCH_DISTANCE_M / _METRES_PER_DEGREE_LOWER_BOUND,
         "distance_m": model.PERMIT_MATCH_DISTANCE_M,
         "tolerance_years": model.PERMIT_AFTER_BUILT_TOLERANCE_YEARS,
@@ -148,7 +148,7 @@ def _stalled_permits(ctx: _Context) -> int:
 def _hazard_layer(ctx: _Context, target: str, source: str, columns: tuple[str, ...]) -> int:
     source_id = sql.Identifier(*source.split("."))
     hits = [_query("hazard_hits_flood").format(source=source_id)]
-    classes = []
+    classes: list[sql.Composable] = []
     for hazard in ZONE_HAZARDS:
         relation = next(
             (r for r in (f"{hazard.table}_current", hazard.table) if ctx.exists(r)), None
@@ -161,7 +161,7 @@ def _hazard_layer(ctx: _Context, target: str, source: str, columns: tuple[str, .
                 f"{hazard.table} has none of the class columns "
                 f"{', '.join(hazard.class_columns)}: not used"
             )
-        if column is None:
+        if relation is None or column is None:  # no relation: no column either
             classes.append(sql.SQL("NULL::text"))
             continue
         hits.append(
@@ -271,10 +271,11 @@ assert set(BUILDERS) == set(model.LAYER_INPUTS), "every derived table needs inpu
 
 def installed(conn: psycopg.Connection) -> bool:
     """Whether the warehouse has the derived tables (migration 0008)."""
-    return conn.execute(
+    cursor = conn.execute(
         "SELECT to_regclass('planning.refreshes') IS NOT NULL "
         "AND to_regclass('ops.commune_summary') IS NOT NULL"
-    ).fetchone()[0]
+    )
+    return sdi.sql.one(cursor)[0]
 
 
 def refresh(

@@ -128,20 +128,20 @@ def write_styles(conn: psycopg.Connection, layers: list[Layer], layers_dir: Path
     directory = styles_dir(layers_dir)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('sdi.publish.layer_styles'))")
-        if conn.execute("SELECT to_regclass('public.layer_styles')").fetchone()[0] is None:
+        if sdi.sql.one(conn.execute("SELECT to_regclass('public.layer_styles')"))[0] is None:
             conn.execute(sdi.sql.load("sdi.publish", "layer_styles"))
             # Styles hold no data beyond class values; every role that may open the tables in
             # QGIS must be able to read them (QGIS itself creates the table without grants).
             conn.execute("GRANT SELECT ON public.layer_styles TO PUBLIC")
             result.created_table = True
         kinds = geometry_kinds(conn, layers)
-        catalog = conn.execute("SELECT current_database()").fetchone()[0]
+        catalog = sdi.sql.one(conn.execute("SELECT current_database()"))[0]
         defaults_taken: set[tuple[str, str, str]] = set()
         kept: list[tuple[str, str, str]] = []
         for layer in sorted(layers, key=_default_order):
             if layer.kind != "features":
                 continue
-            if layer.id not in kinds:
+            if layer.id not in kinds or layer.table is None:  # no table: not in kinds either
                 result.skipped[layer.id] = (
                     f"{layer.table}.{layer.geometry_field} is not in the warehouse yet: "
                     "`sdi db upgrade`, then publish again"

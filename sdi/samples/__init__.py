@@ -414,6 +414,7 @@ def _write_output(out: Path, df: pd.DataFrame, spec: _Output, manifest: _Manifes
     path = out / spec.rel
     parts: tuple[str, ...] = ()
     if path.suffix == ".gpkg":
+        assert spec.layer and spec.geometry_type, f"{spec.rel}: a GeoPackage needs both"
         write_gpkg(
             df,
             path,
@@ -427,6 +428,7 @@ def _write_output(out: Path, df: pd.DataFrame, spec: _Output, manifest: _Manifes
     elif path.suffix == ".kml":
         write_kml(df, path, columns=spec.columns)
     elif path.suffix == ".shp":
+        assert spec.geometry_type, f"{spec.rel}: a shapefile needs a geometry type"
         write_shapefile(
             df, path, columns=spec.columns, geometry_type=spec.geometry_type, epsg=spec.epsg
         )

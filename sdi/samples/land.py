@@ -475,7 +475,7 @@ def generate_zoning(
     bounds = (ZONE_SIZE[0], ZONE_SIZE[1] * np.sqrt(max(1.0, scale / 4.0)))
     size = float(np.clip(np.sqrt(sum(extents.values()) / target), *bounds))
     geoms = communes.set_index("commune_code")["geometry"]
-    rows = []
+    rows: list[tuple] = []
     for attempt in range(6):
         rows = []
         for code, lay in parcels.layouts.items():

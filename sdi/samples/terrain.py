@@ -1,24 +1,13 @@
 """Terrain hazards: an elevation model, landslide susceptibility zones and storm-surge zones.
 
-One province-wide terrain, so that the four cities' rasters agree where they overlap:
-
-- **Coast**: the real coastline of the province outline (``sdi.samples.relief``): the sea,
-  the bays and the estuaries are nodata on the DEM; the islands are land.
-- **Elevation**: a coastal plain rising 2.5 m per km from the coast; beyond 2.5 km inland,
-  hills (a rolling relief rising with the distance from the sea, hence northwards towards the
-  Yên Tử and Bình Liêu ranges) and one steep massif at each landslide site.
-- **Storm surge**: the zone flooded by a surge of height h is exactly the land below h m on
-  the DEM (polygons of the DEM's cells, cut per commune): four nested typhoon scenarios, the
-  way the marine forecasting centre maps them (levels 8-9, 10-11, 12-13, 14-15 of the Beaufort
-  scale used in Vietnam). They follow the real coast, islands included.
-- **Landslides**: sites on the hills (at least 6 km from the sea; the coal-mining hills of Hạ
-  Long, Uông Bí and Cẩm Phả, fewer in Móng Cái), each a core of very high susceptibility ringed
-  by high, moderate and low classes — the susceptibility map the geology institute delivers.
+One province-wide terrain (coast, coastal plain, hills, landslide massifs, nested storm-surge
+strips), so the four cities' rasters agree where they overlap: ``docs/sample-data.md``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -129,7 +118,8 @@ def _landslides(communes: pd.DataFrame, city: City, seed: int) -> tuple[list, li
     for i, inner in enumerate(mine["inner"]):
         owner[(owner < 0) & shapely.contains_xy(inner, xs, ys)] = i
     inland = inland_km_cadastral(xs, ys)
-    sites, zones = [], []
+    sites: list[dict[str, Any]] = []
+    zones = []
     for k in np.flatnonzero((owner >= 0) & (inland >= LANDSLIDE_MIN_KM)):
         if len(sites) == LANDSLIDE_SITES[city.slug]:
             break

@@ -129,7 +129,7 @@ def generate_roads(parcels: Parcels, communes: pd.DataFrame, *, seed: int) -> Ro
     placed = []
     for i, (home, k) in enumerate(zip(road_commune, per_road, strict=True)):
         length = LAMP_SPACING * k
-        for ci in [home, *[j for j in range(len(codes)) if j != home]]:
+        for ci in [int(home), *[j for j in range(len(codes)) if j != home]]:
             c = codes[ci]
             ln = lines[c]
             free = ln["t1"].to_numpy() - cursor[c]

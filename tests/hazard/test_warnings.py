@@ -522,8 +522,7 @@ def test_the_recompute_command_is_recorded_as_a_run(db, deliver) -> None:
     done = CliRunner().invoke(app, ["recompute"])
     assert done.exit_code == 0, done.output
     run_id, status, message = db.execute(
-        "SELECT run_id, status, message FROM etl.runs WHERE job = %s "
-        "ORDER BY run_id DESC LIMIT 1",
+        "SELECT run_id, status, message FROM etl.runs WHERE job = %s ORDER BY run_id DESC LIMIT 1",
         (RECOMPUTE_JOB,),
     ).fetchone()
     assert status == "succeeded" and f"run {run_id}: {message}" in done.output

@@ -203,7 +203,7 @@ class TextDecoder:
         as_is = sum(encodings.is_vietnamese_word(w) for w in words)
         mojibake = [encodings.mojibake_bytes(s) for s in non_ascii]
         if all(m is not None for m in mojibake):
-            found = encodings.assess(mojibake)
+            found = encodings.assess(m for m in mojibake if m is not None)
             if found.encoding in ("tcvn3", "vni", "cp1258"):
                 repaired = found.valid[found.encoding]
                 as_is_values = sum(

@@ -96,7 +96,8 @@ def _attach_labels(
     )
     if not len(labels) or not polygonal.any():
         return
-    tree = shapely.STRtree(np.where(polygonal, geometry, None))
+    # numpy's stubs take no None (an object scalar) as the third argument of where()
+    tree = shapely.STRtree(np.where(polygonal, geometry, None))  # type: ignore[call-overload]
     label_index, shape_index = tree.query(points, predicate="within")
     texts = labels["Text"].to_numpy()
     label_levels = labels["Level"].to_numpy()

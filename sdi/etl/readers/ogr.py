@@ -145,7 +145,7 @@ def _layers(path: Path) -> list[tuple[str, str | None]]:
     try:
         if not options:
             return [(str(name), geometry) for name, geometry in pyogrio.list_layers(path)]
-        layers = []  # list_layers takes no open options: ask layer by layer
+        layers: list[tuple[str, str | None]] = []  # list_layers takes no open options: ask each
         while True:
             try:
                 info = pyogrio.read_info(path, layer=len(layers), **options)
@@ -259,7 +259,7 @@ def read(
             wkb = None
             if geometry_column in record_batch.schema.names:
                 # kept apart from the frame, in Arrow: to_pandas() of the WKB column (an
-                # Arrow extension type) would cost 0.6 s per million rows
+                # Arrow extension type) is slow (docs/etl-performance.md)
                 wkb = record_batch.column(geometry_column).cast(pa.binary())
                 record_batch = record_batch.drop_columns([geometry_column])
             frame = arrow_frame(record_batch, raw_strings=driver == "MapInfo File")
