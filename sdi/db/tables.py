@@ -326,10 +326,12 @@ def plan_change(before: FeatureTable, after: FeatureTable) -> Change:
     problems = []
     if before.geometry != after.geometry:
         problems.append(f"geometry type {before.geometry} → {after.geometry}")
-    for old in before.columns:
-        if after.column(old.name) is None:
-            problems.append(f"column {old.name} dropped (its values would be lost)")
-    added, widened, relaxed = [], [], []
+    for column in before.columns:
+        if after.column(column.name) is None:
+            problems.append(f"column {column.name} dropped (its values would be lost)")
+    added: list[Column] = []
+    widened: list[tuple[Column, Column]] = []
+    relaxed: list[Column] = []
     for new in after.columns:
         old = before.column(new.name)
         if old is None:
@@ -376,8 +378,8 @@ class GeneratedRevision:
 
 def _load_module(path: Path):  # a migration module
     spec = importlib.util.spec_from_file_location(f"sdi_generated_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(module)
     return module
 
@@ -523,9 +525,9 @@ def sync_declared(
         if previous is None:
             plans.append((table, None, source, "create"))
         elif previous != table:
-            change = plan_change(previous, table)
-            if change:
-                plans.append((table, previous, source, change.describe()))
+            planned = plan_change(previous, table)
+            if planned:
+                plans.append((table, previous, source, planned.describe()))
     written = []
     number = max(numbers, default=0)
     for table, previous, source, change in plans:

@@ -326,13 +326,14 @@ def inspect_file(
         raise SourceError(f"{path}: the layer has no features")
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     sampled = len(frame)
-    geometry = None if shapes[0] is None else np.concatenate(shapes)
-    bounds = None
+    geometry = None if shapes[0] is None else np.concatenate([s for s in shapes if s is not None])
+    bounds: tuple[float, float, float, float] | None = None
     geometry_type = info.get("geometry_type") or "Unknown"
     if geometry is not None and len(geometry):
         present = geometry[~shapely.is_missing(geometry)]
         if len(present):
-            bounds = tuple(float(v) for v in shapely.total_bounds(present))
+            minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(present))
+            bounds = (minx, miny, maxx, maxy)
             if geometry_type.replace(" ", "") in ("Unknown", "None", "Geometry") or driver == "CSV":
                 # the layer does not say (GeoJSON, CSV): the sampled geometries do
                 kinds = {
@@ -411,7 +412,7 @@ def inspect_file(
         x=x,
         y=y,
         wkt=wkt,
-        bounds=bounds,  # type: ignore[arg-type]
+        bounds=bounds,
     )
 
 

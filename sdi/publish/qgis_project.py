@@ -344,12 +344,14 @@ def print_layout(
         "{sources}": _sources_text([layer for layer, _ in shown], context, service_url),
     }
     for item in layout.iter("LayoutItem"):
-        if item.get("labelText") in texts:
-            item.set("labelText", texts[item.get("labelText")])
+        label = item.get("labelText")
+        if label is not None and label in texts:
+            item.set("labelText", texts[label])
         if item.get("type") == MAP_ITEM:
-            width, height = (float(v) for v in item.get("size").split(",")[:2])
+            width, height = (float(v) for v in item.get("size", "0,0").split(",")[:2])
             fitted = _fit(extent, width, height)
             box = item.find("Extent")
+            assert box is not None, "the print template's map has an extent"
             for name, value in zip(("xmin", "ymin", "xmax", "ymax"), fitted, strict=True):
                 box.set(name, f"{value:.1f}")
             interval = _nice_interval(fitted[2] - fitted[0])
@@ -358,6 +360,7 @@ def print_layout(
                 grid.set("intervalY", f"{interval:g}")
         if item.get("type") == LEGEND_ITEM:
             tree = item.find("layer-tree-group")
+            assert tree is not None, "the print template's legend has a layer tree"
             for layer, source in shown:
                 node = ET.SubElement(
                     tree,

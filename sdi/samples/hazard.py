@@ -13,6 +13,7 @@ minus the ground, > 0 exactly inside the 100-year zones, 0 elsewhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -129,7 +130,7 @@ def generate_hazard(parcels: Parcels, communes: pd.DataFrame, *, seed: int) -> H
         code = str(centre["MAXA"])
         lots = table[(table["MAXA"] == code) & ~table["invalid"]]
         extent = np.sqrt(lots["area"].sum() / 0.55 / np.pi)
-        shape = {
+        shape: dict[str, Any] = {
             "gauge_id": f"G-{city.abbr}-{g:02d}",
             "x": float(centre["cx"]),
             "y": float(centre["cy"]),

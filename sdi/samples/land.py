@@ -236,7 +236,8 @@ def _street_pattern(
     amplitude = rng.uniform(*BEND_SLOPE, 2) * lengths / (2 * np.pi)
     phase = rng.uniform(0, 2 * np.pi, 2)
     bend = (amplitude[0], lengths[0], phase[0], amplitude[1], lengths[1], phase[1])
-    return theta, tuple(float(b) for b in bend)
+    a0, l0, p0, a1, l1, p1 = (float(b) for b in bend)
+    return theta, (a0, l0, p0, a1, l1, p1)
 
 
 def _expected_cell(is_ward: bool) -> float:
