@@ -421,13 +421,15 @@ class JobRun:
         ratio = len(self.rejects) / self.rows_read
         if ratio > self.job.max_reject_ratio:
             # group reasons by their wording, without the values they quote
-            reasons = (
-                pd.Series([r.reason for r in self.rejects])
-                .str.replace(r"'[^']*'|\([^)]*\)", "…", regex=True)
-                .value_counts()
-                .head(3)
+            full = pd.Series([r.reason for r in self.rejects])
+            wording = full.str.replace(r"'[^']*'|\([^)]*\)", "…", regex=True)
+            reasons = wording.value_counts().head(3)
+            first = {w: (i, full[i]) for i, w in reversed(list(enumerate(wording)))}
+            summary = "; ".join(
+                f"{n} × {reason} (first: row {self.rejects[first[reason][0]].row_number}, "
+                f"{first[reason][1]})"
+                for reason, n in reasons.items()
             )
-            summary = "; ".join(f"{n} × {reason}" for reason, n in reasons.items())
             raise RejectThresholdExceeded(
                 f"job {self.job.name}: {len(self.rejects)} of {self.rows_read} rows of "
                 f"{files} rejected "

@@ -154,6 +154,10 @@ def run_job(
     """Run one job. ``on_start(total_rows)`` may return a progress callback."""
     settings = settings or get_settings()
     files = job.source_files(settings)
+    if job.source.srid is not None:
+        from sdi.etl.readers.crs import spec_crs
+
+        spec_crs(job.source.srid)  # an EPSG code PROJ does not know: a ConfigError naming it
     with psycopg.connect(url, autocommit=True) as conn:
         # If this process is killed, the server notices within a second and rolls the run back
         # (instead of finishing the statement and holding the job's lock meanwhile).
@@ -281,6 +285,7 @@ def run_job(
             store_rejects(conn, run_id, work.rejects)
             _finish(conn, run_id, result)
         except SdiError as exc:
+            _name_the_delivery(exc, job, files)
             result.status = "rejected" if isinstance(exc, RejectThresholdExceeded) else "failed"
             if work is not None:
                 result.rows_read, result.rejected = work.rows_read, len(work.rejects)
@@ -315,6 +320,15 @@ def run_job(
                     _finish(conn, run_id, result)
             raise
         return result
+
+
+def _name_the_delivery(exc: SdiError, job: JobSpec, files: list[Path]) -> None:
+    """Make sure the message says which spec and files it is about."""
+    message = str(exc)
+    if job.path.name in message or any(p.name in message for p in files):
+        return
+    names = ", ".join(p.name for p in files)
+    exc.args = (f"job {job.name} ({job.path.name}, delivery {names}): {message}",)
 
 
 def _log_traceback(settings: Settings, job: JobSpec, run_id: int) -> Path:
