@@ -358,11 +358,31 @@ def read(
             frame = arrow_frame(record_batch, raw_strings=driver == "MapInfo File")
             if driver in _KML_DRIVERS:
                 frame = _kml_columns(frame)
+            elif driver == "OSM" and "other_tags" in frame.columns:
+                frame = _osm_columns(frame)
             rows = len(frame)
             batch = text.batch(path, first_row, frame, None)
             batch.wkb = wkb  # decoded into shapely geometries when first needed
             yield batch
             first_row += rows
+
+
+_OSM_TAG = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
+
+
+def _osm_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """GDAL's OSM driver keeps the tags its osmconf.ini does not list in one ``other_tags``
+    text (``"k"=>"v","k2"=>"v2"``): each becomes a column of its own, as in an Overpass
+    extract, so a job spec names any tag the same way."""
+    parsed = [
+        {k.replace('\\"', '"'): v.replace('\\"', '"') for k, v in _OSM_TAG.findall(text)}
+        if isinstance(text, str)
+        else {}
+        for text in frame["other_tags"]
+    ]
+    extra = pd.DataFrame(parsed, index=frame.index)
+    extra = extra[[c for c in extra.columns if c not in frame.columns]]
+    return pd.concat([frame, extra.astype(object).where(extra.notna(), None)], axis=1)
 
 
 def _kml_columns(frame: pd.DataFrame) -> pd.DataFrame:
