@@ -215,8 +215,28 @@ def runs_command(
 def report_command(
     run_id: Annotated[int, typer.Argument(help="Run id (see `sdi etl runs`)")],
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the rejects to CSV")] = None,
+    html_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write one self-contained page: counts per reason, a map of rejected and "
+            "repaired rows beside the accepted ones, detection evidence, changes per commune",
+        ),
+    ] = None,
 ) -> None:
     """The rows a run rejected, with source file, row number and reason."""
+    if html_path:
+        from sdi.etl.report_html import html_report
+
+        try:
+            with connect() as conn:
+                page = html_report(conn, run_id)
+        except SdiError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(exc.exit_code) from None
+        html_path.write_text(page, encoding="utf-8")
+        console.print(f"wrote {html_path} ({len(page) // 1024} KiB)")
+        return
     with connect() as conn:
         rows = conn.execute(
             "SELECT source_path, row_number, natural_key, reason, raw::text FROM etl.rejects "
