@@ -83,6 +83,13 @@ def sample_generate(
         f"[green]wrote {len(manifest['files'])} files ({features:,} features and rows, "
         f"plus rasters) to {out}[/]"
     )
+    settings = get_settings()
+    if out.resolve() == settings.samples_dir.resolve():
+        from sdi.etl.inbox import link_samples
+
+        linked = link_samples(settings)
+        if linked:
+            console.print(f"  linked into the inbox {settings.source_dir}: {', '.join(linked)}")
 
 
 def _samples_current(out: Path, scale: float) -> bool:

@@ -216,7 +216,7 @@ class JobRun:
         if self.tracks_sources:
             frame["source_hash"] = hashes
         stored = None
-        repaired = np.empty(0, dtype=np.int64)
+        repaired, why = np.empty(0, dtype=np.int64), []
         if target.geometry_type:
             stored, geometry_issues, derived, repaired, why = self._geometries(batch, target)
             issues.flag(~geometry_issues.ok, geometry_issues.reasons)
