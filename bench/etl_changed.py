@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -93,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         assert not any(p.run for p in pending), [p for p in pending if p.run]
         say(f"changed_jobs(): median {statistics.median(decide) * 1000:.1f} ms")
 
+        # what any `sdi` command costs before it does anything: the interpreter and imports
+        imports = [timed([sys.executable, "-c", "import sdi.cli"], env).seconds
+                   for _ in range(args.repeat)]  # fmt: skip
+        say(f"`import sdi.cli` alone: median {statistics.median(imports):.2f} s")
         nothing = []
         for _ in range(args.repeat):
             run = timed(command, env)
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         "changed_jobs_s": decide,
         "command_nothing_changed_s": nothing,
         "command_one_changed_s": one.seconds,
+        "import_sdi_cli_s": imports,
+        "load_average": os.getloadavg()[0],
         "first_load_s": first.seconds,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -122,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| `changed_jobs()` (the decision) | {statistics.median(decide) * 1000:.1f} ms |\n"
         f"| `sdi etl run --changed` (whole command) | {statistics.median(nothing):.2f} s |\n"
         f"| … with one delivery changed | {one.seconds:.2f} s |\n"
+        f"| `python -c 'import sdi.cli'` (start-up of any command) | "
+        f"{statistics.median(imports):.2f} s |\n"
+        f"\nLoad average at the end: {os.getloadavg()[0]:.1f} (2 CPUs)\n"
     )
     print((RESULTS / "etl_changed.md").read_text())
     return 0
