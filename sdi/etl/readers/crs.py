@@ -88,8 +88,11 @@ def file_crs(path: Path, layer: str | None) -> tuple[object | None, tuple[float,
 
     from sdi.etl.readers.ogr import open_options
 
+    options = open_options(path)
     try:
-        info = pyogrio.read_info(path, layer=layer, force_total_bounds=True, **open_options(path))
+        # the extent only when the format knows it without a scan (a 1 M-feature GeoJSON
+        # or GML is not read twice for this)
+        info = pyogrio.read_info(path, layer=layer, force_total_bounds=False, **options)
     except Exception:
         return None, None  # the reader says what is wrong with the file
     text = info.get("crs")
@@ -97,12 +100,33 @@ def file_crs(path: Path, layer: str | None) -> tuple[object | None, tuple[float,
     point = None
     if bounds is not None and all(map(math.isfinite, bounds)):
         point = ((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
+    elif text:
+        point = _first_point(path, layer, options)
     if not text:
         return None, point
     try:
         return CRS.from_user_input(text), point
     except CRSError:
         return None, point
+
+
+def _first_point(path: Path, layer: str | None, options: dict) -> tuple[float, float] | None:
+    """A coordinate of the first features that have a geometry (one small read)."""
+    import shapely
+    from pyogrio.raw import read
+
+    try:
+        _, _, wkb, _ = read(path, layer=layer, max_features=50, columns=[], **options)
+    except Exception:
+        return None
+    for value in wkb if wkb is not None else []:
+        if value is None:
+            continue
+        geometry = shapely.from_wkb(value)
+        if not geometry.is_empty:
+            point = shapely.get_coordinates(geometry)[0]
+            return float(point[0]), float(point[1])
+    return None
 
 
 def check(path: Path, layer: str | None, srid: int, override: str | None) -> CrsCheck:
