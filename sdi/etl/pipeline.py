@@ -111,6 +111,7 @@ class JobRun:
         self.rows_read = 0
         self.repaired = 0
         self.files = ""  # the delivered files' names, for messages
+        self.marks_repairs = False  # decided by load() from the target
         self.repairs: list[dict[str, Any]] = []  # repaired rows kept: file, row, key, why
         self.warnings: list[dict[str, Any]] = []  # values kept but reported (on_unknown: warn)
         self.duplicate_keys = FirstSeen("natural key")
@@ -225,6 +226,10 @@ class JobRun:
         if self.duplicate_geometries and stored is not None:
             wkb = pd.Series(stored.to_numpy(zero_copy_only=False), dtype=object)
             self.duplicate_geometries.check(wkb, rows, batch.path.name, issues)
+        if self.marks_repairs:  # the published layer says which geometries were repaired
+            marked = np.zeros(len(frame), dtype=bool)
+            marked[repaired] = True
+            frame["geometry_repaired"] = marked
         self._keep_rejects(batch, frame, rows, issues)
         ok = issues.ok & ~repeats
         # a repaired row that is rejected for another reason is a reject, not a repair
@@ -366,6 +371,10 @@ class JobRun:
         columns += [f.name for f in job.fields]
         if self.tracks_sources:
             columns.append("source_hash")
+        # A target with a geometry_repaired column (boolean) marks each repaired geometry.
+        self.marks_repairs = bool(target.geometry_type) and "geometry_repaired" in target.columns
+        if self.marks_repairs:
+            columns.append("geometry_repaired")
         # Plain feature tables get the row hash computed here (contributions are combined,
         # and hashed, in SQL; time series have none).
         self.hashes_rows = (

@@ -172,6 +172,9 @@ def test_repaired_count_excludes_rejected_rows(warehouse: str, tmp_path: Path) -
         '  land_use_codes: {from: KHLOAIDAT, type: "text[]", split: "+", codes: land_use}\n'
         "validation:\n  max_reject_ratio: 0.5\n"
     )
+    with psycopg.connect(warehouse, autocommit=True) as conn:
+        # a table with the column marks each repaired geometry for the published layer
+        conn.execute("ALTER TABLE land.parcels ADD COLUMN IF NOT EXISTS geometry_repaired boolean")
     result = _run(warehouse, tmp_path, spec, name="parcels")
     assert result.exit_code == 0, result.output
     with psycopg.connect(warehouse) as conn:
@@ -179,5 +182,10 @@ def test_repaired_count_excludes_rejected_rows(warehouse: str, tmp_path: Path) -
             "SELECT repaired, rejected, options->'repairs' FROM etl.runs "
             "WHERE job = 'parcels' ORDER BY run_id DESC LIMIT 1"
         ).fetchone()
+        marked = conn.execute(
+            "SELECT natural_key, geometry_repaired FROM land.parcels WHERE valid_to IS NULL "
+            "AND natural_key LIKE 'REP-%%' ORDER BY parcel_no"
+        ).fetchall()
     assert (repaired, rejected) == (1, 1)
+    assert [m for _, m in marked] == [True, False, False]
     assert [r["row"] for r in repairs] == [1] and "Self-intersection" in repairs[0]["why"]
