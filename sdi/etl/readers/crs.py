@@ -12,6 +12,7 @@ out, so VN-2000 ``.prj`` files with or without TOWGS84 parameters still agree); 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -92,7 +93,9 @@ def file_crs(path: Path, layer: str | None) -> tuple[object | None, tuple[float,
     try:
         # the extent only when the format knows it without a scan (a 1 M-feature GeoJSON
         # or GML is not read twice for this)
-        info = pyogrio.read_info(path, layer=layer, force_total_bounds=False, **options)
+        with warnings.catch_warnings():  # "more than one layer": the reader says it better
+            warnings.simplefilter("ignore", UserWarning)
+            info = pyogrio.read_info(path, layer=layer, force_total_bounds=False, **options)
     except Exception:
         return None, None  # the reader says what is wrong with the file
     text = info.get("crs")
