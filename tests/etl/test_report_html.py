@@ -104,3 +104,11 @@ def test_map_draws_every_kind() -> None:
     svg = svg_map(shapes)
     assert svg.count("<path") == 2 and svg.count("<circle") == 1
     assert "row 7: no geometry &lt;x&gt;" in svg
+
+
+def test_unknown_run_is_an_error_not_a_traceback(warehouse: str, tmp_path: Path) -> None:
+    result = d.sdi(
+        "etl", "report", "999999", "--html", str(tmp_path / "x.html"), **_env(warehouse, tmp_path)
+    )
+    assert result.exit_code == 2 and "no run 999999" in result.output
+    assert not (tmp_path / "x.html").exists()
