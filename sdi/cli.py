@@ -60,7 +60,9 @@ def db_upgrade() -> None:
 
 @sample_app.command("generate")
 def sample_generate(
-    out: Annotated[Path | None, typer.Option(help="Output folder (default SDI_SOURCE_DIR)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default SDI_SAMPLES_DIR, etl/samples)")
+    ] = None,
     scale: Annotated[
         float,
         typer.Option(help="Multiplies parcels, buildings, permits (41.67 ≈ 1,000,000 parcels)"),
@@ -73,7 +75,7 @@ def sample_generate(
     """Write the sample deliveries of Hạ Long, Uông Bí, Cẩm Phả and Móng Cái."""
     from sdi.samples import generate  # heavy imports only when generating
 
-    out = out or get_settings().source_dir
+    out = out or get_settings().samples_dir
     manifest = generate(
         out,
         scale=scale,
@@ -86,6 +88,13 @@ def sample_generate(
         f"[green]wrote {len(manifest['files'])} files ({features:,} features and rows, "
         f"plus rasters) to {out}[/]"
     )
+    settings = get_settings()
+    if out.resolve() == settings.samples_dir.resolve():
+        from sdi.etl.inbox import link_samples
+
+        linked = link_samples(settings)
+        if linked:
+            console.print(f"  linked into the inbox {settings.source_dir}: {', '.join(linked)}")
 
 
 def _samples_current(out: Path, scale: float) -> bool:
@@ -109,8 +118,11 @@ def up(
 ) -> None:
     """The main job: database, migrations, sample data, ETL, publishing, and the OGC API."""
     from sdi.db.migrate import upgrade
+    from sdi.etl.cli import JobsFailed
+    from sdi.etl.inbox import link_samples
 
     settings = get_settings()
+    failed: JobsFailed | None = None
     try:
         url = ensure_database(settings)
         console.print("[bold]==> warehouse schema[/]")
@@ -118,11 +130,22 @@ def up(
             console.print(f"    {written.table.qualified}: wrote {written.path.name}")
         before, after = upgrade(url, settings)
         console.print(f"    {before or 'empty'} → {after}")
-        if not _samples_current(settings.source_dir, scale):
+        if not _samples_current(settings.samples_dir, scale):
             console.print("[bold]==> generating sample data of four cities[/]")
-            sample_generate(out=settings.source_dir, scale=scale)
+            sample_generate(out=settings.samples_dir, scale=scale)
+        linked = link_samples(settings)
+        if linked:
+            console.print(
+                f"    inbox {settings.source_dir}: sample folders linked for "
+                f"{', '.join(linked)} (a real delivery folder there takes their place)"
+            )
         console.print("[bold]==> ETL: loading every job in etl/jobs/[/]")
-        run_jobs(list(discover_jobs(settings)))
+        try:
+            # A broken spec or a refused delivery is reported; the other jobs still load.
+            run_jobs(list(discover_jobs(settings)), keep_going=True)
+        except JobsFailed as exc:
+            failed = exc
+            console.print(f"[red]error:[/] {exc}")
         console.print("[bold]==> publishing layers/ → pygeoapi-config.yml, QGIS styles[/]")
         publish(styles=True)  # also the default QGIS styles in the warehouse
         project = settings.state_dir / "sdi.qgs"
@@ -139,6 +162,9 @@ def up(
     except SdiError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None
+    if failed is not None:
+        console.print(f"[red]finished with errors:[/] {failed}")
+        raise typer.Exit(failed.exit_code)
 
 
 @app.command("serve")

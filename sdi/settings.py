@@ -68,12 +68,24 @@ class Settings(BaseSettings):
 
     # ETL.
     source_dir: Path = Field(
-        PROJECT_DIR / "etl" / "samples", description="Where job specs' relative source paths point"
+        PROJECT_DIR / ".sdi" / "inbox",
+        description="The inbox: one folder per department (land/, construction/, …) where "
+        "deliveries are dropped; job specs' relative source.path point here",
     )
     jobs_dir: Path = Field(PROJECT_DIR / "etl" / "jobs", description="ETL job specifications")
     layers_dir: Path = Field(PROJECT_DIR / "layers", description="Published collection definitions")
     pygeoapi_config: Path = Field(
         PROJECT_DIR / "pygeoapi-config.yml", description="Generated pygeoapi configuration"
+    )
+
+    # Deliveries (issue 12): samples apart from the inbox; uploads through `etl-run`.
+    samples_dir: Path = Field(
+        PROJECT_DIR / "etl" / "samples",
+        description="Where `sdi sample generate` writes the sample deliveries; `sdi up` links "
+        "each sample department folder into the inbox where the inbox has none",
+    )
+    upload_max_mb: int = Field(
+        200, description="Largest file or zip a department may upload to the etl-run process"
     )
 
     @property

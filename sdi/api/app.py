@@ -27,6 +27,7 @@ from sdi.api.auth import (
 from sdi.api.changes import ROUTES as CHANGE_ROUTES
 from sdi.api.changes import ChangeFeed
 from sdi.api.contract import MethodContract, QueryContract
+from sdi.api.etl_process import EtlRunCaller
 from sdi.api.incidents import IncidentWrites, document_writes
 from sdi.api.media import ItemsMedia
 from sdi.api.processes import CallerHeader
@@ -83,7 +84,7 @@ def build(settings=None):
     # Writes to incident collections carry the writer (identified by the access control) to
     # their provider; the served document says so (PATCH, no DELETE) before it is compiled.
     writes = IncidentWrites.from_config(
-        ItemsMedia(QueryContract(CallerHeader(pygeoapi_app), OPENAPI)), CONFIG
+        ItemsMedia(QueryContract(CallerHeader(EtlRunCaller(pygeoapi_app)), OPENAPI)), CONFIG
     )
     document_writes(OPENAPI, writes.collections)
     # The dashboard (static page on the public API) sits inside the access control like pygeoapi.

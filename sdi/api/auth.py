@@ -52,7 +52,8 @@ _ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?/?$")
 # Executing a process is a read-only computation on public layers, not a write: anyone may
 # POST it (sdi.api.processes: asynchronous jobs need a key, and are shown to that key only).
 # Only the processes named here; any other process execution stays an administrator's write.
-_EXECUTION_PATH = re.compile(r"^/processes/(?:exposure)/execution/?$")
+# etl-run: a department's delivery; sdi.api.etl_process.EtlRunCaller checks key and department
+_EXECUTION_PATH = re.compile(r"^/processes/(?:exposure|etl-run)/execution/?$")
 
 
 @dataclass(frozen=True)

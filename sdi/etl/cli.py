@@ -22,7 +22,7 @@ from rich.table import Table
 
 from sdi.cli_support import print_rows, report_console
 from sdi.db import connect, ensure_database
-from sdi.errors import SdiError
+from sdi.errors import ConfigError, SdiError
 from sdi.etl.results import RunResult
 from sdi.etl.runner import run_job
 from sdi.etl.spec import discover_jobs, load_job, resolve_jobs
@@ -34,11 +34,20 @@ console = Console(stderr=True)
 
 
 def run_jobs(
-    names: list[str], *, force: bool = False, dry_run: bool = False, show_progress: bool = True
+    names: list[str],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    show_progress: bool = True,
+    keep_going: bool = False,
 ) -> list[RunResult]:
-    """Run jobs in order; the first failure stops the sequence and is raised."""
+    """Run jobs in order; the first failure stops the sequence and is raised — or, with
+    ``keep_going``, is reported and the other jobs run, and :class:`JobsFailed` listing every
+    failure (a spec that does not load, a delivery refused) is raised at the end."""
     settings = get_settings()
     url = ensure_database(settings)
+    if keep_going:
+        return _run_each(names, force=force, dry_run=dry_run, url=url)
     jobs = resolve_jobs(names, settings)
     results = []
     with Progress(
@@ -65,6 +74,40 @@ def run_jobs(
     return results
 
 
+class JobsFailed(SdiError):
+    """Some jobs of a sequence failed (each was reported); the others ran."""
+
+    def __init__(self, failures: dict[str, SdiError]) -> None:
+        self.failures = failures
+        codes = {e.exit_code for e in failures.values()}
+        self.exit_code = codes.pop() if len(codes) == 1 else 1
+        super().__init__(
+            f"{len(failures)} job(s) failed: {', '.join(failures)} (see the messages above); "
+            "the other jobs ran"
+        )
+
+
+def _run_each(names: list[str], *, force: bool, dry_run: bool, url: str) -> list[RunResult]:
+    settings = get_settings()
+    known = discover_jobs(settings)
+    results, failures = [], {}
+    for name in names:
+        try:
+            if name not in known:
+                raise ConfigError(f"unknown job {name!r} (no {name}.yml in {settings.jobs_dir})")
+            job = load_job(known[name], settings)
+            result = run_job(job, url, force=force, dry_run=dry_run, settings=settings)
+        except SdiError as exc:
+            console.print(f"[red]{name}: error:[/] {exc}")
+            failures[name] = exc
+            continue
+        results.append(result)
+        _print_result(result)
+    if failures:
+        raise JobsFailed(failures)
+    return results
+
+
 def _print_result(r: RunResult) -> None:
     c = r.counts
     if r.status == "skipped":
@@ -87,16 +130,43 @@ def run_command(
     dry_run: Annotated[
         bool, typer.Option(help="Validate and count changes; write nothing")
     ] = False,
+    changed: Annotated[
+        bool,
+        typer.Option(
+            "--changed",
+            help="Run the jobs whose spec or delivered files changed since their last run "
+            "(what the systemd timer in deploy/systemd/ runs every few minutes)",
+        ),
+    ] = False,
 ) -> None:
-    """Run ETL jobs: read, decode, reproject, validate, stage and merge — all or nothing."""
-    names = list(discover_jobs()) if all_jobs else (jobs or [])
-    if not names:
-        raise typer.BadParameter("name one or more jobs, or use --all (see `sdi etl list`)")
+    """Run ETL jobs: read, decode, reproject, validate, stage and merge — all or nothing.
+
+    With --all or --changed a job that fails is reported and the others still run; the
+    command exits non-zero at the end."""
     try:
-        run_jobs(names, force=force, dry_run=dry_run)
+        if changed:
+            names = _changed_names()
+            if not names:
+                return
+        else:
+            names = list(discover_jobs()) if all_jobs else (jobs or [])
+        if not names:
+            raise typer.BadParameter("name one or more jobs, or use --all (see `sdi etl list`)")
+        run_jobs(names, force=force, dry_run=dry_run, keep_going=all_jobs or changed)
     except SdiError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None
+
+
+def _changed_names() -> list[str]:
+    """The jobs to run for ``--changed``, each decision printed (dim when nothing to do)."""
+    from sdi.etl.inbox import changed_jobs
+
+    with connect() as conn:
+        pending = changed_jobs(conn)
+    for p in pending:
+        console.print(f"{p.job}: {p.reason}" if p.run else f"[dim]{p.job}: {p.reason}[/]")
+    return [p.job for p in pending if p.run]
 
 
 @app.command("list")
@@ -153,8 +223,28 @@ def runs_command(
 def report_command(
     run_id: Annotated[int, typer.Argument(help="Run id (see `sdi etl runs`)")],
     csv_path: Annotated[Path | None, typer.Option("--csv", help="Write the rejects to CSV")] = None,
+    html_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write one self-contained page: counts per reason, a map of rejected and "
+            "repaired rows beside the accepted ones, detection evidence, changes per commune",
+        ),
+    ] = None,
 ) -> None:
     """The rows a run rejected, with source file, row number and reason."""
+    if html_path:
+        from sdi.etl.report_html import html_report
+
+        try:
+            with connect() as conn:
+                page = html_report(conn, run_id)
+        except SdiError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(exc.exit_code) from None
+        html_path.write_text(page, encoding="utf-8")
+        console.print(f"wrote {html_path} ({len(page) // 1024} KiB)")
+        return
     with connect() as conn:
         rows = conn.execute(
             "SELECT source_path, row_number, natural_key, reason, raw::text FROM etl.rejects "

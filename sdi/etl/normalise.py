@@ -32,6 +32,8 @@ class Issues:
 
     size: int
     reasons: np.ndarray = field(init=False)
+    # (position in the batch, message): values kept but reported (``on_unknown: warn``)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.reasons = np.full(self.size, None, dtype=object)
@@ -53,6 +55,8 @@ class Issues:
         """The issues of the kept rows only."""
         kept = Issues(int(keep.sum()))
         kept.reasons = self.reasons[keep]
+        new_position = np.cumsum(keep) - 1
+        kept.warnings = [(int(new_position[p]), m) for p, m in self.warnings if keep[p]]
         return kept
 
 
@@ -80,11 +84,19 @@ def _to_series(array: pa.Array, index: pd.Index) -> pd.Series:
     return pd.Series(pd.arrays.ArrowExtensionArray(array), index=index, dtype=_ARROW_TEXT)
 
 
-def natural_keys(frame: pd.DataFrame, template: str) -> pd.Series:
-    """Build natural keys from a column name or a '{A}-{B}' template, vectorised.
+POSITION = "#"  # ``{#}`` in a natural key: the feature's position (row number) in its file
+
+
+def natural_keys(
+    frame: pd.DataFrame, template: str, first_row: int = 1, where: object = None
+) -> pd.Series:
+    """Build natural keys from a column name or a '{A}-{B}' template, vectorised; ``{#}`` is
+    the row's position in its file (``first_row`` is the batch's first), for files with no id.
 
     >>> natural_keys(pd.DataFrame({"A": ["06685", None], "B": [12, 3]}), "{A}-{B}").tolist()
     ['06685-12', <NA>]
+    >>> natural_keys(pd.DataFrame({"A": ["x", "y"]}), "p-{#}", first_row=7).tolist()
+    ['p-7', 'p-8']
     """
     parts = list(string.Formatter().parse(template))
     if len(parts) == 1 and parts[0][1] is None:
@@ -93,7 +105,16 @@ def natural_keys(frame: pd.DataFrame, template: str) -> pd.Series:
     for literal, column, _, _ in parts:
         if literal:
             pieces.append(literal)
-        if column is not None:
+        if column == POSITION:
+            positions = np.arange(first_row, first_row + len(frame))
+            pieces.append(pc.cast(pa.array(positions), pa.string()))
+        elif column is not None:
+            if column not in frame.columns:
+                raise SourceError(
+                    f"{where or 'the delivery'}: natural_key {template!r} names column "
+                    f"{column!r}, which the file does not have; it has: "
+                    f"{', '.join(map(str, frame.columns))}"
+                )
             pieces.append(_text(frame[column]))
     key = pc.binary_join_element_wise(*pieces, "")  # any null part makes the key null
     return _to_series(key, frame.index)
@@ -198,6 +219,30 @@ def _apply_codes(values: pd.Series, spec: FieldSpec, issues: Issues) -> pd.Serie
     return pd.Series(pd.arrays.ArrowExtensionArray(mapped), index=values.index)
 
 
+def _check_gazetteer(values: pd.Series, spec: FieldSpec, issues: Issues) -> None:
+    """Values that are not in the field's reference list: rejected, or kept with a warning.
+    Each distinct value is looked up once."""
+    from sdi.etl.gazetteer import gazetteer
+
+    reference = gazetteer(spec.gazetteer)
+    encoded = pc.dictionary_encode(_text(values.astype(str).where(values.notna(), None)))
+    verdicts = [
+        None
+        if value is None or value in reference
+        else f"{spec.source}: " + reference.explain(value)
+        for value in encoded.dictionary.to_pylist()
+    ]
+    if all(v is None for v in verdicts):
+        return
+    reasons = pa.array(verdicts, pa.string()).take(encoded.indices)
+    bad = reasons.is_valid().to_numpy(zero_copy_only=False) & issues.ok
+    messages = reasons.to_numpy(zero_copy_only=False)
+    if spec.on_unknown == "warn":
+        issues.warnings.extend((int(p), messages[p]) for p in np.flatnonzero(bad))
+    else:
+        issues.flag(bad, messages)
+
+
 def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
     """Target columns (except the natural key, geometry and derived ones) from the batch."""
     frame = batch.frame
@@ -225,6 +270,8 @@ def map_fields(batch: Batch, job: JobSpec, issues: Issues) -> pd.DataFrame:
             values = _cast(values, spec, issues)
         if spec.required:
             issues.flag(values.isna(), f"{spec.source} is required but empty")
+        if spec.gazetteer:
+            _check_gazetteer(values, spec, issues)
         out[spec.name] = values
     return out
 

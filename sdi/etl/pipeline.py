@@ -110,6 +110,10 @@ class JobRun:
         self.encodings: dict[str, tuple[str, str | None]] = {}
         self.rows_read = 0
         self.repaired = 0
+        self.files = ""  # the delivered files' names, for messages
+        self.marks_repairs = False  # decided by load() from the target
+        self.repairs: list[dict[str, Any]] = []  # repaired rows kept: file, row, key, why
+        self.warnings: list[dict[str, Any]] = []  # values kept but reported (on_unknown: warn)
         self.duplicate_keys = FirstSeen("natural key")
         self.dropped_repeats = 0  # time series: the same reading twice in one delivery
         self.delivered: list[np.ndarray] = []  # every natural key in the delivery
@@ -172,7 +176,9 @@ class JobRun:
         rows = np.arange(batch.first_row, batch.first_row + len(batch.frame))
         keys = None
         if self.job.natural_key:
-            keys = natural_keys(batch.frame, self.job.natural_key)
+            keys = natural_keys(
+                batch.frame, self.job.natural_key, batch.first_row, where=batch.path
+            )
             issues.flag(keys.isna(), f"natural key {self.job.natural_key} is incomplete")
             if self.job.mode != "append":  # time series: checked once normalised, below
                 self.duplicate_keys.check(keys, rows, batch.path.name, issues)
@@ -197,6 +203,16 @@ class JobRun:
                     rows, keys, hashes = rows[keep], keys[keep], hashes[keep]
                     issues = issues.subset(keep)
         frame = map_fields(batch, self.job, issues)
+        for position, message in issues.warnings:
+            key = None if keys is None or pd.isna(keys.iloc[position]) else keys.iloc[position]
+            self.warnings.append(
+                {
+                    "path": str(batch.path),
+                    "row": int(rows[position]),
+                    "key": key,
+                    "warning": message,
+                }
+            )
         repeats = (
             self._repeated_readings(frame, target, rows, batch.path.name, issues)
             if self.job.mode == "append"
@@ -207,17 +223,29 @@ class JobRun:
         if self.tracks_sources:
             frame["source_hash"] = hashes
         stored = None
+        repaired, why = np.empty(0, dtype=np.int64), list[str]()
         if target.geometry_type:
-            stored, geometry_issues, derived, repaired = self._geometries(batch, target)
+            stored, geometry_issues, derived, repaired, why = self._geometries(batch, target)
             issues.flag(~geometry_issues.ok, geometry_issues.reasons)
-            self.repaired += repaired
             for name, values in derived.items():
                 frame[name] = values
         if self.duplicate_geometries and stored is not None:
             wkb = pd.Series(stored.to_numpy(zero_copy_only=False), dtype=object)
             self.duplicate_geometries.check(wkb, rows, batch.path.name, issues)
+        if self.marks_repairs:  # the published layer says which geometries were repaired
+            marked = np.zeros(len(frame), dtype=bool)
+            marked[repaired] = True
+            frame["geometry_repaired"] = marked
         self._keep_rejects(batch, frame, rows, issues)
         ok = issues.ok & ~repeats
+        # a repaired row that is rejected for another reason is a reject, not a repair
+        kept = ok[repaired] if repaired.size else np.zeros(0, dtype=bool)
+        self.repaired += int(kept.sum())
+        for position, reason in zip(repaired[kept], np.asarray(why)[kept], strict=True):
+            key = None if keys is None or pd.isna(keys.iloc[position]) else keys.iloc[position]
+            self.repairs.append(
+                {"path": str(batch.path), "row": int(rows[position]), "key": key, "why": reason}
+            )
         accepted = frame[ok]
         if stored is not None:
             geom = pd.arrays.ArrowExtensionArray(stored.filter(pa.array(ok)))
@@ -228,23 +256,26 @@ class JobRun:
 
     def _geometries(
         self, batch: Batch, target: TargetTable
-    ) -> tuple[pa.BinaryArray, Issues, dict[str, np.ndarray], int]:
+    ) -> tuple[pa.BinaryArray, Issues, dict[str, np.ndarray], np.ndarray, list[str]]:
         """The geometry half of a batch: the stored WKB, the rows' geometry issues (missing,
-        wrong type, irreparable, out of bounds), the derived columns (legal area, length) and
-        how many geometries were repaired."""
+        wrong type, irreparable, out of bounds), the derived columns (legal area, length),
+        the positions of the repaired geometries and why each was invalid."""
         assert target.geometry_type, "only a table with a geometry column has geometries"
         issues = Issues(len(batch.frame))
         geometry = batch.geometry
         if geometry is None:
             geometry = np.full(len(batch.frame), None, dtype=object)
+        original = geometry
         geometry, repaired = check_geometry(geometry, target.geometry_type, issues)
+        why = list(shapely.is_valid_reason(original[repaired])) if repaired.size else []
         stored, box = self._stored(batch, geometry, repaired, issues, target)
         check_bounds(box, self.job.bounds, issues)
         return (
             stored,
             issues,
             _derive(self.job, self.reprojector.to_province(geometry)),
-            len(repaired),
+            repaired,
+            why,
         )
 
     def _stored(
@@ -347,6 +378,10 @@ class JobRun:
         columns += [f.name for f in job.fields]
         if self.tracks_sources:
             columns.append("source_hash")
+        # A target with a geometry_repaired column (boolean) marks each repaired geometry.
+        self.marks_repairs = bool(target.geometry_type) and "geometry_repaired" in target.columns
+        if self.marks_repairs:
+            columns.append("geometry_repaired")
         # Plain feature tables get the row hash computed here (contributions are combined,
         # and hashed, in SQL; time series have none).
         self.hashes_rows = (
@@ -373,6 +408,7 @@ class JobRun:
             now = one(self.conn.execute("SELECT now()"))[0]  # the transaction's start
             constants = {"run_id": run_id, "valid_from": now}
             indexes = drop_indexes_if_empty(self.conn, target, methods=("gist",))
+        self.files = ", ".join(p.name for p in files)
         stage = Stage(self.conn, target, columns, direct=direct, constants=constants)
         self.srid_in_column = stage.geometry_srid == self.settings.storage_srid
         with stage:
@@ -392,20 +428,27 @@ class JobRun:
         return stage
 
     def check_threshold(self) -> None:
+        files = ", ".join(sorted({Path(r.path).name for r in self.rejects})) or None
         if not self.rows_read:
-            raise RejectThresholdExceeded(f"job {self.job.name}: the delivery has no rows")
+            raise RejectThresholdExceeded(
+                f"job {self.job.name}: the delivery ({self.files}) has no features: an empty "
+                "file, a wrong layer or a filter that matches nothing; nothing was written"
+            )
         ratio = len(self.rejects) / self.rows_read
         if ratio > self.job.max_reject_ratio:
             # group reasons by their wording, without the values they quote
-            reasons = (
-                pd.Series([r.reason for r in self.rejects])
-                .str.replace(r"'[^']*'|\([^)]*\)", "…", regex=True)
-                .value_counts()
-                .head(3)
+            full = pd.Series([r.reason for r in self.rejects])
+            wording = full.str.replace(r"'[^']*'|\([^)]*\)", "…", regex=True)
+            reasons = wording.value_counts().head(3)
+            first = {w: (i, full[i]) for i, w in reversed(list(enumerate(wording)))}
+            summary = "; ".join(
+                f"{n} × {reason} (first: row {self.rejects[first[reason][0]].row_number}, "
+                f"{first[reason][1]})"
+                for reason, n in reasons.items()
             )
-            summary = "; ".join(f"{n} × {reason}" for reason, n in reasons.items())
             raise RejectThresholdExceeded(
-                f"job {self.job.name}: {len(self.rejects)} of {self.rows_read} rows rejected "
+                f"job {self.job.name}: {len(self.rejects)} of {self.rows_read} rows of "
+                f"{files} rejected "
                 f"({ratio:.1%} > the job's limit {self.job.max_reject_ratio:.1%}); nothing was "
                 f"written. Most common: {summary}"
             )

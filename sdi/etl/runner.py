@@ -7,19 +7,27 @@ a kill or a bad file leaves every target table exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
 
 from sdi import runs
-from sdi.errors import JobLockedError, RejectThresholdExceeded, SdiError, WarehouseRefused
+from sdi.errors import (
+    JobLockedError,
+    RejectThresholdExceeded,
+    SdiError,
+    SourceError,
+    WarehouseRefused,
+)
 from sdi.etl.readers import SIDECARS
 from sdi.etl.results import RunResult
 from sdi.etl.rules import load_rule
@@ -46,13 +54,12 @@ class SourceFile:
 
     @classmethod
     def fingerprint(cls, path: Path) -> SourceFile:
-        digest = hashlib.sha256()
-        for part in cls.parts(path):
-            with part.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-        modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-        return cls(path, digest.hexdigest(), cls.size(path), modified)
+        """Hash, size and latest mtime of the file and its sidecars (what ``--changed``
+        compares: ``sdi/etl/inbox.py``)."""
+        from sdi.etl.inbox import sha256_of, stat_of
+
+        size, modified = stat_of(path)
+        return cls(path, sha256_of(path), size, modified)
 
 
 def _import_pipeline() -> None:
@@ -148,6 +155,10 @@ def run_job(
     """Run one job. ``on_start(total_rows)`` may return a progress callback."""
     settings = settings or get_settings()
     files = job.source_files(settings)
+    if job.source.srid is not None:
+        from sdi.etl.readers.crs import spec_crs
+
+        spec_crs(job.source.srid)  # an EPSG code PROJ does not know: a ConfigError naming it
     with psycopg.connect(url, autocommit=True) as conn:
         # If this process is killed, the server notices within a second and rolls the run back
         # (instead of finishing the statement and holding the job's lock meanwhile).
@@ -211,15 +222,20 @@ def run_job(
         from sdi.etl.readers import count_rows
         from sdi.etl.stage import TargetTable
 
-        work = JobRun(job, conn, settings)
         result = RunResult(job.name, run_id, "running")
-        total = sum(filter(None, (count_rows(p, job.source, kind=job.kind) for p in files))) or None
-        progress = on_start(total) if on_start else None
+        work = None
         try:
+            work = JobRun(job, conn, settings)
+            total = (
+                sum(filter(None, (count_rows(p, job.source, kind=job.kind) for p in files))) or None
+            )
+            progress = on_start(total) if on_start else None
             with conn.transaction():
+                record_crs(conn, run_id, check_crs(job, files))
                 target = TargetTable.introspect(conn, job.table)
                 stage = work.load(files, target, progress, run_id)
                 record_encodings(conn, run_id, work.encodings)
+                record_findings(conn, run_id, work)
                 result.encoding_report = (
                     "; ".join(
                         f"{Path(p).name}: {enc}" + (f" ({why})" if why else "")
@@ -267,13 +283,16 @@ def run_job(
         except _Rollback:
             result.status = "succeeded"
             result.message = "dry run: nothing was written"
+            assert work is not None, "a dry run rolls back after the work ran"
             store_rejects(conn, run_id, work.rejects)
             _finish(conn, run_id, result)
         except SdiError as exc:
+            _name_the_delivery(exc, job, files)
             result.status = "rejected" if isinstance(exc, RejectThresholdExceeded) else "failed"
-            result.rows_read, result.rejected = work.rows_read, len(work.rejects)
+            if work is not None:
+                result.rows_read, result.rejected = work.rows_read, len(work.rejects)
+                store_rejects(conn, run_id, work.rejects)
             result.message = str(exc)
-            store_rejects(conn, run_id, work.rejects)
             _finish(conn, run_id, result)
             raise
         except psycopg.Error as exc:
@@ -284,11 +303,87 @@ def run_job(
             _finish(conn, run_id, result)
             raise WarehouseRefused(result.message) from None
         except Exception as exc:
+            # A failure nobody foresaw: the run is closed and the person told, in words, with
+            # the traceback kept in a log for whoever fixes the code — never shown as one.
+            log = _log_traceback(settings, job, run_id)
             result.status = "failed"
-            result.message = f"{type(exc).__name__}: {exc}"
+            result.message = (
+                f"job {job.name}: unexpected error while loading {', '.join(p.name for p in files)}"
+                f" ({type(exc).__name__}: {exc}); nothing was written. Details: {log}"
+            )
             _finish(conn, run_id, result)
+            raise SourceError(result.message) from None
+        except BaseException:
+            # Ctrl-C or a signal: the transaction is rolled back; close the run record too.
+            if not conn.closed:
+                result.status = "failed"
+                result.message = "interrupted: the run was stopped; nothing was written"
+                with contextlib.suppress(psycopg.Error):
+                    _finish(conn, run_id, result)
             raise
         return result
+
+
+def _name_the_delivery(exc: SdiError, job: JobSpec, files: list[Path]) -> None:
+    """Make sure the message says which spec and files it is about."""
+    message = str(exc)
+    if job.path.name in message or any(p.name in message for p in files):
+        return
+    names = ", ".join(p.name for p in files)
+    exc.args = (f"job {job.name} ({job.path.name}, delivery {names}): {message}",)
+
+
+def _log_traceback(settings: Settings, job: JobSpec, run_id: int) -> Path:
+    """Write the current exception's traceback to the state folder's log; its path."""
+    log = settings.state_dir / "logs" / f"etl-run-{run_id}.log"
+    with contextlib.suppress(OSError):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"job {job.name} ({job.path}), run {run_id}\n{traceback.format_exc()}")
+    return log
+
+
+def check_crs(job: JobSpec, files: list[Path]) -> list:
+    """Each file's own CRS against ``source.srid`` (vector jobs with a srid; see
+    ``sdi/etl/readers/crs.py``): a mismatch without ``srid_override`` raises SourceError."""
+    if job.kind != "vector" or job.source.srid is None:
+        return []
+    from sdi.etl.readers import crs
+
+    crs.spec_crs(job.source.srid)  # an unknown code is a ConfigError naming it
+    if job.source.x or job.source.wkt or job.source.path.lower().endswith((".csv", ".txt")):
+        return []  # delimited text carries no CRS of its own
+    return [
+        crs.check(p, job.source.layer, job.source.srid, job.source.srid_override) for p in files
+    ]
+
+
+def record_crs(conn: psycopg.Connection, run_id: int, checks: list) -> None:
+    """What each file said about its CRS, and an accepted override, in the run's options."""
+    if not checks:
+        return
+    report = {c.path: c.as_json() for c in checks}
+    conn.execute(
+        "UPDATE etl.runs SET options = options || jsonb_build_object('crs', %s::jsonb) "
+        "WHERE run_id = %s",
+        (json.dumps(report, ensure_ascii=False), run_id),
+    )
+
+
+REPORTED_MAX = 1000  # repaired rows and warnings kept in a run's record
+
+
+def record_findings(conn: psycopg.Connection, run_id: int, work: object) -> None:
+    """Repaired geometries and gazetteer warnings of the run, for its report."""
+    findings = {
+        "repairs": getattr(work, "repairs", [])[:REPORTED_MAX],
+        "warnings": getattr(work, "warnings", [])[:REPORTED_MAX],
+    }
+    if not any(findings.values()):
+        return
+    conn.execute(
+        "UPDATE etl.runs SET options = options || %s::jsonb WHERE run_id = %s",
+        (json.dumps(findings, ensure_ascii=False, default=str), run_id),
+    )
 
 
 def _describe_database_error(job: JobSpec, exc: psycopg.Error) -> str:

@@ -34,6 +34,8 @@ class FieldSpec:
     codes: str | None = None
     value_map: dict[str, Any] = field(default_factory=dict)
     required: bool = False
+    gazetteer: str | None = None  # reference list the values must be in (sdi/etl/gazetteer.py)
+    on_unknown: Literal["reject", "warn"] = "reject"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class SourceSpec:
     layer: str | None = None
     encoding: str = "auto"
     srid: int | None = None
+    srid_override: str | None = None  # why srid wins over the file's own CRS
     x: str | None = None
     y: str | None = None
     wkt: str | None = None
@@ -100,6 +103,8 @@ def _field(name: str, raw: str | dict[str, Any]) -> FieldSpec:
         codes=raw.get("codes"),
         value_map=raw.get("map", {}),
         required=raw.get("required", False),
+        gazetteer=raw.get("gazetteer"),
+        on_unknown=raw.get("on_unknown", "reject"),
     )
 
 
@@ -166,6 +171,7 @@ def load_job(path: Path, settings: Settings | None = None) -> JobSpec:
             layer=source.get("layer"),
             encoding=source.get("encoding", "auto"),
             srid=source.get("srid"),
+            srid_override=source.get("srid_override"),
             x=geometry.get("x"),
             y=geometry.get("y"),
             wkt=geometry.get("wkt"),

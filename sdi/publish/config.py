@@ -164,7 +164,9 @@ PUBLIC_URL = "${SDI_PUBLIC_URL:-http://127.0.0.1:5000}"
 
 # OGC API Processes (sdi.api.processes): read-only computations on the public layers.
 PROCESSES: dict[str, Any] = {
-    "exposure": {"type": "process", "processor": {"name": "sdi.api.processes.ExposureProcessor"}}
+    "exposure": {"type": "process", "processor": {"name": "sdi.api.processes.ExposureProcessor"}},
+    # a department delivers a source: runs its ETL job (sdi.api.etl_process; a key needed)
+    "etl-run": {"type": "process", "processor": {"name": "sdi.api.etl_process.EtlRunProcessor"}},
 }
 
 

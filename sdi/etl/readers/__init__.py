@@ -43,11 +43,17 @@ class Format:
     # files delivered beside the named one that change its meaning: part of its fingerprint
     # (a changed .dbf is a changed delivery)
     sidecars: tuple[str, ...] = ()
+    # the reader's ``takes(path) -> bool`` looks at the file's first bytes (an Overpass answer
+    # and a GeoJSON file are both .json)
+    sniff: bool = False
 
 
 FORMATS: tuple[Format, ...] = (
     Format("raster", kinds=("raster",)),  # GeoTIFF (any raster GDAL reads) → COG catalogue
     Format("csv", suffixes=(".csv", ".txt")),
+    # OpenStreetMap: Overpass API answers ([out:json]); .osm.pbf and .osm go to GDAL's OSM
+    # driver below (layers points, lines, multipolygons, …; other_tags expanded to columns)
+    Format("overpass", suffixes=(".json", ".overpass"), sniff=True),
     Format("dgn", drivers=("DGN",)),  # MicroStation v7 sheets: levels, labels in parcels
     # every other vector format GDAL opens: Shapefile, GeoPackage, GeoJSON, KML, GML,
     # MapInfo TAB/MIF, FlatGeobuf, …
@@ -68,6 +74,14 @@ def reader_for(path: Path, source: SourceSpec, *, kind: str = "vector") -> Modul
     candidates = [
         f for f in FORMATS if kind in f.kinds and (not f.suffixes or suffix.endswith(f.suffixes))
     ]
+    candidates = [
+        f
+        for f in candidates
+        if not f.sniff or importlib.import_module(f"{__name__}.{f.reader}").takes(path)
+    ]
+    sniffed = next((f for f in candidates if f.sniff), None)
+    if sniffed:  # recognised by its content: no need to ask GDAL
+        return importlib.import_module(f"{__name__}.{sniffed.reader}")
     if any(f.drivers for f in candidates):
         from sdi.etl.readers.ogr import driver_of  # opened once: the reader reuses it
 

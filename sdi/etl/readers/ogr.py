@@ -130,6 +130,8 @@ def driver_of(path: Path) -> str:
 def _driver(path: Path, mtime_ns: int, size: int) -> str:
     """Asked once per version of a file: choosing the reader and reading both need it, and
     opening a GML without a .gfs means scanning it."""
+    if path.suffix.lower() == ".zip":
+        check_zip(path)
     try:
         return pyogrio.read_info(path, layer=0, **open_options(path))["driver"]
     except Exception as exc:
@@ -138,6 +140,37 @@ def _driver(path: Path, mtime_ns: int, size: int) -> str:
             "that the file is complete and in a format GDAL reads (a shapefile needs its "
             ".shp, .shx and .dbf; a MapInfo table its .tab, .dat, .map and .id)"
         ) from None
+
+
+_DATA_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".kml", ".gml", ".tab", ".mif", ".fgb")
+
+
+def check_zip(path: Path) -> None:
+    """A zipped delivery must hold a dataset GDAL can open: a zip of a Shapefile's .dbf and
+    .shx without its .shp would otherwise load as a table of rows without geometry."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SourceError(f"{path}: corrupt file: not a readable zip archive ({exc})") from None
+    if not names:
+        raise SourceError(f"{path}: the zip archive is empty")
+    lower = [n.lower() for n in names]
+    if any(n.endswith(_DATA_SUFFIXES) for n in lower):
+        stems = {n.rsplit(".", 1)[0] for n in lower if n.endswith((".dbf", ".shx"))}
+        shps = {n.rsplit(".", 1)[0] for n in lower if n.endswith(".shp")}
+        if stems - shps and not shps:
+            raise SourceError(f"{path}: the zip holds parts of a Shapefile but no .shp")
+        return
+    listing = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+    if any(n.endswith((".dbf", ".shx", ".prj", ".cpg")) for n in lower):
+        raise SourceError(
+            f"{path}: the zip holds parts of a Shapefile ({listing}) but no .shp: ask for the "
+            "complete Shapefile (.shp, .shx, .dbf, .prj)"
+        )
+    raise SourceError(f"{path}: the zip holds no dataset the ETL reads ({listing})")
 
 
 def _layers(path: Path) -> list[tuple[str, str | None]]:
@@ -178,6 +211,64 @@ def _choose_layer(path: Path, source: SourceSpec, driver: str) -> str | None:
     )
 
 
+def check_shapefile(path: Path) -> None:
+    """A truncated or damaged Shapefile is a corrupt file, not features "without geometry":
+    GDAL reads what it can and returns the rest as rows with null geometries. The three
+    headers say how long each part must be; a part shorter than that is refused here."""
+    import struct
+
+    parts = {s: _sibling(path, s) for s in (".shp", ".shx", ".dbf")}
+    problems = []
+    with contextlib.suppress(OSError):
+        for suffix in (".shp", ".shx"):
+            part = parts[suffix]
+            if part is None:
+                continue
+            data = part.read_bytes()[:100]
+            if len(data) < 100 or struct.unpack(">i", data[:4])[0] != 9994:
+                problems.append(f"{part.name} has no valid Shapefile header")
+                continue
+            declared = struct.unpack(">i", data[24:28])[0] * 2
+            actual = part.stat().st_size
+            if actual < declared:
+                problems.append(
+                    f"{part.name} is {actual} bytes but its header says {declared} (truncated)"
+                )
+        dbf = parts[".dbf"]
+        if dbf is not None:
+            head = dbf.read_bytes()[:32]
+            if len(head) < 32:
+                problems.append(f"{dbf.name} has no valid dBASE header")
+            else:
+                records, header_size, record_size = struct.unpack("<IHH", head[4:12])
+                expected = header_size + records * record_size
+                if dbf.stat().st_size < expected:
+                    problems.append(
+                        f"{dbf.name} is {dbf.stat().st_size} bytes but its header says "
+                        f"{records} records, {expected} bytes (truncated)"
+                    )
+                shx = parts[".shx"]
+                if shx is not None and not problems:
+                    shapes = (shx.stat().st_size - 100) // 8
+                    if shapes != records:
+                        problems.append(
+                            f"{shx.name} indexes {shapes} shapes but {dbf.name} has {records} "
+                            "records"
+                        )
+    if problems:
+        raise SourceError(
+            f"{path}: corrupt file: {'; '.join(problems)}. Ask the department to deliver the "
+            "Shapefile again (all of .shp, .shx and .dbf, copied completely)"
+        )
+
+
+def _sibling(path: Path, suffix: str) -> Path | None:
+    for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def arrow_frame(record_batch: pa.RecordBatch, raw_strings: bool) -> pd.DataFrame:
     """Arrow → pandas; with ``raw_strings`` string columns are taken as bytes (GDAL may hand
     over bytes that are not UTF-8) and turned into latin-1 text standing for them."""
@@ -205,6 +296,8 @@ def read(
 ) -> Iterator[Batch]:
     """Stream the chosen layer as batches of decoded rows."""
     driver = driver_of(path)
+    if driver == "ESRI Shapefile" and path.suffix.lower() == ".shp":
+        check_shapefile(path)
     layer = _choose_layer(path, source, driver)
     raw = driver in _LEGACY_BYTE_DRIVERS
     declared = declared_by = None
@@ -265,11 +358,31 @@ def read(
             frame = arrow_frame(record_batch, raw_strings=driver == "MapInfo File")
             if driver in _KML_DRIVERS:
                 frame = _kml_columns(frame)
+            elif driver == "OSM" and "other_tags" in frame.columns:
+                frame = _osm_columns(frame)
             rows = len(frame)
             batch = text.batch(path, first_row, frame, None)
             batch.wkb = wkb  # decoded into shapely geometries when first needed
             yield batch
             first_row += rows
+
+
+_OSM_TAG = re.compile(r'"((?:[^"\\]|\\.)*)"=>"((?:[^"\\]|\\.)*)"')
+
+
+def _osm_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """GDAL's OSM driver keeps the tags its osmconf.ini does not list in one ``other_tags``
+    text (``"k"=>"v","k2"=>"v2"``): each becomes a column of its own, as in an Overpass
+    extract, so a job spec names any tag the same way."""
+    parsed = [
+        {k.replace('\\"', '"'): v.replace('\\"', '"') for k, v in _OSM_TAG.findall(text)}
+        if isinstance(text, str)
+        else {}
+        for text in frame["other_tags"]
+    ]
+    extra = pd.DataFrame(parsed, index=frame.index)
+    extra = extra[[c for c in extra.columns if c not in frame.columns]]
+    return pd.concat([frame, extra.astype(object).where(extra.notna(), None)], axis=1)
 
 
 def _kml_columns(frame: pd.DataFrame) -> pd.DataFrame:

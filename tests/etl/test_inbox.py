@@ -1,0 +1,218 @@
+"""Deliveries (issue 12, item 3): the inbox, ``sdi etl run --changed``, one broken spec among
+good ones, and the ``etl-run`` process a department delivers through."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from sdi.etl.inbox import changed_jobs, department_of, link_samples
+from sdi.etl.spec import load_job
+from tests.support import deliveries as d
+
+
+@pytest.fixture(scope="module")
+def warehouse(migrated: str, settings):
+    with d.warehouse(migrated, settings, "sdi_test_inbox") as url:
+        yield url
+
+
+def _env(url: str, folder: Path) -> dict[str, str]:
+    return {
+        "SDI_DATABASE_URL": url,
+        "SDI_JOBS_DIR": str(folder / "jobs"),
+        "SDI_SOURCE_DIR": str(folder / "inbox"),
+        "SDI_STATE_DIR": str(folder / "state"),
+        "SDI_SAMPLES_DIR": str(folder / "samples"),
+    }
+
+
+def _lamp_jobs(folder: Path, n: int) -> None:
+    """``n`` jobs, one lamp file each (a table of their own is not needed: they are
+    ``append``-free history jobs on one table, keyed apart)."""
+    (folder / "jobs").mkdir(exist_ok=True)
+    for i in range(n):
+        d.write(d.lamps(3, prefix=f"J{i:02d}-"), folder / "inbox" / "utility" / f"lamps_{i}.gpkg")
+        (folder / "jobs" / f"lamps_{i}.yml").write_text(
+            d.lamp_spec(f"utility/lamps_{i}.gpkg").replace(
+                "target:\n  table: utility.street_lamps",
+                "target:\n  table: utility.street_lamps\n  mode: replace_slice\n  slice: lamp_code",
+            )
+        )
+
+
+def test_department_is_the_inbox_folder(settings) -> None:
+    job = load_job(settings.jobs_dir / "land_parcels.yml", settings)
+    assert department_of(job) == "land"
+
+
+def test_link_samples_fills_missing_department_folders(tmp_path: Path) -> None:
+    from sdi.settings import Settings
+
+    (tmp_path / "samples" / "land").mkdir(parents=True)
+    (tmp_path / "samples" / "utility").mkdir()
+    (tmp_path / "samples" / "land" / "parcels_x.shp").write_bytes(b"x")
+    (tmp_path / "inbox" / "utility").mkdir(parents=True)  # a real delivery folder stays
+    local = Settings(
+        _env_file=None, source_dir=tmp_path / "inbox", samples_dir=tmp_path / "samples"
+    )
+    assert link_samples(local) == ["land"]
+    assert (tmp_path / "inbox" / "land" / "parcels_x.shp").read_bytes() == b"x"
+    assert not (tmp_path / "inbox" / "utility").is_symlink()
+    assert link_samples(local) == []
+
+
+def test_changed_runs_only_what_changed(warehouse: str, tmp_path: Path) -> None:
+    _lamp_jobs(tmp_path, 3)
+    env = _env(warehouse, tmp_path)
+    (tmp_path / "jobs" / "nothing_yet.yml").write_text(d.lamp_spec("utility/not_delivered.gpkg"))
+
+    first = d.sdi("etl", "run", "--changed", **env)
+    assert first.exit_code == 0, first.output
+    assert "never run" in first.output and "nothing delivered" in first.output
+
+    with d.sdi_settings(**env) as local, psycopg.connect(warehouse) as conn:
+        pending = {p.job: p for p in changed_jobs(conn, local)}
+        assert not any(p.run for p in pending.values()), pending
+        # touched, same bytes: the hash decides it is unchanged
+        path = tmp_path / "inbox" / "utility" / "lamps_1.gpkg"
+        os.utime(path, (time.time() + 5, time.time() + 5))
+        assert not {p.job for p in changed_jobs(conn, local) if p.run}
+        # a new delivery of job 2, and an edited spec of job 0
+        path.unlink()
+        d.write(d.lamps(4, prefix="J01-"), path)
+        spec = tmp_path / "jobs" / "lamps_0.yml"
+        spec.write_text(spec.read_text() + "# reviewed\n")
+        assert {p.job for p in changed_jobs(conn, local) if p.run} == {"lamps_0", "lamps_1"}
+
+    second = d.sdi("etl", "run", "--changed", **env)
+    assert second.exit_code == 0, second.output
+    with psycopg.connect(warehouse) as conn:
+        counted = conn.execute(
+            "SELECT job, count(*) FROM etl.runs WHERE job LIKE 'lamps_%%' GROUP BY job ORDER BY 1"
+        ).fetchall()
+    assert counted == [("lamps_0", 2), ("lamps_1", 2), ("lamps_2", 1)]
+
+
+def test_a_broken_spec_does_not_stop_the_others(warehouse: str, tmp_path: Path) -> None:
+    _lamp_jobs(tmp_path, 2)
+    (tmp_path / "jobs" / "broken.yml").write_text("title: x\nsource:\n  path: a\n   srid: 1\n")
+    result = d.sdi("etl", "run", "--all", **_env(warehouse, tmp_path))
+    assert result.exit_code == 2, result.output  # the broken spec's (configuration) exit code
+    assert "broken.yml" in result.output and "1 job(s) failed: broken" in result.output
+    assert "Traceback" not in result.output
+    with psycopg.connect(warehouse) as conn:
+        loaded = conn.execute(
+            "SELECT count(*) FROM utility.street_lamps WHERE valid_to IS NULL "
+            "AND natural_key LIKE 'J0%%'"
+        ).fetchone()[0]
+    assert loaded >= 6
+
+
+# -- the etl-run process ------------------------------------------------------------------------
+
+
+def _zip(files: dict[str, bytes]) -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_etl_run_delivers_an_upload_and_answers_the_report(warehouse: str, tmp_path: Path) -> None:
+    from sdi.api.etl_process import DeliveryError, execute_delivery
+
+    _lamp_jobs(tmp_path, 1)
+    shapefile = d.write(d.lamps(5, prefix="UP-"), tmp_path / "upload" / "lamps_0.shp")
+    parts = {p.name: p.read_bytes() for p in shapefile.parent.iterdir()}
+    with d.sdi_settings(**_env(warehouse, tmp_path)) as local:
+        inputs = {"job": "lamps_0", "file": {"filename": "lamps.zip", "value": _zip(parts)}}
+        with pytest.raises(DeliveryError, match="may not deliver job 'lamps_0'"):
+            execute_delivery({**inputs, "_caller": {"department": "land"}}, local)
+        with pytest.raises(DeliveryError, match="needs an API key"):
+            execute_delivery(inputs, local)
+        # the job reads utility/lamps_0.gpkg: a shapefile does not match its source.path
+        with pytest.raises(DeliveryError, match=r"no file of the upload matches"):
+            execute_delivery({**inputs, "_caller": {"department": "utility"}}, local)
+
+        gpkg = d.write(d.lamps(5, prefix="UP-"), tmp_path / "upload" / "lamps_0.gpkg")
+        upload = {"filename": "lamps_0.gpkg", "value": base64.b64encode(gpkg.read_bytes()).decode()}
+        report = execute_delivery(
+            {"job": "lamps_0", "file": upload, "_caller": {"department": "utility"}}, local
+        )
+        assert report["status"] == "succeeded", report["message"]
+        assert report["counts"]["rows_read"] == 5
+        assert report["evidence"]["crs"]  # the file's own CRS, checked
+        assert report["rejects_csv"].startswith("source_path,row_number")
+        assert "<svg" in report["report_html"]
+        assert (tmp_path / "inbox" / "utility" / "lamps_0.gpkg").read_bytes() == gpkg.read_bytes()
+
+        # a delivery the run refuses is a report too, with its reason
+        bad = d.lamps(5, prefix="UP-")
+        bad["lamp_id"] = "SAME"
+        bad_path = d.write(bad, tmp_path / "upload2" / "lamps_0.gpkg")
+        upload = {
+            "filename": "lamps_0.gpkg",
+            "value": base64.b64encode(bad_path.read_bytes()).decode(),
+        }
+        report = execute_delivery(
+            {"job": "lamps_0", "file": upload, "_caller": {"department": "*"}}, local
+        )
+        assert report["status"] == "rejected" and "duplicate natural key" in report["message"]
+        assert report["rejects_csv"].count("\n") == 5  # header + 4 duplicates
+
+        with pytest.raises(DeliveryError, match="unsafe"):
+            execute_delivery(
+                {"job": "lamps_0", "file": {"filename": "../..", "value": "AA=="},
+                 "_caller": {"department": "utility"}},
+                local,
+            )  # fmt: skip
+
+
+def test_etl_run_over_http(api, settings, migrated) -> None:
+    """Through the served API: anonymous 401, another department 403, the owner's async job
+    answers the report (a dry run of the sample file itself: nothing changes)."""
+    from sdi.keys import create_key
+
+    with psycopg.connect(migrated, autocommit=True) as conn:
+        _, utility = create_key(conn, "utility", "lighting company uploads")
+        _, land = create_key(conn, "land", "land office uploads")
+    sample = settings.source_dir / "utility" / "street_lamps.gpkg"
+    body = {
+        "inputs": {
+            "job": "utility_street_lamps",
+            "dry_run": True,
+            "file": {
+                "filename": sample.name,
+                "value": base64.b64encode(sample.read_bytes()).decode(),
+            },
+        }
+    }
+    url = "/processes/etl-run/execution"
+    assert api.post(url, json=body).status_code == 401
+    other = api.post(url, json=body, headers={"X-API-Key": land, "Prefer": "respond-async"})
+    assert other.status_code == 403 and "may not deliver" in other.json()["description"]
+
+    started = api.post(url, json=body, headers={"X-API-Key": utility, "Prefer": "respond-async"})
+    assert started.status_code == 201, started.text
+    job = f"/jobs/{started.json()['jobID']}"
+    for _ in range(600):
+        status = api.get(job, headers={"X-API-Key": utility}, params={"f": "json"}).json()
+        if status["status"] in ("successful", "failed"):
+            break
+        time.sleep(0.2)
+    assert status["status"] == "successful", status
+    result = api.get(f"{job}/results", params={"f": "json"}, headers={"X-API-Key": utility})
+    assert result.status_code == 200, result.text
+    report = result.json()
+    assert report["job"] == "utility_street_lamps" and report["status"] == "succeeded"
+    assert report["message"] == "dry run: nothing was written"
+    assert api.get(job, headers={"X-API-Key": land}).status_code == 404
