@@ -11,8 +11,7 @@ import pytest
 
 from sdi.api.contract import Contract, parameter_check
 from sdi.api.openapi import DATETIME_PATTERN
-from tests.api.test_features import bbox_around
-from tests.api.test_paging import next_link, query_of
+from tests.support.api import bbox_around, next_link, query_of
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 

@@ -13,7 +13,7 @@ from pygeofilter.parsers.cql2_json import parse as parse_json
 from pygeofilter.parsers.cql2_text import parse as parse_text
 
 from sdi.api import cql
-from tests.api.test_features import bbox_around, media_api  # noqa: F401 (fixture)
+from tests.support.api import bbox_around
 
 EPSG_5899 = "http://www.opengis.net/def/crs/EPSG/0/5899"
 
@@ -186,7 +186,7 @@ def test_values_are_bound_parameters_never_sql_text() -> None:
     assert params == {"p0": "x'); DROP TABLE t; --"}
 
 
-def test_cql2_json_filters(media_api, db) -> None:  # noqa: F811 (the fixture)
+def test_cql2_json_filters(media_api, db) -> None:
     box = bbox_around(db, "land.parcels", 0.004)
     envelope_sql = "ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
     cases = [
@@ -240,7 +240,7 @@ def test_cql2_json_filters(media_api, db) -> None:  # noqa: F811 (the fixture)
         assert expected
 
 
-def test_cql2_json_temporal_filter(media_api, db) -> None:  # noqa: F811
+def test_cql2_json_temporal_filter(media_api, db) -> None:
     document = {
         "op": "t_intersects",
         "args": [{"property": "issued_on"}, {"interval": ["2023-01-01", ".."]}],

@@ -11,18 +11,9 @@ import shapely
 from owslib.ogcapi.features import Features
 
 from sdi.layers import load_layers
+from tests.support.api import bbox_around
 
 EPSG_5899 = "http://www.opengis.net/def/crs/EPSG/0/5899"
-
-
-def bbox_around(db, table: str, half_width: float = 0.02) -> tuple[float, ...]:
-    """A small bbox centred on a feature of ``table`` in Hạ Long (so it is never empty)."""
-    x, y = db.execute(
-        f"SELECT ST_X(ST_Centroid(f.geom)), ST_Y(ST_Centroid(f.geom)) FROM {table}_current f "
-        "JOIN admin.communes_current c USING (commune_code) WHERE c.city = 'ha_long' "
-        "ORDER BY f.natural_key LIMIT 1"
-    ).fetchone()
-    return (x - half_width, y - half_width, x + half_width, y + half_width)
 
 
 def test_collections_are_exactly_the_layers(api) -> None:
@@ -130,32 +121,6 @@ def test_owslib_lists_collections_and_reads_items(server) -> None:
 
 
 # -- media types: sdi.api.media.ItemsMedia around pygeoapi ----------------------------------
-@pytest.fixture(scope="session")
-def media_api(server, settings):
-    """pygeoapi (as configured for the test server) wrapped in ItemsMedia, in this process.
-
-    The same app objects the server runs, over ASGI instead of a socket, so the middleware is
-    tested whether or not sdi/api/app.py registers it.
-    """
-    import os
-
-    from starlette.testclient import TestClient
-
-    os.environ.update(
-        PYGEOAPI_CONFIG=str(settings.pygeoapi_config),
-        PYGEOAPI_OPENAPI=str(settings.state_dir / "server" / "openapi.yml"),
-        SDI_PUBLIC_URL=server,
-    )
-    from pygeoapi.starlette_app import APP
-
-    from sdi.api import pygeoapi_patches
-    from sdi.api.media import ItemsMedia
-
-    pygeoapi_patches.apply()
-    with TestClient(ItemsMedia(APP), base_url=server, raise_server_exceptions=False) as client:
-        yield client
-
-
 def media_type(response) -> str:
     return response.headers["content-type"].split(";")[0].strip()
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
 from sdi.api import paging
 from sdi.api.paging import Cursor
-from tests.api.test_features import bbox_around
+from tests.support.api import bbox_around, next_link, query_of
 
 
 def pages(client, url: str, **params) -> list[dict]:
@@ -30,14 +29,6 @@ def pages(client, url: str, **params) -> list[dict]:
 
 def ids(body: dict) -> list[int]:
     return [f["id"] for f in body["features"]]
-
-
-def query_of(link: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
-
-
-def next_link(body: dict) -> str | None:
-    return next((x["href"] for x in body["links"] if x["rel"] == "next"), None)
 
 
 def test_next_links_seek_with_a_cursor_and_visit_every_feature_once(api, db) -> None:

@@ -2,50 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import shapely
 
-from tests.api.test_features import bbox_around
+from tests.support.api import bbox_around, qgis_available, run_qgis_probe
 
 PROBE = Path(__file__).parent.parent / "clients" / "qgis_probe.py"
-SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-def _qgis_available() -> bool:
-    try:
-        return (
-            subprocess.run(
-                [SYSTEM_PYTHON, "-c", "import qgis.core"], capture_output=True, timeout=60
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def run_qgis_probe(probe: Path, *args: str, runtime_dir: Path) -> dict:
-    """Run a probe script under the system Python with headless QGIS; its last stdout line is
-    the JSON it reports. ``runtime_dir`` becomes Qt's runtime directory (Qt wants it 0700)."""
-    runtime_dir.chmod(0o700)
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(runtime_dir))
-    result = subprocess.run(
-        [SYSTEM_PYTHON, str(probe), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 pytestmark = pytest.mark.skipif(
-    not _qgis_available(),
+    not qgis_available(),
     reason="QGIS is not installed (apt-get install python3-qgis; ./dev test installs it)",
 )
 

@@ -27,7 +27,7 @@ from sdi.publish.qgis_project import (
 )
 from sdi.publish.styles import geometry_kinds, read_style, styles_dir, write_styles
 from sdi.settings import PROJECT_DIR, Settings
-from tests.api.test_qgis import _qgis_available, run_qgis_probe
+from tests.support.api import qgis_available, run_qgis_probe
 
 PROBE = Path(__file__).parent.parent / "clients" / "qgis_project_probe.py"
 RENDER_PROBE = Path(__file__).parent.parent / "clients" / "qgis_render_probe.py"
@@ -52,7 +52,7 @@ def _renderer(info: dict) -> dict:
 
 
 @pytest.mark.skipif(
-    not _qgis_available(),
+    not qgis_available(),
     reason="QGIS is not installed (apt-get install python3-qgis; ./dev test installs it)",
 )
 def test_qgis_opens_the_project_and_the_styled_postgis_layers(
@@ -203,7 +203,7 @@ def _box(conn: psycopg.Connection, srid: int, query: str, *params) -> list[float
 
 
 @pytest.mark.skipif(
-    not _qgis_available(),
+    not qgis_available(),
     reason="QGIS is not installed (apt-get install python3-qgis; ./dev test installs it)",
 )
 def test_the_project_renders_readably_at_three_scales_and_prints_on_a3(
