@@ -12,7 +12,6 @@ warehouse's layer_styles table and the QGIS project, so publishing never needs Q
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sys
@@ -68,15 +67,12 @@ GEOMETRY = {
 
 
 def land_use_groups() -> dict[str, tuple[str, ...]]:
-    """The groups the warnings count parcels by, from the one place they are defined.
+    """The groups the warnings and indicators count parcels by, from the one place they are
+    defined: the land-use code list (read with PyYAML, which the system python has)."""
+    import yaml
 
-    sdi/hazard/model.py needs only the standard library, so it is loaded by path: the
-    system python has no sdi package (nor its dependencies) installed.
-    """
-    spec = importlib.util.spec_from_file_location("model", ROOT / "sdi" / "hazard" / "model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return dict(module.LAND_USE_GROUPS)
+    codes = yaml.safe_load((ROOT / "etl" / "codes" / "land_use.yml").read_text(encoding="utf-8"))
+    return {group: tuple(members) for group, members in codes["groups"].items()}
 
 
 def group_expression(field: str, groups: dict[str, tuple[str, ...]]) -> str:

@@ -579,6 +579,6 @@
   </labeling>
   <blendMode>0</blendMode>
   <featureBlendMode>0</featureBlendMode>
-  <layerOpacity>1</layerOpacity>
+  <layerOpacity>0.75</layerOpacity>
   <layerGeometryType>2</layerGeometryType>
 </qgis>

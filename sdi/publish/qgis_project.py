@@ -60,6 +60,7 @@ QML_LAYER_ATTRIBUTES = (
     "simplifyMaxScale",
     "labelsEnabled",
 )
+SEA_RGB = (214, 232, 244)  # the map canvas: a pale sea blue
 DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
 LAYOUT_TEMPLATE = "print_a3.qpt"  # written by scripts/make_styles.py (QGIS) next to the styles
 LEGEND_ITEM = "65642"  # QgsLayoutItemRegistry::LayoutLegend
@@ -288,6 +289,10 @@ def render_project(
     measure = ET.SubElement(properties, "Measure")
     # planar measures in the project CRS (VN-2000 TM-3), as the legal areas are computed
     measure.append(_text("Ellipsoid", "NONE", type="QString"))
+    # the canvas is the sea: the communes are land only, so the coast and the bay read at once
+    gui = ET.SubElement(properties, "Gui")
+    for part, value in zip(("Red", "Green", "Blue"), SEA_RGB, strict=True):
+        gui.append(_text(f"CanvasColor{part}Part", str(value), type="int"))
     ET.indent(root)
     return DOCTYPE + ET.tostring(root, encoding="unicode") + "\n"
 
