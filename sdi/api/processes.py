@@ -33,7 +33,7 @@ Geometry inputs are bounded: more than ``SDI_PROCESS_MAX_VERTICES`` positions in
 - an asynchronous job leaves a result on the server, so it needs an API key: each job records
   the key that created it (its public id), and ``/jobs``, ``/jobs/{id}`` and
   ``/jobs/{id}/results`` show a job to that key and to administrators only — to anyone else it
-  does not exist (404, as an unknown job). Job ids are time-based UUIDs (guessable), so the
+  does not exist (404, as an unknown job). Job ids are random UUIDs, but the
   check, not the id, is what protects a result. Anonymous clients see no jobs;
 - callback URLs (``subscriber``) are not supported: the server would POST to any URL a client
   names.
