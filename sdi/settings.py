@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         20_000, description="Most vertices a process's geometry inputs may have (400 above it)"
     )
     process_concurrency: int = Field(
-        2, description="Process executions at once per server worker process (429 above it)"
+        1, description="Process executions at once per server worker process (429 above it)"
     )
     process_timeout_s: float = Field(
         60.0, description="Statement timeout of a process's queries (server and worker)"

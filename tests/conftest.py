@@ -93,6 +93,10 @@ def settings(database_url: str, workdir: Path) -> Iterator[Settings]:
         "SDI_PORT": str(_free_port()),
         # a killed worker is found dead within seconds (tests/api/test_jobs.py)
         "SDI_WORKER_STALLED_SECONDS": "4",
+        # the suite's many requests come from one address: rate limits are tested on a server
+        # of their own (tests/api/test_jobs.py), not on the shared one
+        "SDI_RATE_LIMIT_ANONYMOUS": "0",
+        "SDI_RATE_LIMIT_KEY": "0",
     }
     saved = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)

@@ -495,5 +495,24 @@ def document(openapi: dict[str, Any]) -> None:
                         },
                     },
                 )
+                for status, why in (
+                    ("413", "The request body is over SDI_MAX_BODY_BYTES"),
+                    (
+                        "429",
+                        "Too many executions at once, or too many requests from this client "
+                        "(Retry-After says when to try again)",
+                    ),
+                ):
+                    responses.setdefault(
+                        status,
+                        {
+                            "description": why,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/exception"}
+                                }
+                            },
+                        },
+                    )
             if path.startswith("/jobs/"):
                 responses.setdefault("404", {"$ref": "#/components/responses/NotFound"})
