@@ -373,3 +373,46 @@ def test_health_answers_quickly_while_16_maximal_executions_run(server, settings
     timings.sort()
     assert timings[int(len(timings) * 0.95)] < 1.0, timings[-10:]
     assert timings[-1] < 3.0, timings[-10:]
+
+
+def _queue_job(database_url: str, queue_job_id: int) -> tuple[str, int]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT status::text, attempts FROM jobs.procrastinate_jobs WHERE id = %s",
+            (queue_job_id,),
+        ).fetchone()
+
+
+def test_a_queued_etl_run_goes_through_the_runner_and_waits_for_the_jobs_lock(
+    server, settings
+) -> None:
+    import hashlib
+
+    from sdi.jobs.queue import defer_etl_run, get_app
+
+    job = "utility_wifi_hotspots"
+    queued = defer_etl_run(job, force=True)
+    deadline = time.monotonic() + 120
+    while _queue_job(settings.database_url, queued)[0] in ("todo", "doing"):
+        assert time.monotonic() < deadline, "the ETL run was not done"
+        time.sleep(0.3)
+    assert _queue_job(settings.database_url, queued)[0] == "succeeded"
+    with psycopg.connect(settings.database_url) as conn:
+        status, options = conn.execute(
+            "SELECT status, options FROM etl.runs WHERE job = %s ORDER BY run_id DESC LIMIT 1",
+            (job,),
+        ).fetchone()
+    assert status == "succeeded" and options["force"] is True
+
+    # someone runs the job from a shell: it holds the ETL's advisory lock for the job
+    key = int.from_bytes(hashlib.sha256(f"sdi.etl:{job}".encode()).digest()[:8], "big", signed=True)
+    with psycopg.connect(settings.database_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        waiting = defer_etl_run(job, force=True)
+        deadline = time.monotonic() + 60
+        while _queue_job(settings.database_url, waiting) != ("todo", 1):
+            assert time.monotonic() < deadline, _queue_job(settings.database_url, waiting)
+            time.sleep(0.3)
+        holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    # retried later (30 s), never run while the lock was held; not left behind by this test
+    assert get_app().job_manager.cancel_job_by_id(waiting)
