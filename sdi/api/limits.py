@@ -17,8 +17,9 @@ inside :class:`sdi.api.auth.AccessControl`, so the client's identity is known):
    and answered ``413`` as soon as it passes the limit; a body within it is handed on whole.
 4. **Memory ceiling** (``SDI_SERVER_MAX_MEMORY_MB``): after a response, a worker process whose
    resident size is above it asks itself to stop gracefully (SIGTERM: it finishes the requests
-   it has); uvicorn's supervisor starts a fresh one. Only with two or more workers, so the
-   service never stops whole. (``--limit-max-requests`` with jitter recycles them by count,
+   it has); uvicorn's supervisor starts a fresh one. Only with two or more workers, and one
+   worker at a time (:func:`take_recycle_slot`: at most one every 30 s), so the service never
+   stops whole. (``--limit-max-requests`` with jitter recycles them by count,
    :mod:`sdi.serve`.)
 
 All answers are OGC exception bodies naming the limit and the setting.
@@ -26,6 +27,7 @@ All answers are OGC exception bodies naming the limit and the setting.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
 import os
@@ -33,6 +35,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,6 +47,7 @@ LOGGER = logging.getLogger("sdi.api.limits")
 
 MAX_CLIENTS = 50_000  # buckets kept per worker; the least recently used go first
 MEMORY_CHECK_EVERY = 20  # responses between two looks at the resident size
+RECYCLE_SPACING = 30.0  # seconds between two workers stopping for the memory ceiling
 
 
 class RateLimiter:
@@ -192,7 +196,7 @@ class Limits:
         ):
             return
         resident = resident_mb()
-        if resident > ceiling:
+        if resident > ceiling and take_recycle_slot(self.settings.state_dir / "server"):
             self.stopping = True
             LOGGER.warning(
                 "worker %d uses %.0f MB, above SDI_SERVER_MAX_MEMORY_MB=%d: replacing it",
@@ -211,6 +215,27 @@ async def _too_large(send: Send, limit: int) -> None:
         f"the request body is larger than {limit:,} bytes, the limit of this service "
         "(SDI_MAX_BODY_BYTES)",
     )
+
+
+def take_recycle_slot(run_dir: Path, spacing: float = RECYCLE_SPACING) -> bool:
+    """Whether this worker may stop for a fresh one now: not if another did in the last
+    ``spacing`` seconds (its replacement may still be starting), so workers above the ceiling
+    together are replaced one at a time and the service never has none."""
+    stamp = run_dir / "recycled_at"
+    try:
+        with open(stamp.with_suffix(".lock"), "a", encoding="ascii") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                last = float(stamp.read_text(encoding="ascii"))
+            except (OSError, ValueError):
+                last = 0.0
+            now = time.time()
+            if now - last < spacing:
+                return False
+            stamp.write_text(f"{now}", encoding="ascii")
+            return True
+    except OSError:
+        return False
 
 
 def resident_mb() -> float:

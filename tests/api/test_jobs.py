@@ -416,3 +416,66 @@ def test_a_queued_etl_run_goes_through_the_runner_and_waits_for_the_jobs_lock(
         holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
     # retried later (30 s), never run while the lock was held; not left behind by this test
     assert get_app().job_manager.cancel_job_by_id(waiting)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat", encoding="ascii") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(stat))
+    return found
+
+
+@pytest.mark.parametrize(
+    "recycling",
+    [
+        {"SDI_SERVER_MAX_REQUESTS": "25", "SDI_SERVER_MAX_REQUESTS_JITTER": "40"},
+        {"SDI_SERVER_MAX_REQUESTS": "0", "SDI_SERVER_MAX_MEMORY_MB": "40"},
+    ],
+    ids=["after-n-requests", "above-memory-ceiling"],
+)
+def test_server_workers_are_replaced_and_the_service_keeps_answering(
+    server, workdir, recycling
+) -> None:
+    env = {
+        "SDI_SERVE_WORKER": "false",
+        "SDI_WORKERS": "2",
+        "SDI_PORT": str(_free_port()),
+        "SDI_STATE_DIR": str(workdir / f"state-{recycling['SDI_SERVER_MAX_REQUESTS']}"),
+        **recycling,
+    }
+    with _Env(env) as settings:
+        process = Server(settings)
+        process.start()
+    try:
+        pid = process.pid()
+        assert pid
+        before = _children(pid)
+        statuses = []
+        for _ in range(150):  # a connection each: a replaced worker closes its own
+            statuses.append(_answer(settings.server_url + "/conformance?f=json"))
+        time.sleep(2)
+        after = _children(pid)
+        assert set(statuses) == {200}, statuses
+        assert after - before, "no worker was replaced"
+        assert len(after) >= 2  # and they were replaced, not lost
+    finally:
+        with _Env(env):
+            process.stop(quiet=True)
+
+
+def _answer(url: str) -> int:
+    """The status of a GET; when both workers are being replaced at once (uvicorn's request
+    count, jitter notwithstanding), the service is back within a few seconds."""
+    for _ in range(20):
+        try:
+            return httpx.get(url, timeout=10).status_code
+        except httpx.TransportError:
+            time.sleep(1)
+    return 0
