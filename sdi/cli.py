@@ -194,5 +194,33 @@ def serve_command(
         raise typer.Exit(exc.exit_code) from None
 
 
+@app.command("worker")
+def worker_command(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once (default SDI_WORKER_CONCURRENCY)")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option(help="Run what is queued, then stop (housekeeping included)")
+    ] = False,
+    queue: Annotated[
+        list[str] | None, typer.Option(help="Only these queues: processes, etl, housekeeping")
+    ] = None,
+) -> None:
+    """Run queued jobs (async processes, ETL runs, housekeeping) until stopped; any number of
+    workers, on any machine that reaches the database."""
+    import logging
+
+    from sdi.jobs.worker import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        run(concurrency=concurrency, once=once, queues=queue)
+    except SdiError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        pass
+
+
 def main() -> None:
     app()

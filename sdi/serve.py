@@ -92,6 +92,21 @@ class Server:
             "--no-server-header",
             "--timeout-graceful-shutdown",
             "10",
+            *self.recycling(),
+        ]
+
+    def recycling(self) -> list[str]:
+        """Workers replaced after a number of requests (with jitter, so not all at once); only
+        with two or more, since uvicorn's supervisor restarts them (with one, the server would
+        stop). The memory ceiling is checked by the workers themselves (sdi.api.limits)."""
+        s = self.settings
+        if s.workers < 2 or not s.server_max_requests:
+            return []
+        return [
+            "--limit-max-requests",
+            str(s.server_max_requests),
+            "--limit-max-requests-jitter",
+            str(s.server_max_requests_jitter),
         ]
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -120,10 +135,15 @@ class Server:
             except OSError:
                 time.sleep(0.3)
         tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-15:])
-        self.stop(quiet=True)
+        self.stop_server(quiet=True)
         raise ServerError(f"the OGC API did not come up on {url}; log {self.log_file}:\n{tail}")
 
     def start(self) -> None:
+        self.start_server()
+        if self.settings.serve_worker:
+            Worker(self.settings).start()
+
+    def start_server(self) -> None:
         if self.pid():
             print(f"OGC API already running (pid {self.pid()}): {self.settings.server_url}/")
             return
@@ -150,6 +170,10 @@ class Server:
         )
 
     def stop(self, quiet: bool = False) -> None:
+        Worker(self.settings).stop(quiet=quiet)
+        self.stop_server(quiet=quiet)
+
+    def stop_server(self, quiet: bool = False) -> None:
         pid = self.pid()
         if pid is None:
             if not quiet:
@@ -175,10 +199,84 @@ class Server:
 
     def status(self) -> str:
         pid = self.pid()
+        worker = Worker(self.settings).pid()
+        jobs = f"; worker pid {worker}" if worker else "; no worker (async jobs wait)"
         if pid:
-            return f"running (pid {pid}) at {self.settings.server_url}/"
-        return "not running"
+            return f"running (pid {pid}) at {self.settings.server_url}/{jobs}"
+        return "not running" + (jobs if worker else "")
 
     def run_foreground(self) -> None:
         self.write_openapi()
         os.execve(sys.executable, self.command(), self.environment())
+
+
+class Worker:
+    """One ``sdi worker`` beside the server (``SDI_SERVE_WORKER``), so a fresh ``./dev up``
+    runs asynchronous jobs; more workers, on any machine, are started with ``sdi worker``.
+
+    Its log and pid file are private (0600, in a 0700 directory): the log names jobs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.run_dir = settings.state_dir / "server"
+        self.pid_file = self.run_dir / "worker.pid"
+        self.log_file = self.run_dir / "worker.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+
+    def start(self) -> None:
+        if self.pid():
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)
+        descriptor = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.chmod(self.log_file, 0o600)
+        with os.fdopen(descriptor, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sdi", "worker"],
+                env=dict(os.environ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.settings.home,
+            )
+        self.pid_file.write_text(str(process.pid))
+        os.chmod(self.pid_file, 0o600)
+        print(f"job worker running (pid {process.pid}, log {self.log_file})")
+
+    def stop(self, quiet: bool = False) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return
+        os.killpg(pid, signal.SIGTERM)  # running jobs get the worker's grace period to finish
+        for _ in range(250):
+            if _gone(pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        if not quiet:
+            print(f"job worker stopped (pid {pid})")
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (reaped here when it is a child of this process)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

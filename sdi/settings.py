@@ -87,6 +87,50 @@ class Settings(BaseSettings):
     upload_max_mb: int = Field(
         200, description="Largest file or zip a department may upload to the etl-run process"
     )
+    # Jobs (sdi.jobs: PostgreSQL job store, procrastinate queue, `sdi worker`) and bounded work
+    # per request and client (sdi.api.limits, sdi.api.processes).
+    job_retention_hours: float = Field(
+        168.0, description="Hours a finished async job and its result are kept, then purged"
+    )
+    worker_concurrency: int = Field(2, description="Jobs one `sdi worker` runs at once (threads)")
+    worker_stalled_seconds: float = Field(
+        30.0,
+        description="A worker whose heartbeat is older than this is dead: its running process "
+        "jobs are marked failed, its ETL runs re-queued",
+    )
+    serve_worker: bool = Field(
+        True, description="`sdi serve start` / `sdi up` also start one `sdi worker`"
+    )
+    max_body_bytes: int = Field(
+        2_097_152, description="Largest request body accepted (413 above it), every route"
+    )
+    process_max_vertices: int = Field(
+        20_000, description="Most vertices a process's geometry inputs may have (400 above it)"
+    )
+    process_concurrency: int = Field(
+        1, description="Process executions at once per server worker process (429 above it)"
+    )
+    process_timeout_s: float = Field(
+        60.0, description="Statement timeout of a process's queries (server and worker)"
+    )
+    rate_limit_anonymous: int = Field(
+        1800,
+        description="Requests per minute from one client address without a key, per server "
+        "worker process (429 with Retry-After above it); 0 turns the limit off",
+    )
+    rate_limit_key: int = Field(
+        12000,
+        description="Requests per minute with one API key, per server worker process; 0: off",
+    )
+    server_max_requests: int = Field(
+        20000, description="A server worker process is replaced after this many requests (0: never)"
+    )
+    server_max_requests_jitter: int = Field(
+        2000, description="Random extra requests per worker, so they are not replaced together"
+    )
+    server_max_memory_mb: int = Field(
+        1024, description="A server worker process above this resident size is replaced (0: never)"
+    )
 
     @property
     def cluster_dir(self) -> Path:

@@ -91,6 +91,12 @@ def settings(database_url: str, workdir: Path) -> Iterator[Settings]:
         "SDI_STATE_DIR": str(workdir / "state"),
         "SDI_SOURCE_DIR": str(workdir / "samples"),
         "SDI_PORT": str(_free_port()),
+        # a killed worker is found dead within seconds (tests/api/test_jobs.py)
+        "SDI_WORKER_STALLED_SECONDS": "4",
+        # the suite's many requests come from one address: rate limits are tested on a server
+        # of their own (tests/api/test_jobs.py), not on the shared one
+        "SDI_RATE_LIMIT_ANONYMOUS": "0",
+        "SDI_RATE_LIMIT_KEY": "0",
     }
     saved = {k: os.environ.get(k) for k in overrides}
     os.environ.update(overrides)
@@ -140,7 +146,8 @@ def db(migrated: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture(scope="session")
 def server(loaded: dict, settings: Settings) -> Iterator[str]:
-    """The OGC API, started like `sdi serve start` on a free port; yields its base URL."""
+    """The OGC API, started like `sdi serve start` on a free port, with its job worker (`sdi
+    worker`, SDI_SERVE_WORKER); yields its base URL. Both are stopped at the end."""
     from sdi.serve import Server
 
     process = Server(settings)

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "sdi.hazard": 5,
     "sdi.planning": 6,
     "sdi.publish": 7,
+    "sdi.jobs": 7,  # the job system: queue and job records; runs ETL and configured processes
     "sdi.api": 8,
     "sdi.dashboard": 8,
     "sdi.samples": 9,  # the sample generator: a tool beside the product

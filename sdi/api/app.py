@@ -29,6 +29,7 @@ from sdi.api.changes import ChangeFeed
 from sdi.api.contract import MethodContract, QueryContract
 from sdi.api.etl_process import EtlRunCaller
 from sdi.api.incidents import IncidentWrites, document_writes
+from sdi.api.limits import Limits
 from sdi.api.media import ItemsMedia
 from sdi.api.processes import CallerHeader
 from sdi.dashboard import ROUTES as DASHBOARD_ROUTES
@@ -90,6 +91,7 @@ def build(settings=None):
     # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
     # /collections/{id}/changes (sdi.api.changes), inside the access control too
     inner = Dashboard(ChangeFeed(writes, layers, CONFIG["server"]["url"]))
+    inner = Limits(inner, settings)  # bodies, rate limits, processes at once (sdi.api.limits)
     protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
     return ops.Operations(
         MethodContract(protected, OPENAPI, public=lambda c: policy.can_see(ANONYMOUS, c)),

@@ -1,27 +1,38 @@
 """OGC API Processes: "exposure", and the job manager that keeps each client's jobs its own.
 
-The process is the pygeoapi adapter of :mod:`sdi.hazard.exposure`; :class:`JobManager` shows
-a job to the key that created it and to administrators only. The process and its access
-rules: ``docs/warnings.md`` ("The exposure process"); how the caller reaches the job manager
-(:func:`as_caller`, :class:`CallerHeader`): ``docs/internals.md``.
+The process is the pygeoapi adapter of :mod:`sdi.hazard.exposure`, run synchronously on the
+processes' own bounded pool (nothing stored) or, with ``Prefer: respond-async``, as a job that
+:class:`JobManager` keeps in PostgreSQL (:mod:`sdi.jobs`) and shows to the key that created it
+and to administrators only. The process and its access rules: ``docs/warnings.md``; jobs and
+limits: ``docs/jobs.md``; how the caller reaches the job manager: ``docs/internals.md``.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
-import tinydb
-from pygeoapi.process.base import BaseProcessor, JobNotFoundError, ProcessorExecuteError
-from pygeoapi.process.manager.tinydb_ import TinyDBManager
+import psycopg
+from psycopg_pool import ConnectionPool
+from pygeoapi.process.base import (
+    BaseProcessor,
+    JobNotFoundError,
+    JobResultNotFoundError,
+    ProcessorExecuteError,
+)
+from pygeoapi.process.manager.base import BaseManager
+from pygeoapi.util import JobStatus, RequestedProcessExecutionMode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sdi.jobs import queue, store
 from sdi.settings import get_settings
 
 LOGGER = logging.getLogger("sdi.api.processes")
@@ -86,12 +97,11 @@ class ExposureProcessor(BaseProcessor):
         super().__init__(processor_def, PROCESS_METADATA)
 
     def execute(self, data: dict[str, Any], outputs: Any = None) -> tuple[str, dict[str, Any]]:
-        from sdi.api.db import connection
         from sdi.hazard import exposure
 
         try:
             inputs = exposure.checked_inputs(data)
-            with connection() as conn:
+            with process_connection() as conn:
                 return "application/json", exposure.exposure(conn, inputs)
         except ValueError as exc:  # ExposureInputError: the input named, for the client
             raise ProcessorExecuteError(user_msg=str(exc)) from None
@@ -128,18 +138,16 @@ def _decode_caller(value: str | None) -> tuple[str | None, bool]:
     return key_id, department == "*"
 
 
-class JobManager(TinyDBManager):
-    """pygeoapi's TinyDB manager, with each job's owner and jobs shown to their owner only."""
+class JobManager(BaseManager):
+    """Jobs in PostgreSQL, queued for ``sdi worker``; each shown to its creator only.
+
+    Synchronous executions run here and leave nothing behind (no record, no result);
+    asynchronous ones are a row of ``jobs.process_jobs`` plus a queued task.
+    """
 
     def __init__(self, manager_def: dict[str, Any]) -> None:
-        jobs = get_settings().state_dir / "server" / "jobs"
-        jobs.mkdir(parents=True, exist_ok=True)
-        manager_def = {
-            **manager_def,
-            "connection": manager_def.get("connection") or str(jobs / "jobs.tinydb.json"),
-            "output_dir": manager_def.get("output_dir") or str(jobs),
-        }
-        super().__init__(manager_def)
+        super().__init__({**manager_def, "output_dir": None})
+        self.is_async = True
         self.supports_subscribing = False  # no server-side POSTs to client-given URLs
 
     @staticmethod
@@ -147,38 +155,155 @@ class JobManager(TinyDBManager):
         key_id, admin = _current_caller()
         return admin or (key_id is not None and job.get("owner") == key_id)
 
-    def add_job(self, job_metadata: dict[str, Any]) -> str:
+    def execute_process(
+        self,
+        process_id: str,
+        data_dict: dict,
+        execution_mode: Any = None,
+        requested_outputs: dict | None = None,
+        subscriber: Any = None,
+        requested_response: str | None = "raw",
+    ) -> tuple[str, str, Any, JobStatus, dict[str, str] | None]:
+        processor = self.get_processor(process_id)
+        options = processor.metadata.get("jobControlOptions", [])
+        if (
+            execution_mode == RequestedProcessExecutionMode.respond_async
+            and "async-execute" in options
+        ) or "sync-execute" not in options:
+            job_id = self._enqueue(process_id, data_dict, requested_response or "raw")
+            applied = RequestedProcessExecutionMode.respond_async.value
+            return (
+                job_id,
+                "application/json",
+                None,
+                JobStatus.accepted,
+                {"Preference-Applied": applied},
+            )
+        headers = (
+            None
+            if execution_mode == RequestedProcessExecutionMode.wait
+            else {"Preference-Applied": RequestedProcessExecutionMode.wait.value}
+        )
+        job_id = str(uuid.uuid4())  # never recorded: pygeoapi's signature wants one
+        try:
+            mimetype, outputs = processor.execute(data_dict)
+        except ProcessorExecuteError as exc:
+            body = {
+                "type": "InvalidParameterValue",
+                "code": "InvalidParameterValue",
+                "description": exc.message,
+            }
+            return job_id, "application/json", body, JobStatus.failed, headers
+        if requested_response == "document":
+            outputs = {"outputs": [outputs]}
+        return job_id, mimetype, outputs, JobStatus.successful, headers
+
+    def _enqueue(self, process_id: str, inputs: dict[str, Any], requested_response: str) -> str:
         key_id, _ = _current_caller()
-        return super().add_job({**job_metadata, "owner": key_id})
+        try:
+            with queue.jobs_connection() as conn:
+                job_id = store.add(conn, process_id, inputs, key_id, requested_response)
+            queue_job = queue.defer_process(job_id)
+            with queue.jobs_connection() as conn:
+                store.set_queue_job(conn, job_id, queue_job)
+        except (psycopg.Error, OSError) as exc:
+            LOGGER.error("cannot queue a job: %s", exc)
+            raise ProcessorExecuteError(
+                user_msg="the job could not be queued; try again later"
+            ) from exc
+        return job_id
+
+    def add_job(self, job_metadata: dict[str, Any]) -> str:  # pragma: no cover - not used
+        raise NotImplementedError("jobs are added by execute_process")
+
+    def update_job(self, job_id: str, update_dict: dict[str, Any]) -> bool:  # pragma: no cover
+        raise NotImplementedError("jobs are updated by the worker (sdi.jobs.queue)")
 
     def get_jobs(self, status: Any = None, limit: int | None = None, offset: int | None = None):
         key_id, admin = _current_caller()
-        with self._db() as db:
-            if admin:
-                jobs = db.all()
-            elif key_id is None:
-                jobs = []
-            else:
-                jobs = db.search(tinydb.where("owner") == key_id)
-        # newest first before paging (pygeoapi sorts only the page it is given)
-        jobs = sorted(jobs, key=lambda job: job.get("started") or "", reverse=True)
-        matched = len(jobs)
-        jobs = jobs[offset or 0 :]
-        return {"jobs": jobs[:limit] if limit else jobs, "numberMatched": matched}
+        if not admin and key_id is None:
+            return {"jobs": [], "numberMatched": 0}
+        with queue.jobs_connection() as conn:
+            jobs, matched = store.page(
+                conn, key_id, everyone=admin, limit=limit or 100, offset=offset or 0
+            )
+        return {"jobs": jobs, "numberMatched": matched}
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        job = super().get_job(job_id)
-        if not self._visible(job):
+        with queue.jobs_connection() as conn:
+            job = store.get(conn, job_id)
+        if job is None or not self._visible(job):
             raise JobNotFoundError()
         return job
 
+    def get_job_result(self, job_id: str) -> tuple[str | None, Any]:
+        self.get_job(job_id)  # raises for a job the caller may not see
+        with queue.jobs_connection() as conn:
+            found = store.result(conn, job_id)
+        if found is None:
+            raise JobResultNotFoundError()
+        return found
+
     def delete_job(self, job_id: str) -> bool:
-        job = self.get_job(job_id)  # raises for a job the caller may not see
-        location = job.get("location")
-        if location and location != "None":
-            Path(location).unlink(missing_ok=True)
-        with self._db() as db:
-            return bool(db.remove(tinydb.where("identifier") == job_id))
+        self.get_job(job_id)  # raises for a job the caller may not see
+        with queue.jobs_connection() as conn:
+            return store.delete(conn, job_id)
+
+
+# -- the processes' own connections -------------------------------------------------------------
+_process_pool: ConnectionPool | None = None
+_process_pool_lock = threading.Lock()
+
+
+def process_pool() -> ConnectionPool:
+    """The processes' connection pool of this process (server worker or ``sdi worker``):
+    separate from the read pool, ``SDI_PROCESS_CONCURRENCY`` connections at most (the worker's
+    concurrency when larger), queries cut at ``SDI_PROCESS_TIMEOUT_S``."""
+    global _process_pool
+    if _process_pool is not None:
+        return _process_pool
+    from sdi.db import database_url
+
+    settings = get_settings()
+    with _process_pool_lock:
+        if _process_pool is None:
+            timeout_ms = int(settings.process_timeout_s * 1000)
+            _process_pool = ConnectionPool(
+                database_url(),
+                min_size=0,
+                max_size=max(settings.process_concurrency, settings.worker_concurrency, 1),
+                max_lifetime=1800,
+                max_idle=120,
+                timeout=5,
+                kwargs={
+                    "autocommit": True,
+                    "prepare_threshold": None,
+                    "options": f"-c statement_timeout={timeout_ms} "
+                    "-c max_parallel_workers_per_gather=0 -c jit=off",
+                },
+                name="sdi-processes",
+                open=True,
+            )
+            atexit.register(_process_pool.close)
+        return _process_pool
+
+
+@contextmanager
+def process_connection() -> Iterator[psycopg.Connection]:
+    """A connection of :func:`process_pool`; busy or away is a clear error, not a 500."""
+    try:
+        with process_pool().connection() as conn:
+            yield conn
+    except psycopg.errors.QueryCanceled as exc:
+        raise ProcessorExecuteError(
+            user_msg=f"the computation took longer than {get_settings().process_timeout_s:g} s; "
+            "give a smaller area"
+        ) from exc
+    except psycopg.OperationalError as exc:  # the pool's timeout included
+        LOGGER.error("process connection unavailable: %s", exc)
+        raise ProcessorExecuteError(
+            user_msg="the service is busy or the warehouse is not reachable; try again later"
+        ) from exc
 
 
 def as_caller(api_function: Callable) -> Callable:
@@ -203,7 +328,13 @@ def as_caller(api_function: Callable) -> Callable:
                     code,
                     message,
                 )
-            return api_function(api, request, *args)
+            headers, status, content = api_function(api, request, *args)
+            if (
+                api_function.__name__ == "execute_process"
+                and headers.get("Preference-Applied") != "respond-async"
+            ):
+                headers.pop("Location", None)  # a synchronous run is not a job: nothing to get
+            return headers, status, content
         finally:
             _caller.key_id, _caller.admin = None, False
 
@@ -218,12 +349,26 @@ def _execution_problem(request: Any, key_id: str | None) -> tuple[int, str, str]
         body = json.loads(request.data or b"null")
     except (ValueError, UnicodeDecodeError):
         body = None  # not JSON: pygeoapi answers 400 "invalid request data" itself
+    except RecursionError:
+        return (
+            HTTPStatus.BAD_REQUEST,
+            "InvalidParameterValue",
+            "the request body is nested too deeply to be a process's inputs",
+        )
     else:
         if not isinstance(body, dict):
             return (
                 HTTPStatus.BAD_REQUEST,
                 "InvalidParameterValue",
                 'the request body must be a JSON object: {"inputs": {...}}',
+            )
+        limit = get_settings().process_max_vertices
+        if count_positions(body.get("inputs"), limit) > limit:
+            return (
+                HTTPStatus.BAD_REQUEST,
+                "InvalidParameterValue",
+                f"the geometry inputs have more than {limit:,} vertices, the limit of this "
+                "service (SDI_PROCESS_MAX_VERTICES): simplify the area or split it",
             )
     if key_id is None and _wants_async(request):
         return (
@@ -234,6 +379,28 @@ def _execution_problem(request: Any, key_id: str | None) -> tuple[int, str, str]
             "Prefer: respond-async)",
         )
     return None
+
+
+def count_positions(value: Any, stop_above: int) -> int:
+    """How many coordinate positions (arrays of 2 to 4 numbers) ``value`` holds, counting no
+    further than ``stop_above + 1``: GeoJSON geometries anywhere in a process's inputs.
+
+    >>> count_positions({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}, 10)
+    4
+    """
+    count, stack = 0, [value]
+    while stack and count <= stop_above:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            if 2 <= len(item) <= 4 and all(
+                isinstance(n, int | float) and not isinstance(n, bool) for n in item
+            ):
+                count += 1
+            else:
+                stack.extend(item)
+    return count
 
 
 def _wants_async(request: Any) -> bool:
@@ -289,5 +456,24 @@ def document(openapi: dict[str, Any]) -> None:
                         },
                     },
                 )
+                for status, why in (
+                    ("413", "The request body is over SDI_MAX_BODY_BYTES"),
+                    (
+                        "429",
+                        "Too many executions at once, or too many requests from this client "
+                        "(Retry-After says when to try again)",
+                    ),
+                ):
+                    responses.setdefault(
+                        status,
+                        {
+                            "description": why,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/exception"}
+                                }
+                            },
+                        },
+                    )
             if path.startswith("/jobs/"):
                 responses.setdefault("404", {"$ref": "#/components/responses/NotFound"})

@@ -184,8 +184,8 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
                 "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                 "attribution": "© OpenStreetMap contributors",
             },
-            # OGC API Processes jobs (sdi.api.processes): a TinyDB file and the results under
-            # the state directory, each job visible to the API key that created it only
+            # OGC API Processes jobs (sdi.api.processes): records in PostgreSQL (jobs schema),
+            # run by `sdi worker` from the procrastinate queue; each job visible to its key only
             "manager": {
                 "name": "sdi.api.processes.JobManager",
                 "connection": None,

@@ -1,0 +1,259 @@
+"""Bounded work per request and per client: a pure ASGI middleware inside the access control.
+
+In order, for every HTTP request that reaches it (:func:`sdi.api.app.build` places it just
+inside :class:`sdi.api.auth.AccessControl`, so the client's identity is known):
+
+1. **Rate limits** (``SDI_RATE_LIMIT_ANONYMOUS`` per client address without a key,
+   ``SDI_RATE_LIMIT_KEY`` per API key; requests per minute, per server worker process): a token
+   bucket refilled continuously that holds a sixth of the minute's budget, so a client may
+   burst for about ten seconds. Above it: ``429`` with ``Retry-After`` (whole seconds until a
+   request is allowed again). Administrators' keys are not limited.
+2. **Process executions at once** (``SDI_PROCESS_CONCURRENCY`` per server worker process):
+   ``POST /processes/{id}/execution`` beyond it is a ``429`` with ``Retry-After`` at once,
+   before its body is read; the running ones use their own connection pool
+   (:func:`sdi.api.processes.process_pool`), so reads and ``/healthz`` never wait behind them.
+3. **Request bodies** (``SDI_MAX_BODY_BYTES``, every route): a ``Content-Length`` above it is a
+   ``413`` before anything is read; a body without a length (chunked) is read as it arrives
+   and answered ``413`` as soon as it passes the limit; a body within it is handed on whole.
+4. **Memory ceiling** (``SDI_SERVER_MAX_MEMORY_MB``): after a response, a worker process whose
+   resident size is above it asks itself to stop gracefully (SIGTERM: it finishes the requests
+   it has); uvicorn's supervisor starts a fresh one. Only with two or more workers, and one
+   worker at a time (:func:`take_recycle_slot`: at most one every 30 s), so the service never
+   stops whole. (``--limit-max-requests`` with jitter recycles them by count,
+   :mod:`sdi.serve`.)
+
+All answers are OGC exception bodies naming the limit and the setting.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sdi.api.asgi import header, send_error
+from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY
+from sdi.settings import Settings, get_settings
+
+LOGGER = logging.getLogger("sdi.api.limits")
+
+MAX_CLIENTS = 50_000  # buckets kept per worker; the least recently used go first
+MEMORY_CHECK_EVERY = 20  # responses between two looks at the resident size
+RECYCLE_SPACING = 30.0  # seconds between two workers stopping for the memory ceiling
+
+
+UPLOAD_PATH = "/processes/etl-run/execution"  # deliveries: sdi.api.etl_process
+
+
+class RateLimiter:
+    """Token buckets per client: ``per_minute`` requests, bursts of a sixth of it.
+
+    >>> limiter = RateLimiter(60)
+    >>> [limiter.wait("a", now=0.0) for _ in range(11)][-1]
+    1.0
+    """
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, per_minute / 6.0)
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def wait(self, client: str, now: float | None = None) -> float:
+        """0 if ``client`` may make a request now (and count it), else seconds to wait."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, at = self._buckets.pop(client, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - at) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                wait = 0.0
+            else:
+                self._buckets[client] = (tokens, now)
+                wait = (1.0 - tokens) / self.rate
+            while len(self._buckets) > MAX_CLIENTS:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+class Limits:
+    """The ASGI middleware (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
+        self.app = app
+        settings = settings or get_settings()
+        self.settings = settings
+        self.anonymous = (
+            RateLimiter(settings.rate_limit_anonymous) if settings.rate_limit_anonymous else None
+        )
+        self.keyed = RateLimiter(settings.rate_limit_key) if settings.rate_limit_key else None
+        self.processes_running = 0
+        self.responses = 0
+        self.stopping = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        s = self.settings
+        wait = self._rate_wait(scope)
+        if wait > 0:
+            await send_error(
+                send,
+                429,
+                "TooManyRequests",
+                "too many requests from this client: the limit is "
+                f"{self._limit_of(scope)} requests a minute; retry after the time in Retry-After",
+                extra=[(b"retry-after", str(max(1, math.ceil(wait))).encode())],
+            )
+            return
+        length = header(scope, b"content-length")
+        body_limit = self._body_limit(scope)
+        if length is not None and (not length.isdigit() or int(length) > body_limit):
+            await _too_large(send, body_limit)
+            return
+        execution = scope["method"] == "POST" and scope["path"].startswith("/processes/")
+        if execution:
+            if self.processes_running >= s.process_concurrency:
+                await send_error(
+                    send,
+                    429,
+                    "TooManyRequests",
+                    f"all {s.process_concurrency} process executions of this server process are "
+                    "busy (SDI_PROCESS_CONCURRENCY); retry after the time in Retry-After, or "
+                    "execute asynchronously (Prefer: respond-async) with an API key",
+                    extra=[(b"retry-after", b"2")],
+                )
+                return
+            self.processes_running += 1
+        try:
+            await self._bounded(scope, receive, send)
+        finally:
+            if execution:
+                self.processes_running -= 1
+            self._after_response()
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Read a body whole (it is small: the limit) and hand it on, or answer 413."""
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        limit = self._body_limit(scope)
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client has gone: nobody to answer
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
+                await _too_large(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the disconnect, when it comes
+
+        await self.app(scope, replay, send)
+
+    def _body_limit(self, scope: Scope) -> int:
+        """SDI_MAX_BODY_BYTES, except for a department's delivery to the etl-run process: its
+        upload limit (SDI_UPLOAD_MAX_MB), base64-encoded in a JSON body."""
+        if scope["path"].rstrip("/") == UPLOAD_PATH:
+            return self.settings.upload_max_mb * 1024 * 1024 * 4 // 3 + 65536
+        return self.settings.max_body_bytes
+
+    def _rate_wait(self, scope: Scope) -> float:
+        identity = scope.get(SCOPE_IDENTITY, ANONYMOUS)
+        if identity.key_id is None:
+            if self.anonymous is None:
+                return 0.0
+            client = scope.get("client") or ("unknown", 0)
+            return self.anonymous.wait(f"ip:{client[0]}")
+        if self.keyed is None or identity.department == "*":
+            return 0.0
+        return self.keyed.wait(f"key:{identity.key_id}")
+
+    def _limit_of(self, scope: Scope) -> int:
+        identity = scope.get(SCOPE_IDENTITY, ANONYMOUS)
+        s = self.settings
+        return s.rate_limit_anonymous if identity.key_id is None else s.rate_limit_key
+
+    def _after_response(self) -> None:
+        self.responses += 1
+        ceiling = self.settings.server_max_memory_mb
+        if (
+            not ceiling
+            or self.stopping
+            or self.settings.workers < 2
+            or self.responses % MEMORY_CHECK_EVERY
+        ):
+            return
+        resident = resident_mb()
+        if resident > ceiling and take_recycle_slot(self.settings.state_dir / "server"):
+            self.stopping = True
+            LOGGER.warning(
+                "worker %d uses %.0f MB, above SDI_SERVER_MAX_MEMORY_MB=%d: replacing it",
+                os.getpid(),
+                resident,
+                ceiling,
+            )
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    await send_error(
+        send,
+        413,
+        "PayloadTooLarge",
+        f"the request body is larger than {limit:,} bytes, the limit of this service "
+        "(SDI_MAX_BODY_BYTES)",
+    )
+
+
+def take_recycle_slot(run_dir: Path, spacing: float = RECYCLE_SPACING) -> bool:
+    """Whether this worker may stop for a fresh one now: not if another did in the last
+    ``spacing`` seconds (its replacement may still be starting), so workers above the ceiling
+    together are replaced one at a time and the service never has none."""
+    stamp = run_dir / "recycled_at"
+    try:
+        with open(stamp.with_suffix(".lock"), "a", encoding="ascii") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                last = float(stamp.read_text(encoding="ascii"))
+            except (OSError, ValueError):
+                last = 0.0
+            now = time.time()
+            if now - last < spacing:
+                return False
+            stamp.write_text(f"{now}", encoding="ascii")
+            return True
+    except OSError:
+        return False
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MB (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1_048_576
