@@ -64,6 +64,7 @@ class JobSpec:
     slice_column: str | None = None
     contributes_as: str | None = None
     unique_geometry: bool = False
+    plausibility: dict | None = None  # observation feeds: sdi/etl/plausibility.py
 
     @property
     def spec_sha256(self) -> str:
@@ -141,6 +142,7 @@ def load_job(path: Path, settings: Settings | None = None) -> JobSpec:
         slice_column=target.get("slice"),
         contributes_as=target.get("contributes_as"),
         unique_geometry=validation.get("unique_geometry", False),
+        plausibility=validation.get("plausibility"),
         natural_key=data.get("natural_key"),
         fields=tuple(_field(name, raw) for name, raw in data.get("fields", {}).items()),
         max_reject_ratio=validation.get("max_reject_ratio", 0.01),
