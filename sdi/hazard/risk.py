@@ -349,8 +349,7 @@ def _write_levels(
             "residential_floors": figures.get("residential_floors", 0),
             "residents_estimate": figures.get("residents_estimate", 0),
             "critical_facilities": figures.get("critical_facilities", 0),
-            "exposure": {k: v for k, v in figures.items() if k != "detail"}
-            | {"facilities": figures.get("detail", {}).get("facilities", [])},
+            "exposure": figures,
             "wkb": area.wkb,
             "row_hash": row_hash,
         }
@@ -493,6 +492,57 @@ def _write_combined(
     return len(by_commune)
 
 
+# Loads that change no exposed layer: an area whose polygon is unchanged keeps its exposure.
+OBSERVATIONS = frozenset({"hazard.rain_readings", "hazard.typhoon_track", "hazard.gauge_readings"})
+
+
+def _exposure(
+    conn: psycopg.Connection, active: list[Area], trigger: str, settings: Settings
+) -> dict[str, dict]:
+    """Exposure of every active area (key → figures), with the evacuation list.
+
+    Computed once per distinct polygon (a commune's heavy rain and typhoon share it) with the
+    flood warnings' exposure code; after a load of observations or forecasts only (no exposed
+    layer changed), an area whose polygon is unchanged keeps the exposure of its current
+    record: an hourly rainfall delivery recomputes levels, not the exposure of the province.
+    """
+    area_md5 = {a.key: hashlib.md5(a.wkb).hexdigest() for a in active}
+    kept: dict[str, dict] = {}
+    if trigger in OBSERVATIONS:
+        for key, figures in conn.execute(
+            "SELECT natural_key, exposure FROM hazard.risk_levels WHERE valid_to IS NULL"
+        ):
+            if key in area_md5 and figures.get("area_md5") == area_md5[key]:
+                kept[key] = figures
+    jobs: dict[str, bytes] = {}  # computation key → polygon
+    job_of: dict[str, str] = {}
+    evacuate = {}
+    for area in active:
+        if area.key in kept:
+            continue
+        if area.hazard in EVACUATED_HAZARDS:  # its residential buildings are listed by key
+            job = area.key
+            evacuate[job] = {
+                "hazard": area.hazard,
+                "level": area.level,
+                "area_code": area.area_code,
+            }
+        else:
+            job = f"area:{area_md5[area.key]}"
+        jobs[job] = area.wkb
+        job_of[area.key] = job
+    computed = exposure_of_many(conn, jobs, evacuate=evacuate, settings=settings) if jobs else {}
+    # the evacuation list of areas no longer active (or evacuated no more) goes
+    conn.execute(
+        "DELETE FROM hazard.evacuation_list WHERE NOT (risk_key = ANY(%s))",
+        ([a.key for a in active if a.hazard in EVACUATED_HAZARDS],),
+    )
+    exposure = dict(kept)
+    for key, job in job_of.items():
+        exposure[key] = {**computed.get(job, {}), "area_md5": area_md5[key]}
+    return exposure
+
+
 def _drop_temp(conn: psycopg.Connection) -> None:
     for table in ("sdi_rain_gauges", "sdi_typhoon_swaths"):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("pg_temp", table)))
@@ -527,14 +577,7 @@ def recompute(
         _run(conn, "risk_commune_rainfall", params)
         areas = _rain_areas(conn, params) + _typhoon_areas(conn) + _flood_areas(conn)
         active = judge(areas, rules)
-        evacuate = {
-            a.key: {"hazard": a.hazard, "level": a.level, "area_code": a.area_code}
-            for a in active
-            if a.hazard in EVACUATED_HAZARDS
-        }
-        exposure = exposure_of_many(
-            conn, {a.key: a.wkb for a in active}, evacuate=evacuate, settings=settings
-        )
+        exposure = _exposure(conn, active, trigger, settings)
         result.events, messages = _write_levels(conn, run_id, active, exposure)
         result.active = len(active)
         result.communes = _write_combined(conn, run_id, active, exposure, rules)

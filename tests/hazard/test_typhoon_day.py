@@ -415,12 +415,28 @@ def test_the_typhoon_day_hour_by_hour(day, feed, api, settings) -> None:
     schema = xmlschema.XMLSchema(str(XSD))
     with psycopg.connect(day, autocommit=True) as db:
         for hour, rain_from, new_bulletin, water, expected, combined in STEPS:
+            before = db.execute("SELECT max(run_id) FROM etl.runs").fetchone()[0]
             if new_bulletin is not None:
                 bulletin(new_bulletin)
             river(hour, water)
             rain(rain_from, hour)
             assert _levels(api) == expected, f"T0+{hour} h"
             assert _combined(api) == combined, f"T0+{hour} h"
+            # the change feed of the step: what was raised, changed or cleared by its runs
+            changes = api.get(
+                "/collections/risk_levels/changes", params={"since": before, "limit": 10_000}
+            )
+            assert changes.status_code == 200, changes.text
+            changed = {
+                f"{f['properties']['hazard']}:{f['properties']['area_code']}": (
+                    f["properties"]["change"]
+                )
+                for f in changes.json()["features"]
+            }
+            if hour == 0:
+                assert changed[f"typhoon:{COAST}"] == "added"
+            if hour == 36:
+                assert changed[f"typhoon:{COAST}"] == "removed"
             surge = [k for k in expected if k.startswith("storm_surge:")]
             for key in surge:
                 zone = key.split(":")[1]

@@ -1,6 +1,8 @@
 -- The evacuation list: residential buildings exposed in the areas named in %(evacuate)s
--- (risk key → hazard, level, area code), with their residents estimate.
-DELETE FROM hazard.evacuation_list;
+-- (risk key → hazard, level, area code), with their residents estimate; those areas' rows
+-- are replaced (the other areas' rows are kept or removed by sdi.hazard.risk).
+DELETE FROM hazard.evacuation_list
+WHERE risk_key IN (SELECT jsonb_object_keys(%(evacuate)s::jsonb));
 INSERT INTO hazard.evacuation_list (risk_key, hazard, level, area_code, building_id,
     building_code, building_name, floors, residents_estimate, commune_code, geom)
 SELECT b.gauge_code, e.hazard, e.level, e.area_code, b.id, b.building_code, b.name, b.floors,
