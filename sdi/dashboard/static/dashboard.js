@@ -370,6 +370,10 @@
         )
       );
       list.appendChild(item);
+      // the hydrograph of the last 72 hours with the current and next alarm thresholds
+      series("gauges", f.get("gauge_code"), "water_level_m", f.get("observed_at")).then(
+        ([times, values]) => item.appendChild(chart(times, values,
+          [f.get("threshold_m"), f.get("next_threshold_m")].filter((t) => t != null), false)));
     }
   }
 
@@ -413,8 +417,9 @@
     return svg;
   }
 
-  async function series(collection, location, parameter) {
-    const end = new Date(document.body.dataset.reference || Date.now());
+  // The series of the 72 hours up to `until` (the reading that raised the level).
+  async function series(collection, location, parameter, until) {
+    const end = new Date(until || Date.now());
     const start = new Date(end.getTime() - 72 * 3600 * 1000);
     try {
       const body = await getJSON(`collections/${collection}/locations/${encodeURIComponent(location)}`, {
@@ -456,10 +461,12 @@
       );
       list.appendChild(item);
       if (measures.gauge_code) {
-        const [times, values] = await series("rain_gauges", measures.gauge_code, "rain_mm");
+        const [times, values] = await series(
+          "rain_gauges", measures.gauge_code, "rain_mm", f.get("observed_at"));
         item.appendChild(chart(times, values, RAIN_THRESHOLDS_24H, true));
       } else if (f.get("hazard") === "river_flood") {
-        const [times, values] = await series("gauges", f.get("area_code"), "water_level_m");
+        const [times, values] = await series(
+          "gauges", f.get("area_code"), "water_level_m", f.get("observed_at"));
         const thresholds = [measures.water_level_m - measures.above_alarm3_m];
         item.appendChild(chart(times, values, thresholds, false));
       }
