@@ -19,7 +19,15 @@ batch readings — by the real ETL jobs (re-runs are skipped by checksum). Then,
 - **calm**: the cost of the hook when no gauge is in alarm (what every load of parcels,
   buildings… pays outside a flood), measured once after a delivery that clears everything.
 
-Goals: recompute ≤ 2 s at demo scale (24,000 parcels), ≤ 30 s with 1,000,000 parcels.
+- **risk**: the disaster risk levels (``sdi.hazard.risk``, issue 15): after an hourly
+  rainfall delivery that puts every rain gauge at 150 mm in 24 h (heavy rain and landslide
+  levels everywhere) and a typhoon bulletin whose level-6 winds cover the province (typhoon
+  levels for every commune, surge zones activated), the whole recompute — accumulations,
+  swaths, rules, exposure of every area, versions, events, CAP messages, combined levels —
+  timed by the feed runs that trigger it and once more on the unchanged warehouse.
+
+Goals: recompute ≤ 2 s at demo scale (24,000 parcels), ≤ 30 s with 1,000,000 parcels; a new
+typhoon bulletin processed in ≤ 10 s at 1,000,000 parcels.
 Results go to bench/results/warnings.json and .md.
 """
 
@@ -54,7 +62,14 @@ INPUT_JOBS = (
     "utility_water_pipes",
     "utility_cameras",
     "hazard_gauge_readings",
+    "admin_communes",
+    "hazard_landslide_zones",
+    "hazard_storm_surge_zones",
+    "hazard_rain_gauges",
+    "hazard_rain_readings",
 )
+RAIN_FEED = PROJECT / "etl" / "feeds" / "hazard_rain_readings_incremental.yml"
+TYPHOON_FEED = PROJECT / "etl" / "feeds" / "hazard_typhoon_bulletin.yml"
 COUNTED = (
     "construction.buildings_current",
     "land.parcels_current",
@@ -142,9 +157,120 @@ def _exposure(url: str) -> dict:
     return {k: (float(v) if k == "water_pipes_m" else v) for k, v in zip(names, row, strict=True)}
 
 
+# -- disaster risk levels --------------------------------------------------------------------------
+def _run_feed(spec: Path, source: Path, url: str) -> float:
+    from sdi.etl.runner import run_job
+    from sdi.etl.spec import load_job
+    from sdi.settings import get_settings
+
+    settings = get_settings().model_copy(update={"source_dir": source})
+    start = time.perf_counter()
+    result = run_job(load_job(spec, settings), url, settings=settings)
+    if result.status != "succeeded":
+        raise RuntimeError(f"{spec.stem} failed: {result.message}")
+    return time.perf_counter() - start
+
+
+def _risk(url: str, work: Path) -> dict:
+    """A rainy day and a typhoon over the province; the risk recompute's cost."""
+    from sdi.hazard import risk
+
+    with psycopg.connect(url) as conn:
+        gauges = conn.execute(
+            "SELECT g.gauge_code, (SELECT max(observed_at) FROM hazard.rain_readings r "
+            "WHERE r.gauge_code = g.gauge_code) FROM hazard.rain_gauges_current g ORDER BY 1"
+        ).fetchall()
+        lon, lat = conn.execute(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Collect(geom)) c "
+            "FROM admin.communes_current) x"
+        ).fetchone()
+    latest = max((t for _, t in gauges if t), default=datetime(2025, 10, 15, tzinfo=UTC))
+    rain = work / "rain"
+    (rain / "hazard").mkdir(parents=True, exist_ok=True)
+    with (rain / "hazard" / "rain_readings_recent.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["gauge_id", "observed_at", "rain_mm"])
+        for code, _ in gauges:
+            for h in range(1, 25):
+                at = latest + timedelta(hours=h)
+                writer.writerow([code, at.isoformat(), 6.0 + (0.5 if h % 2 else -0.5)])
+    rain_s = _run_feed(RAIN_FEED, rain, url)
+    bulletin = work / "typhoon"
+    (bulletin / "hazard").mkdir(parents=True, exist_ok=True)
+    issued = latest + timedelta(hours=24)
+    with (bulletin / "hazard" / "typhoon_bulletin.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "storm_code",
+                "storm_name",
+                "issued_at",
+                "valid_at",
+                "lon",
+                "lat",
+                "max_wind_level",
+                "gust_level",
+                "r6_km",
+                "r10_km",
+            ]
+        )
+        for h, dx, level in ((0, 2.0, 13), (12, 0.0, 12), (24, -2.0, 9)):
+            writer.writerow(
+                [
+                    "BENCH",
+                    "Bench typhoon",
+                    issued.isoformat(),
+                    (issued + timedelta(hours=h)).isoformat(),
+                    round(lon + dx, 4),
+                    round(lat - 0.3, 4),
+                    level,
+                    level + 3,
+                    250,
+                    90,
+                ]
+            )
+    typhoon_s = _run_feed(TYPHOON_FEED, bulletin, url)
+    # the next hourly delivery: one more hour of rain at every gauge
+    hourly = work / "rain-next"
+    (hourly / "hazard").mkdir(parents=True, exist_ok=True)
+    with (hourly / "hazard" / "rain_readings_recent.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["gauge_id", "observed_at", "rain_mm"])
+        for code, _ in gauges:
+            writer.writerow([code, (latest + timedelta(hours=25)).isoformat(), 7.0])
+    hourly_s = _run_feed(RAIN_FEED, hourly, url)
+    with psycopg.connect(url) as conn:
+        run_id = conn.execute("SELECT max(run_id) FROM etl.runs").fetchone()[0]
+        with conn.transaction(force_rollback=True):
+            after_rain = risk.recompute(conn, run_id, trigger="hazard.rain_readings")
+        with conn.transaction(force_rollback=True):
+            result = risk.recompute(conn, run_id, trigger="bench")  # everything recomputed
+        active = conn.execute(
+            "SELECT hazard, count(*) FROM hazard.risk_levels_current GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        # leave the bench database calm: the storm's final bulletin, rain stopped
+        conn.execute("DELETE FROM hazard.typhoon_track WHERE storm_code = 'BENCH'")
+        conn.execute("DELETE FROM hazard.rain_readings WHERE observed_at > %s", (latest,))
+        risk.recompute(conn, run_id, trigger="bench")
+        conn.commit()
+    return {
+        "rain_feed_run_s": round(rain_s, 3),
+        "typhoon_feed_run_s": round(typhoon_s, 3),
+        "next_hourly_rain_feed_run_s": round(hourly_s, 3),
+        "recompute_after_hourly_rain_s": round(after_rain.seconds, 3),
+        "full_recompute_s": round(result.seconds, 3),
+        "active": dict(active),
+    }
+
+
 # -- one scale -----------------------------------------------------------------------------------
 def bench_scale(parcels: int, rounds: int, url: str | None) -> dict:
     data = sample_data(parcels)
+    if not (data / "hazard" / "rain_gauges.csv").exists():  # cached before the rain gauges
+        from sdi.samples.communes import load_communes
+        from sdi.samples.rainfall import write_rainfall
+
+        write_rainfall(data, load_communes(), lambda *_args: None, seed=2025)
     url = scale_database("warnings", parcels, url)
     with tempfile.TemporaryDirectory(prefix="bench-warnings-") as tmp:
         work = Path(tmp)
@@ -174,6 +300,9 @@ def bench_scale(parcels: int, rounds: int, url: str | None) -> dict:
                 f"steady recompute {steady:.2f} s ({check})"
             )
         _deliver(url, work, 0, hour + rounds + 1)  # leave the bench database calm
+        pause(url)
+        risk_levels = _risk(url, work)
+        say(f"  risk levels: {risk_levels}")
 
     recompute_s = [f["duration_ms"] / 1000 for f in floods]
     return {
@@ -190,6 +319,7 @@ def bench_scale(parcels: int, rounds: int, url: str | None) -> dict:
             "calm_recompute_s": round(calm_seconds, 3),
         },
         "max_recompute_s": round(max(recompute_s), 3),
+        "risk_levels": risk_levels,
         "goal_s": GOALS.get(parcels),
     }
 
@@ -223,6 +353,30 @@ def _markdown(report: dict) -> str:
             f"| {m['recompute_in_feed_run_s']:.2f}, {s['max_recompute_s']:.2f} "
             f"| {m['feed_run_s']:.2f} | {m['steady_recompute_s']:.2f} "
             f"| {m['calm_recompute_s']:.3f} | {goal or ''} | {met} |"
+        )
+    lines += [
+        "",
+        "## Disaster risk levels (issue 15)",
+        "",
+        "A rainy day at every rain gauge (144 mm in 24 h) then a typhoon bulletin over the "
+        "province (every commune in the level-6 swath) then the next hourly rain delivery: the "
+        "feed runs (each recomputes the risk levels in its transaction), the recompute after "
+        "an hourly rain delivery (exposure of unchanged areas kept), and a full recompute "
+        "(exposure of every area).",
+        "",
+        "| parcels | rainy-day feed run s | bulletin feed run s | next hourly rain feed run s "
+        "| recompute after hourly rain s | full recompute s | active |",
+        "|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in report["scales"]:
+        r = s.get("risk_levels") or {}
+        if not r:
+            continue
+        lines.append(
+            f"| {s['sizes']['land.parcels_current']:,} | {r['rain_feed_run_s']:.2f} "
+            f"| {r['typhoon_feed_run_s']:.2f} | {r['next_hourly_rain_feed_run_s']:.2f} "
+            f"| {r['recompute_after_hourly_rain_s']:.2f} | {r['full_recompute_s']:.2f} "
+            f"| {r['active']} |"
         )
     lines += ["", "Raw figures: warnings.json."]
     return "\n".join(lines) + "\n"

@@ -24,6 +24,8 @@ from sdi.api.auth import (
     KeyVerifier,
     database_lookup,
 )
+from sdi.api.cap import ROUTES as CAP_ROUTES
+from sdi.api.cap import CapFeed
 from sdi.api.changes import ROUTES as CHANGE_ROUTES
 from sdi.api.changes import ChangeFeed
 from sdi.api.contract import MethodContract, QueryContract
@@ -90,7 +92,7 @@ def build(settings=None):
     document_writes(OPENAPI, writes.collections)
     # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
     # /collections/{id}/changes (sdi.api.changes), inside the access control too
-    inner = Dashboard(ChangeFeed(writes, layers, CONFIG["server"]["url"]))
+    inner = CapFeed(Dashboard(ChangeFeed(writes, layers, CONFIG["server"]["url"])))  # + /cap
     inner = Limits(inner, settings)  # bodies, rate limits, processes at once (sdi.api.limits)
     protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
     return ops.Operations(
@@ -98,7 +100,7 @@ def build(settings=None):
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),
-        routes=ops.route_templates([*DASHBOARD_ROUTES, *CHANGE_ROUTES, *api_routes]),
+        routes=ops.route_templates([*DASHBOARD_ROUTES, *CHANGE_ROUTES, *CAP_ROUTES, *api_routes]),
     )
 
 

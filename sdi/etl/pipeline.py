@@ -24,6 +24,7 @@ from psycopg import sql
 from sdi.errors import RejectThresholdExceeded
 from sdi.etl.merge import create_indexes, drop_indexes_if_empty, has_current_rows
 from sdi.etl.normalise import Issues, Reprojector, map_fields, natural_keys
+from sdi.etl.plausibility import Plausibility
 from sdi.etl.readers import read_batches
 from sdi.etl.readers.common import Batch
 from sdi.etl.spec import JobSpec
@@ -116,6 +117,9 @@ class JobRun:
         self.warnings: list[dict[str, Any]] = []  # values kept but reported (on_unknown: warn)
         self.duplicate_keys = FirstSeen("natural key")
         self.dropped_repeats = 0  # time series: the same reading twice in one delivery
+        self.plausibility = (
+            Plausibility.from_spec(job.plausibility, job.table) if job.plausibility else None
+        )
         self.delivered: list[np.ndarray] = []  # every natural key in the delivery
         self.keeps_delivered = True  # not on a first load: nothing can be retired
         self.unchanged = 0  # rows skipped because their source hash is unchanged
@@ -218,6 +222,8 @@ class JobRun:
             if self.job.mode == "append"
             else np.zeros(len(frame), dtype=bool)
         )
+        if self.plausibility:  # observation feeds: sdi/etl/plausibility.py
+            self.plausibility.check(frame, issues, ~repeats)
         if keys is not None and "natural_key" in target.columns:
             frame.insert(0, "natural_key", keys)
         if self.tracks_sources:
@@ -411,6 +417,8 @@ class JobRun:
         self.files = ", ".join(p.name for p in files)
         stage = Stage(self.conn, target, columns, direct=direct, constants=constants)
         self.srid_in_column = stage.geometry_srid == self.settings.storage_srid
+        if self.plausibility:  # reads what is stored before the COPY holds the connection
+            self.plausibility.prepare(self.conn)
         with stage:
             for path in files:
                 batches = read_batches(path, job.source, kind=job.kind, settings=self.settings)

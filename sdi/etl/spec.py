@@ -69,6 +69,7 @@ class JobSpec:
     contributes_as: str | None = None
     unique_geometry: bool = False
     declared: FeatureTable | None = None  # target.geometry + target.columns: sdi table sync
+    plausibility: dict | None = None  # observation feeds: sdi/etl/plausibility.py
 
     @property
     def spec_sha256(self) -> str:
@@ -183,6 +184,7 @@ def load_job(path: Path, settings: Settings | None = None) -> JobSpec:
         contributes_as=target.get("contributes_as"),
         unique_geometry=validation.get("unique_geometry", False),
         declared=_declared(path, data),
+        plausibility=validation.get("plausibility"),
         natural_key=data.get("natural_key"),
         fields=tuple(_field(name, raw) for name, raw in data.get("fields", {}).items()),
         max_reject_ratio=validation.get("max_reject_ratio", 0.01),

@@ -151,9 +151,12 @@ class FirstSeen:
         duplicate = np.zeros(len(values), dtype=bool)
         drop = np.zeros(len(values), dtype=bool)
         reasons = np.full(len(values), None, dtype=object)
+        earlier = self._batch_contents(values, hashes, candidates, first, contents)
         for position, where in first.items():
             key = values[position].as_py()
-            if contents is not None and contents[position] == self._contents.get(key):
+            if contents is not None and contents[position] == self._contents.get(
+                key, earlier.get(key)
+            ):
                 drop[position] = True
                 continue
             duplicate[position] = True
@@ -172,6 +175,17 @@ class FirstSeen:
             self._contents.update(zip(kept.to_pylist(), contents[fresh].tolist(), strict=True))
         issues.flag(duplicate, reasons)
         return drop
+
+    def _batch_contents(self, values, hashes, candidates, first, contents) -> dict:
+        """The first contents of each repeated key: from earlier batches, or from its first
+        row in this batch (a feed repeating its last line is an exact repeat, not a conflict)."""
+        known: dict = {}
+        if contents is None or not first:
+            return known
+        wanted = np.isin(hashes, hashes[list(first)])
+        for position in np.flatnonzero(candidates & wanted):
+            known.setdefault(values[int(position)].as_py(), contents[position])
+        return known
 
     def _first_occurrences(
         self,

@@ -1,4 +1,5 @@
-"""``sdi hazard``: the flood warnings — what is active, what happened, and a manual recompute."""
+"""``sdi hazard``: the flood warnings and the disaster risk levels — what is active, what
+happened, and a manual recompute."""
 
 from __future__ import annotations
 
@@ -124,3 +125,35 @@ def exposure_command(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(exc.exit_code) from None
     report_console.print_json(json.dumps(result["properties"], default=str))
+
+
+RISK_RECOMPUTE_JOB = "hazard_risk_recompute"
+
+
+@app.command("risk-recompute")
+def risk_recompute_command() -> None:
+    """Recompute the disaster risk levels now (loads of rainfall, bulletins, readings and
+    exposed layers already do it). Recorded as a run of job hazard_risk_recompute."""
+    from sdi.hazard.risk import recompute
+
+    try:
+        run_id, result = recorded_run(RISK_RECOMPUTE_JOB, recompute)
+    except SdiError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    console.print(f"run {run_id}: {result.summary()} in {result.seconds:.2f} s")
+
+
+@app.command("risk")
+def risk_command() -> None:
+    """The active disaster risk levels (Decision 18/2021/QĐ-TTg), highest first, and the
+    combined level per commune."""
+    with connect() as conn:
+        print_rows(
+            ("hazard", "area", "level", "article", "since", "residents"),
+            conn.execute(sdi.sql.load(PACKAGE, "risk_current")).fetchall(),
+        )
+        print_rows(
+            ("commune", "combined level", "raised by", "hazards"),
+            conn.execute(sdi.sql.load(PACKAGE, "risk_combined_current")).fetchall(),
+        )

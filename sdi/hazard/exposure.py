@@ -16,7 +16,12 @@ import psycopg
 
 from sdi import sql
 from sdi.hazard import model
-from sdi.hazard.warnings import ExposureInputError, exposure_of_area, exposure_of_gauge_level
+from sdi.hazard.warnings import (
+    ExposureInputError,
+    exposure_of_area,
+    exposure_of_gauge_level,
+    exposure_of_many,
+)
 from sdi.settings import get_settings
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "checked_inputs",
     "depth_statistics",
     "exposure",
+    "exposure_of_many",
 ]
 
 INPUTS = ("area", "gauge", "water_level_m")

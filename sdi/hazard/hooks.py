@@ -16,10 +16,35 @@ from sdi.etl.hooks import AfterLoadHook
 from sdi.hazard.model import INPUT_TABLES
 from sdi.sql import one
 
+# The disaster risk levels' inputs (sdi.hazard.risk.INPUT_TABLES, kept here too so that
+# registering the hooks imports nothing heavy). River floods are read from the flood warnings:
+# their hook comes first.
+RISK_INPUT_TABLES = frozenset(
+    {
+        "hazard.rain_readings",
+        "hazard.rain_gauges",
+        "hazard.typhoon_track",
+        "hazard.landslide_zones",
+        "hazard.storm_surge_zones",
+        "hazard.gauge_readings",
+        "hazard.gauges",
+        "hazard.flood_zones",
+        "admin.communes",
+        "construction.buildings",
+        "land.parcels",
+    }
+)
+
 
 def after_load_hooks() -> tuple[AfterLoadHook, ...]:
-    """The flood warnings' hook: recompute after a load of any of their input tables."""
-    return (AfterLoadHook("flood warnings", INPUT_TABLES, "sdi.hazard.hooks:after_load"),)
+    """The flood warnings' hook, then the disaster risk levels': recompute after a load of
+    any of their input tables."""
+    return (
+        AfterLoadHook("flood warnings", INPUT_TABLES, "sdi.hazard.hooks:after_load"),
+        AfterLoadHook(
+            "disaster risk levels", RISK_INPUT_TABLES, "sdi.hazard.hooks:after_load_risk"
+        ),
+    )
 
 
 def after_load(conn: psycopg.Connection, table: str, run_id: int) -> str | None:
@@ -32,3 +57,14 @@ def after_load(conn: psycopg.Connection, table: str, run_id: int) -> str | None:
     from sdi.hazard.warnings import recompute
 
     return recompute(conn, run_id, trigger=table).summary()
+
+
+def after_load_risk(conn: psycopg.Connection, table: str, run_id: int) -> str | None:
+    """Recompute the disaster risk levels when ``table`` is one of their inputs."""
+    if table not in RISK_INPUT_TABLES:
+        return None
+    from sdi.hazard import risk
+
+    if not risk.installed(conn):  # a warehouse not yet upgraded to migration 0011
+        return None
+    return risk.recompute(conn, run_id, trigger=table).summary()

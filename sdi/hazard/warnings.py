@@ -111,7 +111,7 @@ WARNING_COLUMNS = (
 
 def _statement(name: str) -> sql.Composed | sql.SQL:
     """``sql/<name>.sql``; the templates get the exposure fragments and the warning columns."""
-    if name in ("warning_next", "exposure_of_areas"):
+    if name in ("warning_next", "exposure_of_areas", "risk_exposure"):
         return sdi.sql.query(PACKAGE, name).format(
             **{
                 part: sql.SQL(sdi.sql.load(PACKAGE, part))
@@ -285,6 +285,34 @@ def exposure_of_area(
             "UPDATE sdi_warning_zone SET geom_local = ST_Transform(geom, %(srid)s::int)", params
         )
         result = _exposure_in_transaction(conn, params)
+        _drop_temp(conn)
+    return result
+
+
+def exposure_of_many(
+    conn: psycopg.Connection,
+    areas: dict[str, bytes],
+    *,
+    evacuate: dict[str, dict] | None = None,
+    settings: Settings | None = None,
+) -> dict[str, dict]:
+    """The exposure figures of many (multi)polygons at once (key → figures, EPSG:4326 WKB),
+    counted exactly as a flood warning's. With ``evacuate`` (key → hazard, level, area_code),
+    the evacuation list (``hazard.evacuation_list``) is rebuilt from those areas' residential
+    buildings in the same pass. Runs in a transaction of its own (a savepoint)."""
+    params = _model_params(settings or get_settings())
+    result: dict[str, dict] = {}
+    with conn.transaction():
+        _drop_temp(conn)
+        _run(conn, "risk_areas_zone", {"keys": list(areas), "wkbs": list(areas.values())})
+        _run(conn, "zones_local", params)
+        _expose(conn, params)
+        cur = conn.execute(_statement("risk_exposure"), params)
+        names = [c.name for c in cur.description or ()]
+        for row in cur.fetchall():
+            result[row[0]] = dict(zip(names[1:], row[1:], strict=True))
+        if evacuate is not None:
+            _run(conn, "risk_evacuation", {**params, "evacuate": Jsonb(evacuate)})
         _drop_temp(conn)
     return result
 

@@ -29,6 +29,7 @@ from sdi.samples.construction import (
 )
 from sdi.samples.hazard import NODATA, depth_raster, generate_hazard
 from sdi.samples.land import PARCEL_COLUMNS, generate_parcels, generate_zoning, to_multi
+from sdi.samples.rainfall import write_rainfall
 from sdi.samples.terrain import DEM_NODATA, generate_terrain
 from sdi.samples.utility import (
     generate_cameras,
@@ -332,6 +333,7 @@ def generate(
         )
     say(f"terrain: {len(terrain.landslide)} landslide zones, {len(terrain.surge)} surge zones")
     _write_collected(out, collected, manifest, seed)
+    write_rainfall(out, communes, manifest.add, seed=seed)  # sdi/samples/rainfall.py
 
     result = {
         "seed": int(seed),

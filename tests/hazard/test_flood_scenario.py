@@ -157,8 +157,10 @@ def test_the_feed_while_the_flood_is_on(api, db, deliver) -> None:
 
 
 def test_a_late_reading_raises_nothing(api, db, deliver) -> None:
-    before = deliver([(GAUGE, 0, 1.0), (GAUGE, 2, 1.2)])
-    late = deliver([(GAUGE, 1, 4.6)])  # above III, but older than the latest reading
+    before = deliver([(GAUGE, 0, 1.0), (GAUGE, 4, 1.2)])
+    # above III, but older than the latest reading (and credible: 3.1 m in two hours; a jump
+    # of 3.6 m in one hour would be rejected as implausible, tests/hazard/test_plausibility.py)
+    late = deliver([(GAUGE, 2, 4.1)])
     assert late.counts.added == 1
     assert _warnings(api) == []
     assert _feed(api, before.run_id) == {}
@@ -170,7 +172,7 @@ def test_a_late_reading_raises_nothing(api, db, deliver) -> None:
     series = api.get(f"/collections/gauges/locations/{GAUGE}", params={"f": "json"}).json()[
         "coverages"
     ][0]
-    assert series["ranges"]["water_level_m"]["values"] == [1.0, 4.6, 1.2]
+    assert series["ranges"]["water_level_m"]["values"] == [1.0, 4.1, 1.2]
 
 
 @pytest.mark.parametrize("level", [2, 3])

@@ -34,6 +34,17 @@
     camera: { online: "#4fc3f7", offline: "#f06292" },
     city: { ha_long: "#1f4e79", uong_bi: "#2e5e3e", cam_pha: "#5b3f70", mong_cai: "#6b4a25" },
   };
+  // Decision 18/2021/QĐ-TTg Article 4 clause 3: the official colour of each risk level (the
+  // QGIS styles risk_levels and combined_levels, sdi/hazard/rules.py LEVEL_COLOURS).
+  const RISK_COLOURS = { 1: "#9fd7f5", 2: "#fff59d", 3: "#ffa500", 4: "#e53935", 5: "#8e24aa" };
+  const HAZARD_LABEL = {
+    heavy_rain: "Mưa lớn · heavy rain",
+    flash_flood_landslide: "Lũ quét, sạt lở · flash flood, landslide",
+    typhoon: "Bão · typhoon",
+    storm_surge: "Nước dâng · storm surge",
+    river_flood: "Lũ · river flood",
+  };
+  const RAIN_THRESHOLDS_24H = [100, 200, 400]; // mm in 24 h: the rules' level boundaries
   const LAMP_TILE_ZOOM = 12; // the lamps layer serves vector tiles from zoom 12 (layers/lamps.yml)
   const CAMERA_ALL_ZOOM = 13; // below it only cameras that are offline are drawn
   const MAX_ITEMS = 10000; // the largest page a collection gives (layers/*.yml limits)
@@ -205,6 +216,17 @@
     },
   });
 
+  // Combined disaster risk level per commune, in the official colours, under the warnings.
+  const riskSource = new ol.source.Vector();
+  const riskLayer = new ol.layer.Vector({
+    source: riskSource,
+    opacity: 0.55,
+    style: (f) => cached(`risk|${f.get("level")}`, () => new ol.style.Style({
+      fill: new ol.style.Fill({ color: RISK_COLOURS[f.get("level")] || "#ffffff" }),
+      stroke: new ol.style.Stroke({ color: "#000000", width: 1 }),
+    })),
+  });
+
   // Lamps and cameras out of service, at every zoom: what an operator must act on.
   const lampFaultSource = new ol.source.Vector();
   const lampFaultLayer = new ol.layer.Vector({
@@ -271,6 +293,7 @@
     // Warnings on top: their marker must never hide under a label or a lamp.
     layers: [
       communeLayer,
+      riskLayer,
       lampFaultLayer,
       lampTiles,
       cameraOfflineLayer,
@@ -347,6 +370,106 @@
         )
       );
       list.appendChild(item);
+      // the hydrograph of the last 72 hours with the current and next alarm thresholds
+      series("gauges", f.get("gauge_code"), "water_level_m", f.get("observed_at")).then(
+        ([times, values]) => item.appendChild(chart(times, values,
+          [f.get("threshold_m"), f.get("next_threshold_m")].filter((t) => t != null), false)));
+    }
+  }
+
+  // -- disaster risk levels: the panel, with the readings of the last 72 hours ----------------
+  const SVG = "http://www.w3.org/2000/svg";
+  function svgNode(tag, attributes) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attributes)) node.setAttribute(k, v);
+    return node;
+  }
+
+  // Bars of a series (hourly rain or water level) with the thresholds drawn as lines: for rain,
+  // the running 24-hour total (the rules' measure) against 100 / 200 / 400 mm; for a river,
+  // the hydrograph against alarm levels I–III.
+  function chart(times, values, thresholds, cumulative24) {
+    const width = 300, height = 70;
+    const svg = svgNode("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart" });
+    if (!values.length) return svg;
+    const running = cumulative24
+      ? values.map((_, i) => values.slice(Math.max(0, i - 23), i + 1).reduce((a, b) => a + b, 0))
+      : values;
+    const top = Math.max(...running, ...thresholds, 1) * 1.1;
+    const barTop = Math.max(...values, 1) * 1.1;
+    const step = width / values.length;
+    values.forEach((v, i) => {
+      const h = ((cumulative24 ? v / barTop : v / top) * height);
+      svg.appendChild(svgNode("rect", {
+        x: i * step, y: height - h, width: Math.max(step - 0.5, 0.5), height: h, class: "bar",
+      }));
+    });
+    if (cumulative24) {
+      const points = running.map((v, i) => `${i * step + step / 2},${height - (v / top) * height}`);
+      svg.appendChild(svgNode("polyline", { points: points.join(" "), class: "total" }));
+    }
+    thresholds.forEach((t, i) => {
+      const y = height - (t / top) * height;
+      svg.appendChild(svgNode("line", {
+        x1: 0, x2: width, y1: y, y2: y, class: "threshold", stroke: RISK_COLOURS[i + 1] || "#fff",
+      }));
+    });
+    return svg;
+  }
+
+  // The series of the 72 hours up to `until` (the reading that raised the level).
+  async function series(collection, location, parameter, until) {
+    const end = new Date(until || Date.now());
+    const start = new Date(end.getTime() - 72 * 3600 * 1000);
+    try {
+      const body = await getJSON(`collections/${collection}/locations/${encodeURIComponent(location)}`, {
+        "parameter-name": parameter,
+        datetime: `${start.toISOString()}/${end.toISOString()}`,
+      });
+      const times = body.domain?.axes?.t?.values || [];
+      const values = body.ranges?.[parameter]?.values || [];
+      return [times, values.map(Number)];
+    } catch (error) {
+      return [[], []]; // no series: the panel shows the level without a chart
+    }
+  }
+
+  async function renderRisk(levels, combined) {
+    const list = $("#risk-list");
+    list.replaceChildren();
+    setMetric($("#risk-total"), combined.length);
+    if (!levels.length) {
+      list.appendChild(el("li", "empty", "Không có cấp độ rủi ro · No active risk level"));
+      return;
+    }
+    const sorted = [...levels].sort((a, b) => b.get("level") - a.get("level"));
+    for (const f of sorted.slice(0, 12)) {
+      const level = f.get("level");
+      const measures = f.get("measures") || {};
+      const item = el("li");
+      item.dataset.hazard = f.get("hazard");
+      item.dataset.area = f.get("area_code");
+      const badge = el("span", `badge r${level}`, String(level));
+      badge.style.background = RISK_COLOURS[level];
+      item.append(
+        badge,
+        el("span", "w-name", `${HAZARD_LABEL[f.get("hazard")] || f.get("hazard")} — ${f.get("area_name") || f.get("area_code")}`),
+        el("span", "w-detail", `${f.get("rule")} (${f.get("article")})`),
+        el("span", "w-detail",
+          `~${numberFormat.format(f.get("residents_estimate") || 0)} dân / residents · ` +
+          `${numberFormat.format(f.get("buildings") || 0)} nhà / buildings`)
+      );
+      list.appendChild(item);
+      if (measures.gauge_code) {
+        const [times, values] = await series(
+          "rain_gauges", measures.gauge_code, "rain_mm", f.get("observed_at"));
+        item.appendChild(chart(times, values, RAIN_THRESHOLDS_24H, true));
+      } else if (f.get("hazard") === "river_flood") {
+        const [times, values] = await series(
+          "gauges", f.get("area_code"), "water_level_m", f.get("observed_at"));
+        const thresholds = [measures.water_level_m - measures.above_alarm3_m];
+        item.appendChild(chart(times, values, thresholds, false));
+      }
     }
   }
 
@@ -573,6 +696,12 @@
           published.has("lamps") ? loadLampTileLimits() : null,
         ]);
       }
+      const [risk, combined] = await Promise.all([
+        published.has("risk_levels") ? loadFeatures("risk_levels", null, null) : [],
+        published.has("combined_levels")
+          ? loadFeatures("combined_levels", null, riskSource)
+          : [],
+      ]);
       const [warnings, incidents, , , summaryTime] = await Promise.all([
         published.has("warnings") ? loadFeatures("warnings", null, warningSource) : [],
         // The incidents collection may not be published yet: then the panel says so.
@@ -590,6 +719,7 @@
       if (published.has("cameras")) cameraSource.refresh();
       renderWarnings(warnings, cityOf);
       warningsPerCity(warnings);
+      await renderRisk(risk, combined);
       renderIncidents(incidents, published.has("incidents"));
       const now = new Date();
       document.body.dataset.updated = now.toISOString();

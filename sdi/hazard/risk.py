@@ -1,0 +1,590 @@
+"""Disaster risk levels of Decision 18/2021/QĐ-TTg for every hazard, per area and per commune.
+
+``recompute(conn, run_id)`` runs inside the caller's transaction (the ETL runner calls it after
+a load of rainfall, typhoon bulletins, zones, flood warnings' inputs or exposed layers):
+
+1. rainfall accumulations over 1–72 hours per gauge, and per commune (the wettest gauge in
+   the commune, else the nearest within 20 km: ``hazard.commune_rainfall``);
+2. the typhoon's wind swaths from each storm's latest bulletin; the communes its level-6
+   winds reach and the storm-surge zones it activates;
+3. the measures of every candidate area, judged by the YAML rules (``sdi.hazard.rules``):
+   heavy rain per commune, flash flood and landslide per susceptibility zone, typhoon per
+   commune, storm surge per activated zone, river flood per active flood warning;
+4. the exposure of each area, with the flood warnings' exposure code (``exposure_of_many``),
+   and the evacuation list (residents' buildings in activated surge and landslide areas);
+5. the difference with the active risk levels: versions and raise / escalation /
+   de-escalation / clear events, and a CAP 1.2 message per event (``sdi.hazard.cap``);
+6. the combined level per commune (Article 4 clause 4), versioned the same way.
+
+Running it twice on an unchanged warehouse changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+import sdi.sql
+from sdi.hazard import cap
+from sdi.hazard.exposure import exposure_of_many
+from sdi.hazard.rules import LEVEL_COLOURS, LEVEL_LABELS, RuleSet, load_rules
+from sdi.settings import Settings, get_settings
+from sdi.sql import one
+
+PACKAGE = "sdi.hazard"
+MAX_GAUGE_DISTANCE_M = 20_000.0  # a commune farther than this from every gauge gets no rain
+MIN_RAIN_MM = 50.0  # below this no rain rule can match: such areas are not even judged
+
+# Tables the risk levels are derived from: sdi.hazard.hooks.RISK_INPUT_TABLES.
+EVACUATED_HAZARDS = ("storm_surge", "flash_flood_landslide")
+
+
+@dataclass
+class Area:
+    """One hazard's judged area: what the risk-level record says."""
+
+    hazard: str
+    area_kind: str
+    area_code: str
+    area_name: str | None
+    commune_code: str | None
+    measures: dict[str, Any]
+    source: str | None
+    observed_at: datetime | None
+    wkb: bytes
+    level: int = 0
+    rule: str = ""
+    article: str = ""
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.hazard}:{self.area_code}"
+
+
+@dataclass
+class RiskResult:
+    run_id: int
+    active: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+    communes: int = 0  # communes with a combined level
+    cap_messages: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        what = ", ".join(f"{n} {e}" for e, n in sorted(self.events.items()) if n)
+        return (
+            f"disaster risk: {self.active} active, {self.communes} communes"
+            + (f" ({what})" if what else "")
+            + (f", {self.cap_messages} CAP messages" if self.cap_messages else "")
+        )
+
+
+def _rows(conn: psycopg.Connection, name: str, params: dict | None = None) -> list[tuple]:
+    return conn.execute(sdi.sql.load(PACKAGE, name), params or {}).fetchall()
+
+
+def _run(conn: psycopg.Connection, name: str, params: dict | None = None) -> None:
+    for part in sdi.sql.load(PACKAGE, name).split(";\n"):
+        if part.strip():
+            conn.execute(part, params or None)
+
+
+# -- the areas of each hazard, with their measures -------------------------------------------
+def _rain_areas(conn: psycopg.Connection, params: dict) -> list[Area]:
+    areas = []
+    for code, name, gauge, at, r24, r48, r72, distance, method, wkb in _rows(
+        conn, "risk_commune_rain_measures", params
+    ):
+        areas.append(
+            Area(
+                "heavy_rain",
+                "commune",
+                code,
+                name,
+                code,
+                {
+                    "r24_mm": round(r24, 1),
+                    "r48_mm": round(r48, 1),
+                    "r72_mm": round(r72, 1),
+                    "gauge_code": gauge,
+                    "gauge_distance_m": distance,
+                    "method": method,
+                },
+                f"rain gauge {gauge}",
+                at,
+                bytes(wkb),
+            )
+        )
+    for code, susceptibility, commune, gauge, at, r24, r72, distance, wkb in _rows(
+        conn, "risk_zone_rainfall", params
+    ):
+        areas.append(
+            Area(
+                "flash_flood_landslide",
+                "landslide_zone",
+                code,
+                None,
+                commune,
+                {
+                    "r24_mm": round(r24, 1),
+                    "prior_mm": round(r72 - r24, 1),
+                    "r72_mm": round(r72, 1),
+                    "susceptibility": susceptibility,
+                    "gauge_code": gauge,
+                    "gauge_distance_m": distance,
+                },
+                f"rain gauge {gauge}",
+                at,
+                bytes(wkb),
+            )
+        )
+    return areas
+
+
+def _typhoon_areas(conn: psycopg.Connection) -> list[Area]:
+    _run(conn, "risk_typhoon_swaths")
+    areas = []
+    for code, name, storm, storm_name, issued, level, r10, coast, first_at, wkb in _rows(
+        conn, "risk_typhoon_communes"
+    ):
+        areas.append(
+            Area(
+                "typhoon",
+                "commune",
+                code,
+                name,
+                code,
+                {
+                    "storm_level": level,
+                    "setting": "coast" if coast else "land",
+                    "wind_level": 10 if r10 else 6,
+                    "storm_code": storm,
+                    "storm_name": storm_name,
+                    "bulletin_issued_at": issued.isoformat(),
+                    "first_affected_at": first_at.isoformat(),
+                },
+                f"bulletin {storm} {issued.isoformat()}",
+                issued,
+                bytes(wkb),
+            )
+        )
+    for zone, name, commune, scenario, height, storm, level, issued, first_at, wkb in _rows(
+        conn, "risk_surge_zones"
+    ):
+        areas.append(
+            Area(
+                "storm_surge",
+                "surge_zone",
+                zone,
+                name,
+                commune,
+                {
+                    "surge_height_m": height,
+                    "storm_level": level,
+                    "zone_typhoon_level": scenario,
+                    "storm_code": storm,
+                    "first_affected_at": first_at.isoformat(),
+                },
+                f"bulletin {storm} {issued.isoformat()}",
+                issued,
+                bytes(wkb),
+            )
+        )
+    return areas
+
+
+def _flood_areas(conn: psycopg.Connection) -> list[Area]:
+    areas = []
+    for gauge, name, commune, level, water, above3, at, river, wkb in _rows(
+        conn, "risk_flood_warnings"
+    ):
+        if wkb is None:
+            continue
+        areas.append(
+            Area(
+                "river_flood",
+                "flood_warning",
+                gauge,
+                name,
+                commune,
+                {
+                    "alarm_level": level,
+                    "above_alarm3_m": round(above3, 2),
+                    "water_level_m": water,
+                    "river": river,
+                },
+                f"gauge {gauge}",
+                at,
+                bytes(wkb),
+            )
+        )
+    return areas
+
+
+def judge(areas: list[Area], rules: RuleSet) -> list[Area]:
+    """The areas that reach a level, with the level, the rule and the article."""
+    active = []
+    for area in areas:
+        rule = rules.hazards.get(area.hazard)
+        if rule is None:
+            continue
+        verdict = rule.judge(area.measures)
+        if verdict is None:
+            continue
+        area.level, criterion = verdict
+        area.rule = criterion.text["en"]
+        area.article = rule.citation(criterion)
+        area.reason = f"{criterion.text['vi']} — {criterion.text['en']} ({area.article})"
+        active.append(area)
+    return active
+
+
+# -- writing: versions, events, CAP, combined levels ----------------------------------------
+_STATE = """
+SELECT natural_key, id, level, row_hash, raised_at, level_since, hazard, area_kind, area_code,
+       area_name, commune_code, communes, colour, rule, article, reason, measures,
+       residents_estimate, buildings, ST_AsBinary(geom)
+FROM hazard.risk_levels WHERE valid_to IS NULL
+"""
+
+
+def _hash(*values: Any) -> str:
+    text = json.dumps(values, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _event(conn, run_id: int, area: dict, event: str, level_from: int, level_to: int) -> None:
+    conn.execute(
+        "UPDATE hazard.risk_level_history SET valid_to = now() "
+        "WHERE natural_key = %s AND valid_to IS NULL",
+        (area["natural_key"],),
+    )
+    conn.execute(
+        """INSERT INTO hazard.risk_level_history (natural_key, risk_id, hazard, area_kind,
+               area_code, area_name, commune_code, communes, event, level_from, level_to,
+               colour, rule, article, reason, measures, residents_estimate, buildings, geom,
+               run_id, valid_from)
+           VALUES (%(natural_key)s, %(id)s, %(hazard)s, %(area_kind)s, %(area_code)s,
+               %(area_name)s, %(commune_code)s, %(communes)s, %(event)s, %(level_from)s,
+               %(level_to)s, %(colour)s, %(rule)s, %(article)s, %(reason)s, %(measures)s,
+               %(residents_estimate)s, %(buildings)s,
+               ST_Multi(ST_GeomFromWKB(%(wkb)s, 4326)), %(run_id)s, now())""",
+        {
+            **area,
+            "measures": Jsonb(area["measures"]),
+            "event": event,
+            "level_from": level_from,
+            "level_to": level_to,
+            "run_id": run_id,
+        },
+    )
+
+
+def _communes(area: Area, figures: dict) -> list[str]:
+    """The communes an area concerns: a commune itself; a zone, the communes sharing some of
+    its interior (a neighbour touching its edge is not concerned)."""
+    if area.area_kind == "commune" and area.commune_code is not None:
+        return [area.commune_code]
+    communes = set(figures.get("detail", {}).get("communes", []))
+    if area.commune_code:
+        communes.add(area.commune_code)
+    return sorted(communes)
+
+
+def _write_levels(
+    conn: psycopg.Connection, run_id: int, active: list[Area], exposure: dict[str, dict]
+) -> tuple[dict[str, int], list[tuple[str, dict, int, int]]]:
+    current = {row[0]: row for row in conn.execute(_STATE).fetchall()}
+    events: dict[str, int] = {}
+    messages: list[tuple[str, dict, int, int]] = []  # (event, record, level_from, level_to)
+    seen = set()
+    for area in active:
+        seen.add(area.key)
+        figures = exposure.get(area.key, {})
+        communes = _communes(area, figures)
+        old = current.get(area.key)
+        row_hash = _hash(
+            area.level,
+            area.rule,
+            area.measures,
+            communes,
+            figures.get("buildings"),
+            figures.get("residents_estimate"),
+            area.wkb.hex(),
+        )
+        if old is not None and str(old[3]).replace("-", "") == row_hash:
+            continue
+        at = area.observed_at
+        record = {
+            "natural_key": area.key,
+            "id": old[1]
+            if old
+            else one(conn.execute("SELECT nextval('hazard.risk_levels_id_seq')"))[0],
+            "hazard": area.hazard,
+            "area_kind": area.area_kind,
+            "area_code": area.area_code,
+            "area_name": area.area_name,
+            "commune_code": area.commune_code,
+            "communes": communes,
+            "level": area.level,
+            "level_label": LEVEL_LABELS[area.level]["en"],
+            "colour": LEVEL_COLOURS[area.level],
+            "rule": area.rule,
+            "article": area.article,
+            "reason": area.reason,
+            "measures": area.measures,
+            "source": area.source,
+            "observed_at": at,
+            "raised_at": old[4] if old else at,
+            "level_since": old[5] if old and old[2] == area.level else at,
+            "buildings": figures.get("buildings", 0),
+            "residential_floors": figures.get("residential_floors", 0),
+            "residents_estimate": figures.get("residents_estimate", 0),
+            "critical_facilities": figures.get("critical_facilities", 0),
+            "exposure": figures,
+            "wkb": area.wkb,
+            "row_hash": row_hash,
+        }
+        if old is not None:
+            conn.execute(
+                "UPDATE hazard.risk_levels SET valid_to = now() "
+                "WHERE natural_key = %s AND valid_to IS NULL",
+                (area.key,),
+            )
+        conn.execute(
+            """INSERT INTO hazard.risk_levels (id, natural_key, hazard, area_kind, area_code,
+                   area_name, commune_code, communes, level, level_label, colour, rule, article,
+                   reason, measures, source, observed_at, raised_at, level_since, buildings,
+                   residential_floors, residents_estimate, critical_facilities, exposure, geom,
+                   run_id, valid_from, row_hash)
+               VALUES (%(id)s, %(natural_key)s, %(hazard)s, %(area_kind)s, %(area_code)s,
+                   %(area_name)s, %(commune_code)s, %(communes)s, %(level)s, %(level_label)s,
+                   %(colour)s, %(rule)s, %(article)s, %(reason)s, %(measures_json)s, %(source)s,
+                   %(observed_at)s, %(raised_at)s, %(level_since)s, %(buildings)s,
+                   %(residential_floors)s, %(residents_estimate)s, %(critical_facilities)s,
+                   %(exposure_json)s, ST_Multi(ST_GeomFromWKB(%(wkb)s, 4326)), %(run_id)s, now(),
+                   %(row_hash)s::uuid)""",
+            {
+                **record,
+                "measures_json": Jsonb(area.measures),
+                "exposure_json": Jsonb(record["exposure"]),
+                "run_id": run_id,
+            },
+        )
+        old_level = old[2] if old else 0
+        if old_level != area.level:
+            event = (
+                "raised"
+                if old is None
+                else ("escalated" if area.level > old_level else "de-escalated")
+            )
+            events[event] = events.get(event, 0) + 1
+            _event(conn, run_id, record, event, old_level, area.level)
+            messages.append((event, record, old_level, area.level))
+    for key, old in current.items():
+        if key in seen:
+            continue
+        conn.execute(
+            "UPDATE hazard.risk_levels SET valid_to = now() "
+            "WHERE natural_key = %s AND valid_to IS NULL",
+            (key,),
+        )
+        record = {
+            "natural_key": key,
+            "id": old[1],
+            "hazard": old[6],
+            "area_kind": old[7],
+            "area_code": old[8],
+            "area_name": old[9],
+            "commune_code": old[10],
+            "communes": old[11],
+            "colour": old[12],
+            "rule": old[13],
+            "article": old[14],
+            "reason": "the criteria of every level are no longer met",
+            "measures": old[16],
+            "residents_estimate": old[17],
+            "buildings": old[18],
+            "wkb": bytes(old[19]) if old[19] is not None else None,
+            "level": old[2],
+        }
+        events["cleared"] = events.get("cleared", 0) + 1
+        _event(conn, run_id, record, "cleared", old[2], 0)
+        messages.append(("cleared", record, old[2], 0))
+    return events, messages
+
+
+def _write_combined(
+    conn: psycopg.Connection, run_id: int, active: list[Area], exposure: dict, rules: RuleSet
+) -> int:
+    by_commune: dict[str, dict[str, int]] = {}
+    for area in active:
+        for commune in _communes(area, exposure.get(area.key, {})):
+            if commune is None:
+                continue
+            levels = by_commune.setdefault(commune, {})
+            levels[area.hazard] = max(levels.get(area.hazard, 0), area.level)
+    current = {
+        key: (cid, row_hash)
+        for key, cid, row_hash in conn.execute(
+            "SELECT natural_key, id, row_hash FROM hazard.combined_levels WHERE valid_to IS NULL"
+        )
+    }
+    for commune, levels in sorted(by_commune.items()):
+        level, raised, why = rules.combination.combine(levels)
+        hazards = [
+            {"hazard": h, "level": v}
+            for h, v in sorted(levels.items(), key=lambda x: (-x[1], x[0]))
+        ]
+        names = [str(h["hazard"]) for h in hazards]
+        reason = f"highest hazard level {max(levels.values())} ({', '.join(names)})" + (
+            f"; {why}" if why else ""
+        )
+        row_hash = _hash(level, raised, hazards)
+        old = current.pop(commune, None)
+        if old is not None and str(old[1]).replace("-", "") == row_hash:
+            continue
+        if old is not None:
+            conn.execute(
+                "UPDATE hazard.combined_levels SET valid_to = now() "
+                "WHERE natural_key = %s AND valid_to IS NULL",
+                (commune,),
+            )
+        conn.execute(
+            """INSERT INTO hazard.combined_levels (id, natural_key, commune_code, commune_name,
+                   level, level_label, colour, highest_hazard_level, raised_by, hazards,
+                   hazard_names, reason, geom, run_id, valid_from, row_hash)
+               SELECT coalesce(%(id)s, nextval('hazard.combined_levels_id_seq')), %(commune)s,
+                   %(commune)s, c.commune_name, %(level)s, %(label)s, %(colour)s, %(highest)s,
+                   %(raised)s, %(hazards)s, %(names)s, %(reason)s, ST_Multi(c.geom), %(run_id)s,
+                   now(), %(row_hash)s::uuid
+               FROM (SELECT 1) one
+               LEFT JOIN admin.communes_current c ON c.commune_code = %(commune)s""",
+            {
+                "id": old[0] if old else None,
+                "commune": commune,
+                "level": level,
+                "label": LEVEL_LABELS[level]["en"],
+                "colour": LEVEL_COLOURS[level],
+                "highest": max(levels.values()),
+                "raised": raised,
+                "hazards": Jsonb(hazards),
+                "names": names,
+                "reason": reason,
+                "run_id": run_id,
+                "row_hash": row_hash,
+            },
+        )
+    for commune in current:  # no hazard left in the commune
+        conn.execute(
+            "UPDATE hazard.combined_levels SET valid_to = now() "
+            "WHERE natural_key = %s AND valid_to IS NULL",
+            (commune,),
+        )
+    return len(by_commune)
+
+
+# Loads that change no exposed layer: an area whose polygon is unchanged keeps its exposure.
+OBSERVATIONS = frozenset({"hazard.rain_readings", "hazard.typhoon_track", "hazard.gauge_readings"})
+
+
+def _exposure(
+    conn: psycopg.Connection, active: list[Area], trigger: str, settings: Settings
+) -> dict[str, dict]:
+    """Exposure of every active area (key → figures), with the evacuation list.
+
+    Computed once per distinct polygon (a commune's heavy rain and typhoon share it) with the
+    flood warnings' exposure code; after a load of observations or forecasts only (no exposed
+    layer changed), an area whose polygon is unchanged keeps the exposure of its current
+    record: an hourly rainfall delivery recomputes levels, not the exposure of the province.
+    """
+    area_md5 = {a.key: hashlib.md5(a.wkb).hexdigest() for a in active}
+    kept: dict[str, dict] = {}
+    if trigger in OBSERVATIONS:
+        for key, figures in conn.execute(
+            "SELECT natural_key, exposure FROM hazard.risk_levels WHERE valid_to IS NULL"
+        ):
+            if key in area_md5 and figures.get("area_md5") == area_md5[key]:
+                kept[key] = figures
+    jobs: dict[str, bytes] = {}  # computation key → polygon
+    job_of: dict[str, str] = {}
+    evacuate = {}
+    for area in active:
+        if area.key in kept:
+            continue
+        if area.hazard in EVACUATED_HAZARDS:  # its residential buildings are listed by key
+            job = area.key
+            evacuate[job] = {
+                "hazard": area.hazard,
+                "level": area.level,
+                "area_code": area.area_code,
+            }
+        else:
+            job = f"area:{area_md5[area.key]}"
+        jobs[job] = area.wkb
+        job_of[area.key] = job
+    computed = exposure_of_many(conn, jobs, evacuate=evacuate, settings=settings) if jobs else {}
+    # the evacuation list of areas no longer active (or evacuated no more) goes
+    conn.execute(
+        "DELETE FROM hazard.evacuation_list WHERE NOT (risk_key = ANY(%s))",
+        ([a.key for a in active if a.hazard in EVACUATED_HAZARDS],),
+    )
+    exposure = dict(kept)
+    for key, job in job_of.items():
+        exposure[key] = {**computed.get(job, {}), "area_md5": area_md5[key]}
+    return exposure
+
+
+def _drop_temp(conn: psycopg.Connection) -> None:
+    for table in ("sdi_rain_gauges", "sdi_typhoon_swaths"):
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("pg_temp", table)))
+
+
+def installed(conn: psycopg.Connection) -> bool:
+    return bool(one(conn.execute("SELECT to_regclass('hazard.risk_levels') IS NOT NULL"))[0])
+
+
+def recompute(
+    conn: psycopg.Connection,
+    run_id: int,
+    *,
+    trigger: str = "manual",
+    settings: Settings | None = None,
+    rules: RuleSet | None = None,
+) -> RiskResult:
+    """Bring the risk levels, their history, the combined levels, the commune rainfall, the
+    evacuation list and the CAP messages up to date (one transaction)."""
+    settings = settings or get_settings()
+    rules = rules or load_rules()
+    start = time.perf_counter()
+    result = RiskResult(run_id)
+    params = {"max_gauge_distance_m": MAX_GAUGE_DISTANCE_M, "min_rain_mm": MIN_RAIN_MM}
+    with conn.transaction():
+        conn.execute(
+            "LOCK TABLE hazard.risk_levels, hazard.combined_levels, hazard.cap_messages "
+            "IN EXCLUSIVE MODE"
+        )
+        _drop_temp(conn)
+        _run(conn, "risk_rain_gauges")
+        _run(conn, "risk_commune_rainfall", params)
+        areas = _rain_areas(conn, params) + _typhoon_areas(conn) + _flood_areas(conn)
+        active = judge(areas, rules)
+        exposure = _exposure(conn, active, trigger, settings)
+        result.events, messages = _write_levels(conn, run_id, active, exposure)
+        result.active = len(active)
+        result.communes = _write_combined(conn, run_id, active, exposure, rules)
+        for event, record, level_from, level_to in messages:
+            cap.issue(conn, run_id, event, record, level_from, level_to, rules, settings)
+            result.cap_messages += 1
+        _drop_temp(conn)
+    result.seconds = time.perf_counter() - start
+    return result
