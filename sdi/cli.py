@@ -39,7 +39,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(planning_app, name="planning")
 app.add_typer(table_app, name="table")
 app.add_typer(layer_app, name="layer")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message is one line, even in a pipe
 sample_app = typer.Typer(
     help="Sample data of four cities for demos and benchmarks.", no_args_is_help=True
 )

@@ -29,7 +29,8 @@ SAMPLE_SCALE = 0.25
 TEST_DATA = Path(__file__).parent / "data"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -90,7 +91,7 @@ def settings(database_url: str, workdir: Path) -> Iterator[Settings]:
         "SDI_DATABASE_URL": database_url,
         "SDI_STATE_DIR": str(workdir / "state"),
         "SDI_SOURCE_DIR": str(workdir / "samples"),
-        "SDI_PORT": str(_free_port()),
+        "SDI_PORT": str(free_port()),
         # a killed worker is found dead within seconds (tests/api/test_jobs.py)
         "SDI_WORKER_STALLED_SECONDS": "4",
         # the suite's many requests come from one address: rate limits are tested on a server
@@ -185,4 +186,4 @@ def run_sdi(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-__all__ = ["PROJECT_DIR", "TEST_DATA", "manifest_rows", "read_manifest", "run_sdi"]
+__all__ = ["PROJECT_DIR", "TEST_DATA", "free_port", "manifest_rows", "read_manifest", "run_sdi"]

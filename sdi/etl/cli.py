@@ -29,7 +29,7 @@ from sdi.etl.spec import discover_jobs, load_job, resolve_jobs
 from sdi.settings import get_settings
 
 app = typer.Typer(help="Load department deliveries into the warehouse.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message is one line, even in a pipe
 # Tables go to stdout; when it is a pipe or file, do not squeeze them into 80 columns.
 
 

@@ -14,7 +14,7 @@ from sdi.db import connect
 from sdi.errors import SdiError
 
 app = typer.Typer(help="Flood warnings derived from gauge readings.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message is one line, even in a pipe
 
 RECOMPUTE_JOB = "hazard_warnings_recompute"
 PACKAGE = "sdi.hazard"  # its sql/ folder holds the reports' queries

@@ -17,7 +17,7 @@ app = typer.Typer(
     help="Derived planning layers and operations-centre summaries (docs/planning.md).",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message is one line, even in a pipe
 
 REFRESH_JOB = "planning_refresh"
 

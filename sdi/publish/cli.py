@@ -15,7 +15,7 @@ from sdi.publish.config import render_config
 from sdi.settings import Settings, get_settings
 
 app = typer.Typer(help="Publish layers/ as OGC API collections.", invoke_without_command=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message is one line, even in a pipe
 
 
 def publish(check: bool = False, styles: bool = False) -> bool:

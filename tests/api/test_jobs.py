@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ import pytest
 from sdi.keys import create_key
 from sdi.serve import Server, Worker
 from sdi.settings import Settings, get_settings
-from tests.conftest import run_sdi
+from tests.conftest import free_port, run_sdi
 
 EXECUTE = "/processes/exposure/execution"
 GAUGE = "G-HL-01"
@@ -36,12 +35,6 @@ SMALL = {
     "SDI_RATE_LIMIT_ANONYMOUS": "30",
     "SDI_RATE_LIMIT_KEY": "600",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Env:
@@ -68,7 +61,7 @@ class _Env:
 @pytest.fixture(scope="module")
 def second(server: str, workdir) -> Iterator[tuple[Server, str, dict[str, str]]]:
     """A second server (small limits) over the same database; (server, url, its env)."""
-    env = {**SMALL, "SDI_PORT": str(_free_port()), "SDI_STATE_DIR": str(workdir / "state-2")}
+    env = {**SMALL, "SDI_PORT": str(free_port()), "SDI_STATE_DIR": str(workdir / "state-2")}
     with _Env(env) as settings:
         process = Server(settings)
         process.start()
@@ -446,7 +439,7 @@ def test_server_workers_are_replaced_and_the_service_keeps_answering(
     env = {
         "SDI_SERVE_WORKER": "false",
         "SDI_WORKERS": "2",
-        "SDI_PORT": str(_free_port()),
+        "SDI_PORT": str(free_port()),
         "SDI_STATE_DIR": str(workdir / f"state-{recycling['SDI_SERVER_MAX_REQUESTS']}"),
         **recycling,
     }

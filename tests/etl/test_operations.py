@@ -140,7 +140,8 @@ def test_too_many_rejects_exit_4_and_write_nothing(env, db, before, tmp_path) ->
     assert done.returncode == 4, done.stderr
     assert_no_traceback(done)
     message = _flat(done.stderr)
-    assert "41 of 1500 rows rejected" in message and "nothing was written" in message, message
+    assert "41 of 1500 rows of bad_ha_long.shp rejected" in message, message
+    assert "nothing was written" in message, message
     assert table_state(db, TABLE) == before[0], "land.parcels changed"
     run_id = last_run_id(db)
     record = run_record(db, run_id)

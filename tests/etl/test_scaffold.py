@@ -28,6 +28,7 @@ import yaml
 from sdi.etl.scaffold import style_colour
 from sdi.layers import load_layer
 from sdi.settings import PROJECT_DIR, Settings, get_settings
+from tests.conftest import free_port
 from tests.support import etl_formats as fx
 from tests.support.etl_runs import scratch_database
 
@@ -87,6 +88,8 @@ def project(tmp_path: Path, migrated: str, settings: Settings, monkeypatch) -> I
         "SDI_SOURCE_DIR": str(home / "deliveries"),
         "SDI_PYGEOAPI_CONFIG": str(home / "pygeoapi-config.yml"),
         "SDI_STATE_DIR": str(tmp_path / "state"),
+        # its own server: the session's may already hold the test settings' port
+        "SDI_PORT": str(free_port()),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
