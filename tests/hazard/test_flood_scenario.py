@@ -16,7 +16,6 @@ through levels I → II → III and falls below I, one delivery of the increment
 Then a late reading above alarm III, older than the latest, raises nothing.
 """
 
-# ruff: noqa: F811 (the scenario's fixtures are imported from test_warnings and used by name)
 from __future__ import annotations
 
 from datetime import UTC, timedelta
@@ -24,14 +23,7 @@ from datetime import UTC, timedelta
 import httpx
 import pytest
 
-from tests.hazard.test_warnings import (  # noqa: F401 (fixtures)
-    EXPECTED,
-    T0,
-    _independent_exposure,
-    db,
-    deliver,
-    scenario,
-)
+from tests.support.flood_scenario import EXPECTED, T0, independent_exposure
 
 GAUGE = "T-G1"
 # (hours after T0, water level, level reached): rising through I, II, III, then falling
@@ -63,20 +55,20 @@ def _feed(api: httpx.Client, since: int) -> dict[str, str]:
     }
 
 
-def _check_exposure(properties: dict, level: int, db) -> None:
+def check_exposure(properties: dict, level: int, scenario_db) -> None:
     expected = EXPECTED[level]
     for key in ("zone_codes", "buildings", "parcels", "parcels_by_group", "residents_estimate",
                 "critical_facilities", "street_lamps", "cameras"):  # fmt: skip
         assert properties[key] == expected[key], key
     assert properties["water_pipes_m"] == pytest.approx(expected["water_pipes_m"], abs=0.01)
-    independent = _independent_exposure(db, GAUGE, expected["return_period_years"])
+    independent = independent_exposure(scenario_db, GAUGE, expected["return_period_years"])
     for key in COUNTS:
         if key in properties:
             assert properties[key] == independent[key], key
     assert properties["water_pipes_m"] == pytest.approx(independent["water_pipes_m"], abs=0.05)
 
 
-def test_a_flood_rises_through_the_levels_and_falls(api, db, deliver) -> None:
+def test_a_flood_rises_through_the_levels_and_falls(api, scenario_db, deliver) -> None:
     runs: list[int] = []
     warning_id = None
     previous = 0
@@ -99,9 +91,9 @@ def test_a_flood_rises_through_the_levels_and_falls(api, db, deliver) -> None:
         warning_id = warning_id or feature["id"]
         assert feature["id"] == warning_id  # one episode, one warning
         if level in EXPECTED:
-            _check_exposure(properties, level, db)
+            check_exposure(properties, level, scenario_db)
             # the response's properties lack residential_floors: compare it in the warehouse
-            stored = db.execute(
+            stored = scenario_db.execute(
                 "SELECT residential_floors FROM hazard.warnings_current WHERE natural_key = %s",
                 (GAUGE,),
             ).fetchone()[0]
@@ -143,7 +135,7 @@ def test_a_flood_rises_through_the_levels_and_falls(api, db, deliver) -> None:
     assert coverage["ranges"]["water_level_m"]["values"] == [v for _, v in delivered]
 
 
-def test_the_feed_while_the_flood_is_on(api, db, deliver) -> None:
+def test_the_feed_while_the_flood_is_on(api, scenario_db, deliver) -> None:
     raised = deliver([(GAUGE, 0, 2.4)])
     assert _feed(api, raised.run_id) == {}
     up = deliver([(GAUGE, 1, 3.3)])
@@ -156,7 +148,7 @@ def test_the_feed_while_the_flood_is_on(api, db, deliver) -> None:
     assert mine["properties"]["run_id"] == up.run_id and mine["properties"]["level"] == 2
 
 
-def test_a_late_reading_raises_nothing(api, db, deliver) -> None:
+def test_a_late_reading_raises_nothing(api, scenario_db, deliver) -> None:
     before = deliver([(GAUGE, 0, 1.0), (GAUGE, 4, 1.2)])
     # above III, but older than the latest reading (and credible: 3.1 m in two hours; a jump
     # of 3.6 m in one hour would be rejected as implausible, tests/hazard/test_plausibility.py)
@@ -176,7 +168,7 @@ def test_a_late_reading_raises_nothing(api, db, deliver) -> None:
 
 
 @pytest.mark.parametrize("level", [2, 3])
-def test_the_exposure_process_agrees_with_a_real_warning(api, db, level) -> None:
+def test_the_exposure_process_agrees_with_a_real_warning(api, scenario_db, level) -> None:
     water = {2: 3.2, 3: 4.4}[level]
     response = api.post(
         "/processes/exposure/execution", json={"inputs": {"gauge": GAUGE, "water_level_m": water}}
@@ -184,11 +176,11 @@ def test_the_exposure_process_agrees_with_a_real_warning(api, db, level) -> None
     assert response.status_code == 200, response.text
     properties = response.json()["properties"]
     assert properties["level"] == level
-    _check_exposure(properties, level, db)
+    check_exposure(properties, level, scenario_db)
     assert properties["residential_floors"] == EXPECTED[level]["residential_floors"]
 
 
-def test_the_command_line_gives_the_same_exposure(db) -> None:
+def test_the_command_line_gives_the_same_exposure(scenario_db) -> None:
     import json
 
     from typer.testing import CliRunner
@@ -199,6 +191,6 @@ def test_the_command_line_gives_the_same_exposure(db) -> None:
     assert result.exit_code == 0, result.output
     properties = json.loads(result.stdout)
     assert properties["level_label"] == "II"
-    _check_exposure(properties, 2, db)
+    check_exposure(properties, 2, scenario_db)
     unknown = CliRunner().invoke(app, ["exposure", "--gauge", "NO-SUCH", "--water-level", "1"])
     assert unknown.exit_code == 2 and "unknown gauge 'NO-SUCH'" in unknown.output
