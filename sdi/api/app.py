@@ -33,7 +33,7 @@ from pygeoapi.starlette_app import CONFIG, OPENAPI, api_, api_routes
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sdi.api import ops, pygeoapi_patches
+from sdi.api import ops, pages, pygeoapi_patches
 from sdi.api.asgi import error_response
 from sdi.api.auth import (
     ANONYMOUS,
@@ -90,6 +90,7 @@ def build(settings=None):
     settings = settings or get_settings()
     ops.prepare_multiprocess_dir(settings.state_dir)  # before prometheus_client is imported
     pygeoapi_patches.apply()  # before the first request of this worker
+    pages.configure(api_, settings)  # the project's templates, translations, base map
     collections = [
         name
         for name, resource in CONFIG.get("resources", {}).items()
@@ -108,12 +109,14 @@ def build(settings=None):
     # /collections/{id}/changes (sdi.api.changes), inside the access control too
     inner = Dashboard(ChangeFeed(writes, layers, CONFIG["server"]["url"]))
     protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
+    # /assets/… (the pages' libraries) and a Content-Security-Policy on every HTML answer
+    protected = pages.Pages(protected, settings.basemap_url)
     return ops.Operations(
         MethodContract(protected, OPENAPI, public=lambda c: policy.can_see(ANONYMOUS, c)),
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),
-        routes=ops.route_templates([*DASHBOARD_ROUTES, *CHANGE_ROUTES, *api_routes]),
+        routes=ops.route_templates([*pages.ROUTES, *DASHBOARD_ROUTES, *CHANGE_ROUTES, *api_routes]),
     )
 
 
