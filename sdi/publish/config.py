@@ -67,6 +67,8 @@ def _catalogue(layer: Layer, settings: Settings) -> dict[str, Any]:
             {
                 "type": "record",
                 "name": "sdi.api.records.CatalogueProvider",
+                # pygeoapi passes the chosen one of these to the provider (``language``)
+                "languages": LANGUAGES,
                 "data": "layers",
                 "id_field": "id",
                 "time_field": "updated",

@@ -76,7 +76,13 @@ class Chromium:
             assert browser.log.errors() == []
     """
 
-    def __init__(self, width: int = 1920, height: int = 1080, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        width: int = 1920,
+        height: int = 1080,
+        timeout: float = 60,
+        accept_language: str | None = None,
+    ) -> None:
         binary = find_chromium()
         if binary is None:
             raise FileNotFoundError("no chromium on PATH (Debian package: chromium)")
@@ -146,6 +152,12 @@ class Chromium:
                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
                 session=True,
             )
+            if accept_language:  # the visitor's languages, as a browser set to them sends
+                self.call(
+                    "Network.setExtraHTTPHeaders",
+                    {"headers": {"Accept-Language": accept_language}},
+                    session=True,
+                )
         except Exception:
             self.close()
             raise

@@ -140,7 +140,11 @@
     var select = document.getElementById("limits");
     if (!select) { return; }
     var params = new URL(document.location).searchParams;
-    select.value = params.get("limit") || select.getElementsByTagName("option")[0].value;
+    var limit = params.get("limit") || select.getElementsByTagName("option")[0].value;
+    if (![].some.call(select.options, function (o) { return o.value === limit; })) {
+      select.appendChild(el("option", { value: limit }, [limit]));
+    }
+    select.value = limit;
     select.addEventListener("change", function (ev) {
       params.set("limit", ev.target.value);
       params.delete("offset");
