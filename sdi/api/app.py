@@ -90,13 +90,13 @@ def build(settings=None):
     settings = settings or get_settings()
     ops.prepare_multiprocess_dir(settings.state_dir)  # before prometheus_client is imported
     pygeoapi_patches.apply()  # before the first request of this worker
-    pages.configure(api_, settings)  # the project's templates, translations, base map
     collections = [
         name
         for name, resource in CONFIG.get("resources", {}).items()
         if resource.get("type") in ("collection", "stac-collection")
     ]
     layers = load_layers(settings)
+    pages.configure(api_, settings, layers)  # the project's templates, translations, base map
     policy = AccessPolicy(layers, collections)
     # CallerHeader: the job manager's view of who asks (sdi.api.processes)
     # Writes to incident collections carry the writer (identified by the access control) to

@@ -22,16 +22,20 @@ project and sets the base map from the settings; :class:`Pages` is the ASGI midd
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import yaml
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sdi.api.asgi import error_response
+from sdi.layers import Layer
+from sdi.publish.config import texts
 from sdi.settings import PROJECT_DIR, Settings
 
 PREFIX = "/assets"
@@ -63,7 +67,8 @@ OWN = {
     "pages.js": "text/javascript",
     "pages.css": "text/css",
 }
-_ASSET_HEADERS = {"x-content-type-options": "nosniff", "cache-control": "public, max-age=3600"}
+# Revalidated on each load (ETag): a new release of the pages is picked up at once.
+_ASSET_HEADERS = {"x-content-type-options": "nosniff", "cache-control": "no-cache"}
 
 
 def node_modules() -> Path:
@@ -87,7 +92,38 @@ def csp(basemap_url: str | None = None) -> str:
     )
 
 
-def configure(api: Any, settings: Settings) -> None:
+# The landing page's groups, in this order (a layer's ``domain``)
+DOMAINS: dict[str, dict[str, str]] = {
+    "planning": {"vi": "Quy hoạch", "en": "Planning"},
+    "hazard": {"vi": "Thiên tai", "en": "Hazard"},
+    "operations": {"vi": "Vận hành đô thị", "en": "Operations"},
+    "land": {"vi": "Đất đai", "en": "Land"},
+    "construction": {"vi": "Xây dựng", "en": "Construction"},
+    "utility": {"vi": "Hạ tầng kỹ thuật", "en": "Utilities"},
+    "admin": {"vi": "Hành chính", "en": "Administrative"},
+    "other": {"vi": "Khác", "en": "Other"},
+}
+
+
+def domains(layers: list[Layer]) -> list[dict[str, Any]]:
+    """The public collections grouped by domain, for the templates (``server.sdi_domains``).
+
+    Titles are pygeoapi multilingual values: the templates get them in the page's language.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {name: [] for name in DOMAINS}
+    for layer in layers:
+        if layer.access != "public" or layer.kind != "features":
+            continue
+        domain = layer.domain if layer.domain in DOMAINS else "other"
+        groups[domain].append({"id": layer.id, "title": texts(layer)["title"]})
+    return [
+        {"id": name, "title": DOMAINS[name], "collections": members}
+        for name, members in groups.items()
+        if members
+    ]
+
+
+def configure(api: Any, settings: Settings, layers: list[Layer] | None = None) -> None:
     """Point pygeoapi's API object at the project's templates, translations and base map.
 
     The committed configuration names ``server.templates.path`` and ``server.locale_dir``
@@ -104,6 +140,8 @@ def configure(api: Any, settings: Settings) -> None:
             "url": settings.basemap_url or "",
             "attribution": settings.basemap_attribution,
         }
+    # only the templates read it (pygeoapi's own code never looks at this key)
+    api.tpl_config["server"]["sdi_domains"] = domains(layers or [])
 
 
 def _absolute(path: Path) -> Path:
@@ -126,8 +164,23 @@ async def _library(request: Request) -> Response:
     return FileResponse(path, media_type=media_type, headers=_ASSET_HEADERS)
 
 
+@lru_cache(maxsize=1)
+def labels() -> dict[str, dict[str, str]]:
+    """Property name → {vi, en} label (``sdi/translations/fields.yml``)."""
+    data = yaml.safe_load((TRANSLATIONS / "fields.yml").read_text("utf-8")) or {}
+    found = {}
+    for name, label in data.items():
+        english = name.replace("_", " ").capitalize()
+        found[name] = (
+            {"vi": label, "en": english} if isinstance(label, str) else {"en": english, **label}
+        )
+    return found
+
+
 async def _own(request: Request) -> Response:
     name = request.path_params["name"]
+    if name == "labels.json":
+        return JSONResponse(labels(), headers=_ASSET_HEADERS)
     if name not in OWN:
         return error_response(404, "NotFound", f"no asset {name!r}")
     return FileResponse(STATIC / name, media_type=OWN[name], headers=_ASSET_HEADERS)

@@ -68,7 +68,7 @@ def _catalogue(layer: Layer, settings: Settings) -> dict[str, Any]:
                 "type": "record",
                 "name": "sdi.api.records.CatalogueProvider",
                 # pygeoapi passes the chosen one of these to the provider (``language``)
-                "languages": LANGUAGES,
+                "languages": list(LANGUAGES),
                 "data": "layers",
                 "id_field": "id",
                 "time_field": "updated",
@@ -198,7 +198,7 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
             "url": PUBLIC_URL,
             "mimetype": "application/json; charset=UTF-8",
             "encoding": "utf-8",
-            "languages": LANGUAGES,
+            "languages": list(LANGUAGES),
             # the project's templates (sdi.api.pages: local assets, no inline script) and their
             # Vietnamese catalogue; relative to the project, resolved by sdi.api.pages.configure
             "templates": {"path": "sdi/api/templates"},

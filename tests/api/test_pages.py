@@ -138,6 +138,57 @@ def test_vietnamese_by_default_english_on_request(api: httpx.Client) -> None:
     assert english_process["title"].startswith("Flood exposure")
 
 
+def test_openapi_document_and_catalogue_in_both_languages(api: httpx.Client) -> None:
+    document = api.get("/openapi", params={"f": "json"}).json()
+    assert "Các lớp dữ liệu" in document["info"]["description"]
+    assert "Land, construction" in document["info"]["description"]
+    tags = {t["name"]: t.get("description", "") for t in document["tags"]}
+    assert "Công trình xây dựng" in tags["buildings"] and "Building" in tags["buildings"]
+    summary = document["paths"]["/collections/buildings"]["get"]["summary"]
+    assert "Công trình xây dựng (Buildings)" in summary
+    assert document["components"]["parameters"]["lang"]["schema"]["default"] == "vi"
+
+    vi = api.get("/collections/catalogue/items/buildings", params={"f": "json"}).json()
+    en = api.get(
+        "/collections/catalogue/items/buildings", params={"f": "json", "lang": "en"}
+    ).json()
+    assert vi["properties"]["title"] == "Công trình xây dựng"
+    assert en["properties"]["title"] == "Buildings"
+    assert vi["properties"]["language"] == {"code": "vi"}
+    if vi["properties"]["lineage"]:
+        assert vi["properties"]["lineage"]["statement"].startswith("Nạp bởi tác vụ ETL")
+        assert en["properties"]["lineage"]["statement"].startswith("Loaded by ETL job")
+        assert set(vi["properties"]["lineage"]["counts"]) >= {"read", "added", "rejected"}
+    # the search finds a record by a word of either language
+    for q in ("nhà", "footprints"):
+        found = api.get("/collections/catalogue/items", params={"f": "json", "q": q}).json()
+        assert "buildings" in [r["id"] for r in found["features"]], q
+
+
+def test_landing_and_collections_group_by_domain(api: httpx.Client) -> None:
+    landing = api.get("/", params={"f": "html"}).text
+    order = re.findall(r'data-domain="(\w+)"', landing)
+    assert order[:3] == ["planning", "hazard", "operations"], order
+    assert order[-1] == "admin"
+    assert "Quy hoạch" in landing and "Thiên tai" in landing
+    english = api.get("/", params={"f": "html", "lang": "en"}).text
+    assert ">Hazard<" in english and ">Planning<" in english
+    listing = api.get("/collections", params={"f": "html"}).text
+    assert re.findall(r'data-domain="(\w+)"', listing)[:2] == ["planning", "hazard"]
+    public = {c["id"] for c in api.get("/collections", params={"f": "json"}).json()["collections"]}
+    shown = set(re.findall(r'data-collection="(\w+)"', listing))
+    assert shown == public - {"catalogue"}, shown ^ (public - {"catalogue"})
+
+
+def test_property_labels_cover_every_published_property(api: httpx.Client) -> None:
+    from sdi.layers import load_layers
+
+    labels = api.get("/assets/sdi/labels.json").json()
+    missing = sorted({p for layer in load_layers() for p in layer.properties if p not in labels})
+    assert missing == [], missing
+    assert labels["floors"] == {"vi": "Số tầng", "en": "Floors"}
+
+
 # -- in the browser ---------------------------------------------------------------------------
 def _pages(api: httpx.Client) -> dict[str, str]:
     """One URL of every page type: name → path (HTML)."""
@@ -251,7 +302,7 @@ def test_maps_draw_on_the_communes(browser: Chromium, server: str) -> None:
 
 
 def test_collection_page_shows_lineage_queryables_and_working_filters(
-    browser: Chromium, server: str, api: httpx.Client
+    browser: Chromium, server: str, api: httpx.Client, db
 ) -> None:
     _open(browser, server, "collection", "/collections/buildings?f=html")
     assert browser.evaluate("document.querySelector('[data-lineage]').dataset.state") == "ready"
@@ -262,6 +313,15 @@ def test_collection_page_shows_lineage_queryables_and_working_filters(
         ".map(r => r.dataset.property)"
     )
     assert {"building_code", "floors", "use_type"} <= set(properties)
+    rows = browser.evaluate(
+        "Object.fromEntries([...document.querySelectorAll('[data-queryables] tr[data-property]')]"
+        ".map(r => [r.dataset.property, [...r.cells].map(c => c.textContent)]))"
+    )
+    assert rows["floors"][1] == "Số tầng"  # the Vietnamese label
+    uses = {
+        u for (u,) in db.execute("SELECT DISTINCT use_type FROM construction.buildings_current")
+    }
+    assert set(rows["use_type"][3].split(", ")) <= uses and len(rows["use_type"][3]) > 0
     examples = browser.evaluate(
         "[...document.querySelectorAll('[data-examples] li')].map(li => li.dataset.cql)"
     )

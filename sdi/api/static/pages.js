@@ -201,14 +201,35 @@
     });
   }
 
+  // The values of the text properties that take few values in the sample (codes, classes).
+  function valueLists(props, features) {
+    var lists = {};
+    Object.keys(props).forEach(function (name) {
+      if (props[name].type !== "string" || props[name].format) { return; }
+      var seen = {};
+      features.forEach(function (f) {
+        var v = f.properties[name];
+        if (typeof v === "string" && v !== "") { seen[v] = true; }
+      });
+      var values = Object.keys(seen).sort();
+      if (values.length > 1 && values.length <= 12 && values.length < features.length / 2) {
+        lists[name] = values;
+      }
+    });
+    return lists;
+  }
+
   function quote(v) { return "'" + String(v).replace(/'/g, "''") + "'"; }
 
   // Candidate filters from the queryables and the values of the first item; each is tried
   // on the service, and only those that answer 200 with features are shown.
-  function candidates(props, sample) {
+  function candidates(props, sample, lists) {
     var out = [];
     Object.keys(props).forEach(function (name) {
       var q = props[name];
+      if (lists[name]) {
+        out.push(name + " IN (" + lists[name].slice(0, 2).map(quote).join(", ") + ")");
+      }
       var v = sample ? sample[name] : undefined;
       if (Array.isArray(q.enum) && q.enum.length) {
         out.push(name + " = " + quote(q.enum[0]));
@@ -235,21 +256,26 @@
     var table = section.querySelector("[data-queryables]");
     var list = section.querySelector("[data-examples]");
     if (!table) { return Promise.resolve(); }
-    var labels = jsonBlock("sdi-labels") || {};
     var items = section.dataset.itemsUrl;
     return Promise.all([
       getJSON(withParams(section.dataset.queryablesUrl, { f: "json" })),
-      getJSON(withParams(items, { f: "json", limit: 1 })).catch(function () { return null; }),
+      // a sample of the features, for the value lists and the example filters
+      getJSON(withParams(items, { f: "json", limit: 500, skipGeometry: "true" }))
+        .catch(function () { return null; }),
+      getJSON(section.dataset.labelsUrl).catch(function () { return {}; }),
     ]).then(function (answers) {
       var props = answers[0].properties || {};
-      var first = answers[1] && answers[1].features && answers[1].features[0];
-      var sample = first ? first.properties : null;
+      var features = (answers[1] && answers[1].features) || [];
+      var labels = answers[2] || {};
+      var sample = features.length ? features[0].properties : null;
+      var lists = valueLists(props, features);
       var tbody = table.querySelector("tbody");
       Object.keys(props).forEach(function (name) {
         var q = props[name];
         if (q.format && q.format.indexOf("geometry") === 0) { return; }
         var label = (labels[name] && labels[name][lang]) || q.title || "";
-        var values = Array.isArray(q.enum) ? q.enum.join(", ") : "";
+        var values = Array.isArray(q.enum) ? q.enum.join(", ")
+          : lists[name] ? lists[name].join(", ") : "";
         tbody.appendChild(el("tr", { "data-property": name }, [
           el("td", {}, [el("code", {}, [name])]),
           el("td", {}, [label]),
@@ -259,7 +285,7 @@
       });
       table.dataset.state = "ready";
       if (!list) { return; }
-      var tries = candidates(props, sample).map(function (cql) {
+      var tries = candidates(props, sample, lists).map(function (cql) {
         var url = withParams(items, { f: "json", limit: 1, filter: cql, "filter-lang": "cql2-text" });
         return fetch(url, { headers: { Accept: "application/geo+json" } }).then(function (r) {
           return r.ok ? r.json() : null;
