@@ -326,6 +326,7 @@ def test_collection_page_shows_lineage_queryables_and_working_filters(
         "[...document.querySelectorAll('[data-examples] li')].map(li => li.dataset.cql)"
     )
     assert len(examples) >= 3, examples
+    browser.screenshot(SCREENSHOTS / "pages-collection-full.png", full_page=True)
     for cql in examples:  # each shown filter works on the service and finds something
         answer = api.get(
             "/collections/buildings/items", params={"f": "json", "filter": cql, "limit": 1}

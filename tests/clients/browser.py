@@ -274,11 +274,20 @@ class Chromium:
                 raise BrowserError(f"{expression!r}: {problem} after {timeout} s")
             time.sleep(interval)
 
-    def screenshot(self, path: Path | None = None) -> bytes:
-        """A PNG of the page's viewport; also written to ``path`` when given."""
-        data = base64.b64decode(
-            self.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
-        )
+    def screenshot(self, path: Path | None = None, full_page: bool = False) -> bytes:
+        """A PNG of the page's viewport (or of the whole page); also written to ``path``."""
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            size = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]
+            params["captureBeyondViewport"] = True
+            params["clip"] = {
+                "x": 0,
+                "y": 0,
+                "width": size["width"],
+                "height": min(size["height"], 8000),
+                "scale": 1,
+            }
+        data = base64.b64decode(self.call("Page.captureScreenshot", params, session=True)["data"])
         if path is not None:
             path.write_bytes(data)
         return data
