@@ -212,6 +212,7 @@ def _pages(api: httpx.Client) -> dict[str, str]:
         "records": "/collections/catalogue/items?f=html",
         "record": "/collections/catalogue/items/buildings?f=html",
         "openapi": "/openapi?f=html",
+        "redoc": "/openapi?f=html&ui=redoc",
         "english": "/collections/buildings?f=html&lang=en",
         "dashboard": "/dashboard/",
     }
@@ -243,7 +244,7 @@ def _open(browser: Chromium, server: str, name: str, path: str) -> bytes:
         browser.wait_for(COLLECTION_DONE, timeout=60)
         if name == "dashboard":
             browser.wait_for("document.body.dataset.state === 'ready'", timeout=90)
-        if name == "openapi":
+        if name in ("openapi", "redoc"):
             browser.wait_for("!!document.querySelector('.swagger-ui .info .title')", timeout=60)
     except BrowserError as exc:
         browser.screenshot(SCREENSHOTS / f"pages-{name}-failed.png")
@@ -275,7 +276,7 @@ def test_every_page_type_works_offline(browser: Chromium, server: str, api: http
         problems += [f"{name}: {e}" for e in browser.log.errors()]
         if browser.evaluate("document.body.dataset.map") == "failed":
             problems.append(f"{name}: the map did not draw")
-        if name not in ("openapi", "dashboard"):  # styled: Bootstrap and our fonts apply
+        if name not in ("openapi", "redoc", "dashboard"):  # styled: Bootstrap and our fonts apply
             width = browser.evaluate(
                 "getComputedStyle(document.querySelector('.container')).maxWidth"
             )
