@@ -283,6 +283,10 @@ def test_every_page_type_works_offline(browser: Chromium, server: str, api: http
             font = browser.evaluate("getComputedStyle(document.body).fontFamily")
             if width in (None, "none") or "DejaVu" not in font:
                 problems.append(f"{name}: not styled ({width!r}, {font!r})")
+        if name == "edr":  # the gauge's series as a table
+            rows = browser.evaluate("document.querySelectorAll('[data-series] tbody tr').length")
+            if not rows:
+                problems.append("edr: no series table")
         lang = browser.evaluate("document.documentElement.lang")
         expected = "en" if name == "english" else "vi"
         if lang != expected:

@@ -307,6 +307,38 @@
     });
   }
 
+  // -- EDR: a CoverageJSON time series as a table (newest first) ----------------------------
+  function coverageTables() {
+    document.querySelectorAll("[data-coverage]").forEach(function (box) {
+      var data = jsonBlock(box.dataset.coverage);
+      if (!data) { return; }
+      var coverages = data.type === "CoverageCollection" ? data.coverages || [] : [data];
+      var names = Object.keys(data.parameters || {});
+      coverages.forEach(function (cov) {
+        var axes = (cov.domain && cov.domain.axes) || {};
+        var times = (axes.t && axes.t.values) || [];
+        var where = axes.x && axes.y ? " (" + axes.x.values[0] + ", " + axes.y.values[0] + ")" : "";
+        var table = el("table", { "class": "table table-sm table-striped", "data-series": "" }, [
+          el("caption", {}, [names.join(", ") + where]),
+          el("thead", {}, [el("tr", {}, [el("th", {}, ["t"])].concat(names.map(function (n) {
+            var p = data.parameters[n];
+            var unit = p.unit && p.unit.symbol ? " (" + (p.unit.symbol.value || p.unit.symbol) + ")" : "";
+            return el("th", {}, [n + unit]);
+          })))]),
+        ]);
+        var body = el("tbody");
+        for (var i = times.length - 1; i >= 0 && i >= times.length - 200; i--) {
+          body.appendChild(el("tr", {}, [el("td", {}, [String(times[i])])].concat(names.map(function (n) {
+            var r = cov.ranges && cov.ranges[n];
+            return el("td", {}, [r && r.values[i] !== null ? String(r.values[i]) : ""]);
+          }))));
+        }
+        table.appendChild(body);
+        box.appendChild(table);
+      });
+    });
+  }
+
   // -- Swagger UI ----------------------------------------------------------------------------
   function swagger() {
     var div = document.getElementById("swagger-ui");
@@ -326,6 +358,7 @@
   function start() {
     limits();
     prettyJSON();
+    coverageTables();
     swagger();
     if (typeof L !== "undefined") {
       document.querySelectorAll("[data-sdi-map]").forEach(drawMap);
