@@ -283,6 +283,13 @@ def test_every_page_type_works_offline(browser: Chromium, server: str, api: http
             font = browser.evaluate("getComputedStyle(document.body).fontFamily")
             if width in (None, "none") or "DejaVu" not in font:
                 problems.append(f"{name}: not styled ({width!r}, {font!r})")
+        if name == "tiles" and "Công trình xây dựng" not in browser.evaluate("document.title"):
+            problems.append("tiles: the collection's title is not in Vietnamese")
+        if name == "queryables":
+            browser.wait_for("document.querySelector('ul[data-labels-url]').dataset.state")
+            text = browser.evaluate("document.querySelector('[data-property=floors]').textContent")
+            if "Số tầng" not in text:
+                problems.append(f"queryables: no Vietnamese label ({text!r})")
         if name == "edr":  # the gauge's series as a table
             rows = browser.evaluate("document.querySelectorAll('[data-series] tbody tr').length")
             if not rows:

@@ -339,6 +339,19 @@
     });
   }
 
+  // -- the queryables page: each property's label ----------------------------------------------
+  function propertyLabels() {
+    var list = document.querySelector("ul[data-labels-url]");
+    if (!list) { return; }
+    getJSON(list.dataset.labelsUrl).then(function (labels) {
+      list.querySelectorAll("li[data-property]").forEach(function (li) {
+        var label = labels[li.dataset.property];
+        if (label && label[lang]) { li.querySelector(".sdi-label").textContent = "— " + label[lang]; }
+      });
+      list.dataset.state = "ready";
+    }, function (err) { console.warn("labels: " + err); });
+  }
+
   // -- Swagger UI ----------------------------------------------------------------------------
   function swagger() {
     var div = document.getElementById("swagger-ui");
@@ -359,6 +372,7 @@
     limits();
     prettyJSON();
     coverageTables();
+    propertyLabels();
     swagger();
     if (typeof L !== "undefined") {
       document.querySelectorAll("[data-sdi-map]").forEach(drawMap);
