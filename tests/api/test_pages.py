@@ -113,6 +113,8 @@ def test_assets_are_served_from_node_modules(api: httpx.Client) -> None:
         assert answer.headers["content-type"].startswith(media_type), name
         assert answer.content == (pages.node_modules() / relative).read_bytes(), name
     assert api.get("/assets/sdi/pages.js").status_code == 200
+    write = api.post("/assets/sdi/pages.js", content=b"x")
+    assert write.status_code == 405 and write.json()["code"] == "MethodNotAllowed"
     for path in ("/assets/lib/jquery.js", "/assets/sdi/../app.py", "/assets/lib/../../pyproject"):
         answer = api.get(path)
         assert answer.status_code == 404, path
