@@ -15,6 +15,10 @@ key. So:
 - the Vietnamese catalogue of the templates' texts lives in ``sdi/translations`` (gettext,
   ``vi/LC_MESSAGES/messages.po`` and its compiled ``.mo``); pygeoapi 0.24 reads it from
   ``server.locale_dir``.
+- ``/assets/sdi/labels.json``: the properties' Vietnamese and English labels
+  (``sdi/translations/fields.yml``), for the collection and queryables pages;
+- the templates get the public collections grouped by domain (:func:`domains`) for the landing
+  page and the collections list.
 
 :func:`configure` resolves the relative paths of the committed configuration against the
 project and sets the base map from the settings; :class:`Pages` is the ASGI middleware.
