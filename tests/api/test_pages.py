@@ -287,11 +287,11 @@ def test_every_page_type_works_offline(browser: Chromium, server: str, api: http
                 problems.append(f"{name}: not styled ({width!r}, {font!r})")
         if name == "tiles" and "Công trình xây dựng" not in browser.evaluate("document.title"):
             problems.append("tiles: the collection's title is not in Vietnamese")
-        if name == "queryables":
-            browser.wait_for("document.querySelector('ul[data-labels-url]').dataset.state")
+        if name in ("queryables", "items"):
+            browser.wait_for("document.querySelector('[data-labels-url]').dataset.state")
             text = browser.evaluate("document.querySelector('[data-property=floors]').textContent")
             if "Số tầng" not in text:
-                problems.append(f"queryables: no Vietnamese label ({text!r})")
+                problems.append(f"{name}: no Vietnamese label ({text!r})")
         if name == "edr":  # the gauge's series as a table
             rows = browser.evaluate("document.querySelectorAll('[data-series] tbody tr').length")
             if not rows:

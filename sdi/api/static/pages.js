@@ -339,17 +339,17 @@
     });
   }
 
-  // -- the queryables page: each property's label ----------------------------------------------
+  // -- the queryables and items pages: each property's label ----------------------------------------------
   function propertyLabels() {
-    var list = document.querySelector("ul[data-labels-url]");
-    if (!list) { return; }
-    getJSON(list.dataset.labelsUrl).then(function (labels) {
-      list.querySelectorAll("li[data-property]").forEach(function (li) {
-        var label = labels[li.dataset.property];
-        if (label && label[lang]) { li.querySelector(".sdi-label").textContent = "— " + label[lang]; }
-      });
-      list.dataset.state = "ready";
-    }, function (err) { console.warn("labels: " + err); });
+    document.querySelectorAll("[data-labels-url]:not([data-sdi-collection])").forEach(function (list) {
+      getJSON(list.dataset.labelsUrl).then(function (labels) {
+        list.querySelectorAll("[data-property] .sdi-label").forEach(function (span) {
+          var label = labels[span.closest("[data-property]").dataset.property];
+          if (label && label[lang]) { span.textContent = label[lang]; }
+        });
+        list.dataset.state = "ready";
+      }, function (err) { console.warn("labels: " + err); });
+    });
   }
 
   // -- Swagger UI ----------------------------------------------------------------------------
