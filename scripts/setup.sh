@@ -2,7 +2,8 @@
 # Installs what the project needs; safe to run again, and quick when there is nothing to do.
 #   1. System packages (apt): a PostgreSQL server >= 13, the matching PostGIS 3, gdal-bin.
 #   2. A Python >= 3.12 virtualenv in .venv with the project installed: pip install -e '.[test]'.
-#   3. The dashboard's browser libraries in node_modules: npm ci (nodejs + npm from apt if missing).
+#   3. The browser libraries of the web pages and the dashboard in node_modules: npm ci
+#      (nodejs + npm from apt if missing).
 #
 # Usage: scripts/setup.sh [--quiet]      (--quiet: print only what is being installed)
 # Environment:
@@ -277,27 +278,28 @@ test_clients() {
   apt_install python3-qgis
 }
 
-# The dashboard's browser libraries (package.json / package-lock.json, served by the service
-# from node_modules): npm ci when the lock file changed since the last install.
+# The browser libraries of the service's pages and the dashboard (package.json /
+# package-lock.json: Bootstrap, Leaflet, Swagger UI, OpenLayers; served by the service from
+# node_modules, never from a CDN): npm ci when the lock file changed since the last install.
 NODE_STAMP=node_modules/.sdi-installed
 node_env() {
   local hash log
   [[ -f package-lock.json ]] || return 0
   hash=$(sha256sum package-lock.json | cut -d' ' -f1)
   if [[ -f $NODE_STAMP && $(<"$NODE_STAMP") == "$hash" ]]; then
-    info "dashboard libraries (npm): up to date"
+    info "browser libraries of the pages and dashboard (npm): up to date"
     return
   fi
   if ! command -v npm >/dev/null 2>&1; then
     if [[ ${SDI_SKIP_APT:-} == 1 ]] || ! command -v apt-get >/dev/null 2>&1; then
       die "npm is missing: install Node.js with npm, then run ./dev setup again" \
-        "(the dashboard's map library is installed with npm ci)"
+        "(the pages' and the dashboard's browser libraries are installed with npm ci)"
     fi
     apt_prefix nodejs npm
     say "installing nodejs npm (apt)"
     apt_install nodejs npm
   fi
-  say "installing the dashboard's libraries (npm ci --omit=dev)"
+  say "installing the pages' and dashboard's browser libraries (npm ci --omit=dev)"
   log=$(mktemp "${TMPDIR:-/tmp}/sdi-npm.XXXXXX")
   if ! npm ci --omit=dev --no-audit --no-fund >"$log" 2>&1; then
     tail -n 30 "$log" >&2
@@ -307,19 +309,24 @@ node_env() {
   printf '%s\n' "$hash" >"$NODE_STAMP"
 }
 
-# Headless Chromium for the dashboard's browser test (Debian's package; no downloaded builds),
-# with a font that has Vietnamese letters; only for ./dev test.
+# Headless Chromium for the browser tests of the dashboard and the pages (Debian's package; no
+# downloaded builds), with a font that has every Vietnamese letter (DejaVu); only for ./dev test.
 test_browser() {
-  if [[ ${SDI_SKIP_APT:-} == 1 ]] || command -v chromium >/dev/null 2>&1; then
-    return
+  local missing=()
+  if [[ ${SDI_SKIP_APT:-} == 1 ]]; then return; fi
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  # the pages' Vietnamese text (pages.css names DejaVu Sans first after Noto Sans)
+  if command -v dpkg-query >/dev/null 2>&1 && ! deb_installed fonts-dejavu-core; then
+    missing+=(fonts-dejavu-core)
   fi
+  ((${#missing[@]})) || return 0
   if ! command -v apt-get >/dev/null 2>&1; then
-    info "no apt-get: the dashboard's browser test will be skipped"
+    info "no apt-get: the browser tests (dashboard, pages) will be skipped"
     return
   fi
-  apt_prefix chromium fonts-dejavu-core
-  say "installing Chromium for the dashboard test (chromium, apt)"
-  apt_install chromium fonts-dejavu-core
+  apt_prefix "${missing[@]}"
+  say "installing ${missing[*]} for the browser tests (apt)"
+  apt_install "${missing[@]}"
 }
 
 main() {

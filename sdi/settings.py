@@ -65,6 +65,20 @@ class Settings(BaseSettings):
     organisation: str = Field("Quảng Ninh Department of Science and Technology")
     organisation_url: str = Field("https://example.org/sdi")
     contact_email: str = Field("sdi@example.org")
+    # The same metadata in Vietnamese, the service's first language (the fields above: English).
+    service_title_vi: str = Field("Hạ tầng dữ liệu không gian đô thị — Quảng Ninh")
+    service_description_vi: str = Field(
+        "Các lớp dữ liệu đất đai, xây dựng, hạ tầng kỹ thuật và thiên tai của các đô thị thông "
+        "minh trong tỉnh, hợp nhất từ dữ liệu các sở, ngành gửi về và công bố dưới dạng các "
+        "tập dữ liệu OGC API."
+    )
+    organisation_vi: str = Field("Sở Khoa học và Công nghệ tỉnh Quảng Ninh")
+
+    # Web pages (sdi.api.pages): the base map of their maps. None: the communes of the service
+    # itself; else an intranet XYZ tile server, e.g. http://tiles.intranet/{z}/{x}/{y}.png
+    # (never a public internet server: most provincial networks have no route to it).
+    basemap_url: str | None = Field(None, description="XYZ tile URL of the pages' base map")
+    basemap_attribution: str = Field("", description="Attribution shown under that base map")
 
     # ETL.
     source_dir: Path = Field(

@@ -15,7 +15,7 @@ from pygeoapi.starlette_app import CONFIG, OPENAPI, api_, api_routes
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sdi.api import ops, pygeoapi_patches
+from sdi.api import ops, pages, pygeoapi_patches
 from sdi.api.asgi import error_response
 from sdi.api.auth import (
     ANONYMOUS,
@@ -82,6 +82,7 @@ def build(settings=None):
         if resource.get("type") in ("collection", "stac-collection")
     ]
     layers = load_layers(settings)
+    pages.configure(api_, settings, layers)  # the project's templates, translations, base map
     policy = AccessPolicy(layers, collections)
     # CallerHeader: the job manager's view of who asks (sdi.api.processes)
     # Writes to incident collections carry the writer (identified by the access control) to
@@ -95,12 +96,16 @@ def build(settings=None):
     inner = CapFeed(Dashboard(ChangeFeed(writes, layers, CONFIG["server"]["url"])))  # + /cap
     inner = Limits(inner, settings)  # bodies, rate limits, processes at once (sdi.api.limits)
     protected = AccessControl(inner, policy, KeyVerifier(database_lookup), api_)
+    # /assets/… (the pages' libraries) and a Content-Security-Policy on every HTML answer
+    protected = pages.Pages(protected, settings.basemap_url)
     return ops.Operations(
         MethodContract(protected, OPENAPI, public=lambda c: policy.can_see(ANONYMOUS, c)),
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),
-        routes=ops.route_templates([*DASHBOARD_ROUTES, *CHANGE_ROUTES, *CAP_ROUTES, *api_routes]),
+        routes=ops.route_templates(
+            [*pages.ROUTES, *DASHBOARD_ROUTES, *CHANGE_ROUTES, *CAP_ROUTES, *api_routes]
+        ),
     )
 
 

@@ -207,7 +207,8 @@ def conform(document: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas.update(_components()["schemas"])  # ours replace pygeoapi's stale ones (tiles)
     if "lang" in parameters:
-        parameters["lang"]["schema"] = {"type": "string", "default": "en-US"}
+        # Vietnamese first (pygeoapi's server.languages: vi, en)
+        parameters["lang"]["schema"] = {"type": "string", "default": "vi"}
     if "offset" in parameters:
         parameters["offset"]["schema"]["maximum"] = MAX_OFFSET
     parameters["datetime"] = copy.deepcopy(_components()["parameters"]["datetime"])
@@ -260,7 +261,55 @@ def conform(document: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
             operation["responses"].setdefault(
                 "204", {"description": "The tile has no features (an empty tile)."}
             )
+    bilingual(document, config)
     return document
+
+
+def _both(vi: str, en: str) -> str:
+    return vi if vi == en else f"{vi}\n\n*English:* {en}"
+
+
+def bilingual(document: dict[str, Any], config: dict[str, Any]) -> None:
+    """Give the document's own texts in Vietnamese and English (in place).
+
+    pygeoapi writes one document, in the server's first language (Vietnamese): the service's
+    and the collections' descriptions get their English after them, and the operations'
+    summaries name a collection or process as "Vietnamese title (English title)".
+    """
+    from sdi.api.processes import PROCESS_METADATA
+    from sdi.settings import get_settings
+
+    settings = get_settings()
+    info = document.setdefault("info", {})
+    info["description"] = _both(settings.service_description_vi, settings.service_description)
+    info["x-title-en"] = settings.service_title
+    titles: dict[str, tuple[str, str]] = {}
+    descriptions: dict[str, tuple[str, str]] = {}
+    for name, resource in (config.get("resources") or {}).items():
+        title, description = resource.get("title"), resource.get("description")
+        if resource.get("type") == "process":
+            title = PROCESS_METADATA["title"] if name == PROCESS_METADATA["id"] else None
+            description = PROCESS_METADATA["description"] if title else None
+        if isinstance(title, dict) and {"vi", "en"} <= set(title):
+            titles[name] = (title["vi"], title["en"])
+        if isinstance(description, dict) and {"vi", "en"} <= set(description):
+            descriptions[name] = (description["vi"], description["en"])
+    for tag in document.get("tags") or []:
+        if tag.get("name") in descriptions:
+            tag["description"] = _both(*descriptions[tag["name"]])
+    for path, item in (document.get("paths") or {}).items():
+        parts = path.split("/")
+        name = parts[2] if len(parts) > 2 and parts[1] in ("collections", "processes") else None
+        if name not in titles:
+            continue
+        vi, en = titles[name]
+        for operation in (item or {}).values():
+            if not isinstance(operation, dict):
+                continue
+            for key in ("summary", "description"):
+                text = operation.get(key)
+                if isinstance(text, str) and vi in text and en not in text:
+                    operation[key] = text.replace(vi, f"{vi} ({en})")
 
 
 def _items_parameters(

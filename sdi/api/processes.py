@@ -42,38 +42,58 @@ CALLER_HEADER = "x-sdi-caller"
 PROCESS_METADATA: dict[str, Any] = {
     "version": "1.0.0",
     "id": "exposure",
-    "title": {"en": "Flood exposure of an area, or of a gauge at a hypothetical water level"},
+    "title": {
+        "vi": "Mức độ phơi nhiễm lũ của một vùng, hoặc của một trạm đo ở một mực nước giả định",
+        "en": "Flood exposure of an area, or of a gauge at a hypothetical water level",
+    },
     "description": {
+        "vi": "Những gì nằm trong một vùng: công trình theo loại sử dụng, ước tính số dân, "
+        "thửa đất theo nhóm mục đích sử dụng, cơ sở trọng yếu (trường học, cơ sở y tế, cơ quan "
+        "nhà nước), đèn chiếu sáng, chiều dài đường ống cấp nước và camera, kèm thống kê độ sâu "
+        "ngập khi đã nạp bản đồ độ sâu. Vùng là một đa giác GeoJSON (CRS84) trong tỉnh, hoặc các "
+        "vùng ngập mà cảnh báo của một trạm đo sẽ bao phủ ở một mực nước cho trước. Các chỉ số "
+        "được định nghĩa như trong cảnh báo lũ (docs/warnings.md). Thực thi bất đồng bộ "
+        "(Prefer: respond-async) cần khóa API; mỗi tác vụ chỉ khóa đã tạo ra nó mới xem được.",
         "en": "What lies in an area: buildings by use, an estimate of residents, parcels by "
         "land-use group, critical facilities (schools, health facilities, state offices), "
         "street lamps, length of water pipes and cameras, with flood-depth statistics where "
         "depth rasters are loaded. The area is a GeoJSON polygon (CRS84) inside the province, "
         "or the flood zones a warning of a gauge would cover at a given water level. The "
         "figures are defined as for the flood warnings (docs/warnings.md). Asynchronous "
-        "execution (Prefer: respond-async) needs an API key; jobs are visible to their key only."
+        "execution (Prefer: respond-async) needs an API key; jobs are visible to their key only.",
     },
     "jobControlOptions": ["sync-execute", "async-execute"],
     "keywords": ["flood", "exposure", "warning", "hazard", "phơi nhiễm", "cảnh báo lũ"],
     "links": [],
     "inputs": {
         "area": {
-            "title": "Area",
-            "description": "A GeoJSON Polygon or MultiPolygon (or a Feature with one) in CRS84 "
-            "(lon/lat), inside the province. Give this, or gauge and water_level_m.",
+            "title": {"vi": "Vùng", "en": "Area"},
+            "description": {
+                "vi": "Một Polygon hoặc MultiPolygon GeoJSON (hoặc một Feature chứa nó) theo CRS84 "
+                "(kinh độ/vĩ độ), nằm trong tỉnh. Cho vùng này, hoặc gauge và water_level_m.",
+                "en": "A GeoJSON Polygon or MultiPolygon (or a Feature with one) in CRS84 "
+                "(lon/lat), inside the province. Give this, or gauge and water_level_m.",
+            },
             "schema": {"type": "object", "contentMediaType": "application/geo+json"},
             "minOccurs": 0,
             "maxOccurs": 1,
         },
         "gauge": {
-            "title": "Gauge code",
-            "description": "A river gauge of the gauges collection, e.g. G-HL-01",
+            "title": {"vi": "Mã trạm đo", "en": "Gauge code"},
+            "description": {
+                "vi": "Một trạm đo mực nước của tập dữ liệu gauges, ví dụ G-HL-01",
+                "en": "A river gauge of the gauges collection, e.g. G-HL-01",
+            },
             "schema": {"type": "string"},
             "minOccurs": 0,
             "maxOccurs": 1,
         },
         "water_level_m": {
-            "title": "Hypothetical water level (m)",
-            "description": "On the gauge's datum; with gauge",
+            "title": {"vi": "Mực nước giả định (m)", "en": "Hypothetical water level (m)"},
+            "description": {
+                "vi": "Theo cao độ chuẩn của trạm đo; dùng cùng gauge",
+                "en": "On the gauge's datum; with gauge",
+            },
             "schema": {"type": "number"},
             "minOccurs": 0,
             "maxOccurs": 1,
@@ -81,8 +101,11 @@ PROCESS_METADATA: dict[str, Any] = {
     },
     "outputs": {
         "exposure": {
-            "title": "Exposure",
-            "description": "A GeoJSON Feature: the area, and the exposure figures as properties",
+            "title": {"vi": "Mức độ phơi nhiễm", "en": "Exposure"},
+            "description": {
+                "vi": "Một Feature GeoJSON: vùng, và các chỉ số phơi nhiễm là thuộc tính của nó",
+                "en": "A GeoJSON Feature: the area, and the exposure figures as properties",
+            },
             "schema": {"type": "object", "contentMediaType": "application/geo+json"},
         }
     },

@@ -41,6 +41,7 @@ def apply() -> None:
         environmental_data_retrieval.validate_bbox = validate_bbox  # /locations?bbox= as /items
         _patch_jsonld_templates()
         _patch_job_functions()
+        _patch_plugin_locale()
         _applied = True
 
 
@@ -188,3 +189,37 @@ def _patch_job_functions() -> None:
         function = getattr(processes_api, name)
         if not getattr(function, "sdi_caller", False):
             setattr(processes_api, name, as_caller(function))
+
+
+# -- languages: the language given to a provider --------------------------------------------
+def _patch_plugin_locale() -> None:
+    from pygeoapi import l10n
+
+    if not getattr(l10n.get_plugin_locale, "sdi_locale", False):
+        l10n.get_plugin_locale = _plugin_locale(l10n.get_plugin_locale)
+
+
+def _plugin_locale(original: Any) -> Any:
+    """pygeoapi's ``get_plugin_locale``, given the requested languages as a list.
+
+    Why: pygeoapi 0.24.0 passes the raw ``lang`` / Accept-Language text (``"en"``,
+    ``"en-GB,en;q=0.8"``) to ``best_match``, which ignores anything but a list: a provider
+    with ``languages`` (the catalogue, :mod:`sdi.api.records`) always got its first one.
+    """
+
+    def get_plugin_locale(config: dict, requested_locale: Any) -> Any:
+        if isinstance(requested_locale, str):
+            weighted = []
+            for position, part in enumerate(requested_locale.split(",")):
+                tag, _, quality = part.strip().partition(";q=")
+                try:
+                    weight = float(quality) if quality else 1.0
+                except ValueError:
+                    weight = 0.0
+                if tag:
+                    weighted.append((-weight, position, tag))
+            requested_locale = [tag for _, _, tag in sorted(weighted)] or None
+        return original(config, requested_locale)
+
+    get_plugin_locale.sdi_locale = True  # type: ignore[attr-defined]
+    return get_plugin_locale

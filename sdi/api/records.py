@@ -27,7 +27,8 @@ from pygeoapi.provider.base import (
 from sdi import sql as sql_files
 from sdi.api.db import pool
 from sdi.layers import Layer, load_layers
-from sdi.publish.config import output_crs
+from sdi.publish.config import LANGUAGES, output_crs
+from sdi.publish.config import texts as config_texts
 from sdi.settings import get_settings
 
 EXTENT_TTL = 300.0  # seconds an extent computed from the data is reused
@@ -81,7 +82,7 @@ def _extent(layer: Layer) -> list[float] | None:
     return extent
 
 
-def _lineage(jobs: list[str]) -> dict[str, Any] | None:
+def _lineage(jobs: list[str], language: str = "vi") -> dict[str, Any] | None:
     if not jobs:
         return None
     with pool().connection() as conn:
@@ -93,12 +94,23 @@ def _lineage(jobs: list[str]) -> dict[str, Any] | None:
             (row[0],),
         ).fetchall()
     run_id, job, started, finished, read, added, updated, retired, rejected = row
+    statement = {
+        "en": f"Loaded by ETL job {job} (run {run_id}) from the department's delivery: "
+        f"{read} rows read, {added} added, {updated} updated, {retired} retired, "
+        f"{rejected} rejected.",
+        "vi": f"Nạp bởi tác vụ ETL {job} (lượt {run_id}) từ dữ liệu do sở, ngành gửi: "
+        f"đọc {read} dòng, thêm {added}, cập nhật {updated}, loại bỏ {retired}, "
+        f"từ chối {rejected}.",
+    }
     return {
-        "statement": (
-            f"Loaded by ETL job {job} (run {run_id}) from the department's delivery: "
-            f"{read} rows read, {added} added, {updated} updated, {retired} retired, "
-            f"{rejected} rejected."
-        ),
+        "statement": statement.get(language, statement["vi"]),
+        "counts": {
+            "read": read,
+            "added": added,
+            "updated": updated,
+            "retired": retired,
+            "rejected": rejected,
+        },
         "run_id": run_id,
         "job": job,
         "started": started.isoformat(),
@@ -110,11 +122,18 @@ def _lineage(jobs: list[str]) -> dict[str, Any] | None:
     }
 
 
-def build_record(layer: Layer, base_url: str) -> dict[str, Any]:
-    """The catalogue record of one layer (OGC API Records core, GeoJSON encoding)."""
+def build_record(layer: Layer, base_url: str, language: str = "vi") -> dict[str, Any]:
+    """The catalogue record of one layer (OGC API Records core, GeoJSON encoding).
+
+    Title, description, keywords and lineage statement in ``language`` (``vi``, the default,
+    or ``en``); the other language's title and keywords are kept for the search (``q``).
+    """
     settings = get_settings()
     extent = _extent(layer) or list(settings.province_extent)
-    lineage = _lineage(list(layer.metadata.get("etl_jobs", [])))
+    lineage = _lineage(list(layer.metadata.get("etl_jobs", [])), language)
+    texts = {lang: {k: v[lang] for k, v in config_texts(layer).items()} for lang in LANGUAGES}
+    language = language if language in texts else LANGUAGES[0]
+    other = next(lang for lang in LANGUAGES if lang != language)
     updated = lineage["finished"] if lineage else None
     west, south, east, north = extent
     collection_url = f"{base_url}/collections/{layer.id}"
@@ -131,14 +150,16 @@ def build_record(layer: Layer, base_url: str) -> dict[str, Any]:
         },
         "properties": {
             "type": "dataset",
-            "title": layer.title,
-            "description": layer.description,
-            "keywords": list(layer.keywords),
+            **texts[language],
+            # the other language, for the search and for a client that shows both
+            "alternate": {"language": other, **texts[other]},
             "domain": layer.domain,
+            "department": layer.metadata.get("department"),
             "themes": [{"concepts": [{"id": layer.domain}], "scheme": "sdi-domain"}]
             if layer.domain
             else [],
-            "language": {"code": "vi"},
+            "language": {"code": language},
+            "languages": [{"code": lang} for lang in LANGUAGES],
             "updated": updated,
             "license": layer.metadata.get("licence"),
             "rights": "Personal data is not published.",
@@ -159,7 +180,7 @@ def build_record(layer: Layer, base_url: str) -> dict[str, Any]:
             {
                 "rel": "item",
                 "type": "application/json",
-                "title": layer.title,
+                "title": texts[language]["title"],
                 "href": collection_url,
             },
             {
@@ -189,9 +210,9 @@ class CatalogueProvider(BaseProvider):
             if layer.kind == "features" and layer.access == "public"
         ]
 
-    def _records(self) -> list[dict[str, Any]]:
+    def _records(self, language: str = "vi") -> list[dict[str, Any]]:
         base = get_settings().server_url
-        return [build_record(layer, base) for layer in self._layers()]
+        return [build_record(layer, base, language) for layer in self._layers()]
 
     def query(
         self,
@@ -210,7 +231,7 @@ class CatalogueProvider(BaseProvider):
     ) -> dict[str, Any]:
         if filterq is not None:
             raise ProviderInvalidQueryError(user_msg="use q, bbox and datetime to search")
-        records = self._records()
+        records = self._records(_language(kwargs.get("language")))
         if q:
             words = [_fold(w) for w in q.replace(",", " ").split()]
             records = [r for r in records if all(w in _fold(_text(r)) for w in words)]
@@ -249,14 +270,31 @@ class CatalogueProvider(BaseProvider):
     def get(self, identifier: str, **kwargs: Any) -> dict[str, Any]:
         for layer in self._layers():
             if layer.id == identifier:
-                return build_record(layer, get_settings().server_url)
+                return build_record(
+                    layer, get_settings().server_url, _language(kwargs.get("language"))
+                )
         raise ProviderItemNotFoundError(user_msg=f"no record {identifier!r}")
+
+
+def _language(locale: Any) -> str:
+    """The language pygeoapi chose for the provider (a babel Locale, from ``languages``)."""
+    code = getattr(locale, "language", None) or (str(locale) if locale else "")
+    return code[:2] if code[:2] in LANGUAGES else LANGUAGES[0]
 
 
 def _text(record: dict[str, Any]) -> str:
     p = record["properties"]
+    alternate = p.get("alternate") or {}
     return " ".join(
-        [record["id"], p["title"], p["description"], *p["keywords"], p.get("domain") or ""]
+        [
+            record["id"],
+            p["title"],
+            p["description"],
+            *p["keywords"],
+            alternate.get("title", ""),
+            *alternate.get("keywords", []),
+            p.get("domain") or "",
+        ]
     )
 
 

@@ -32,18 +32,43 @@ def output_crs(settings: Settings) -> list[str]:
     ]
 
 
+LANGUAGES = ["vi", "en"]  # the first is the default (pygeoapi's server.languages)
+
+
+def texts(layer: Layer) -> dict[str, Any]:
+    """Title, description and keywords of a layer as pygeoapi's multilingual values.
+
+    ``{vi: …, en: …}``: pygeoapi answers in the language of ``?lang=`` or Accept-Language,
+    Vietnamese by default. The layer file's ``keywords`` may already mix in Vietnamese words;
+    English gets those not among ``i18n.vi.keywords``.
+    """
+    vi = layer.i18n.get("vi", {})
+    vi_keywords = list(vi.get("keywords", []))
+    return {
+        "title": {"vi": vi.get("title", layer.title), "en": layer.title},
+        "description": {
+            "vi": " ".join(vi.get("description", layer.description).split()),
+            "en": layer.description,
+        },
+        "keywords": {
+            "vi": vi_keywords or list(layer.keywords),
+            "en": [k for k in layer.keywords if k not in vi_keywords],
+        },
+    }
+
+
 def _catalogue(layer: Layer, settings: Settings) -> dict[str, Any]:
     return {
         "type": "collection",
-        "title": layer.title,
-        "description": layer.description,
-        "keywords": list(layer.keywords),
+        **texts(layer),
         "links": [],
         "extents": {"spatial": {"bbox": list(settings.province_extent), "crs": CRS84}},
         "providers": [
             {
                 "type": "record",
                 "name": "sdi.api.records.CatalogueProvider",
+                # pygeoapi passes the chosen one of these to the provider (``language``)
+                "languages": list(LANGUAGES),
                 "data": "layers",
                 "id_field": "id",
                 "time_field": "updated",
@@ -77,9 +102,7 @@ def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
         provider["time_field"] = layer.time_field
     collection: dict[str, Any] = {
         "type": "collection",
-        "title": layer.title,
-        "description": layer.description,
-        "keywords": list(layer.keywords),
+        **texts(layer),
         "links": [],
         "extents": {"spatial": {"bbox": list(settings.province_extent), "crs": CRS84}},
         "providers": [provider],
@@ -177,13 +200,17 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
             "url": PUBLIC_URL,
             "mimetype": "application/json; charset=UTF-8",
             "encoding": "utf-8",
-            "languages": ["en-US", "vi-VN"],
+            "languages": list(LANGUAGES),
+            # the project's templates (sdi.api.pages: local assets, no inline script) and their
+            # Vietnamese catalogue; relative to the project, resolved by sdi.api.pages.configure
+            "templates": {"path": "sdi/api/templates"},
+            "locale_dir": "sdi/translations",
             "pretty_print": False,
             "limits": {"default_items": 100, "max_items": 10000, "on_exceed": "throttle"},
-            "map": {
-                "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                "attribution": "© OpenStreetMap contributors",
-            },
+            # The pages' maps draw on the service's own communes, or on the intranet tile server
+            # of SDI_BASEMAP_URL (set at start-up by sdi.api.pages.configure): never on a
+            # public internet server.
+            "map": {"url": "", "attribution": ""},
             # OGC API Processes jobs (sdi.api.processes): records in PostgreSQL (jobs schema),
             # run by `sdi worker` from the procrastinate queue; each job visible to its key only
             "manager": {
@@ -195,16 +222,29 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
         "logging": {"level": "ERROR"},
         "metadata": {
             "identification": {
-                "title": settings.service_title,
-                "description": settings.service_description,
-                "keywords": [
-                    "spatial data infrastructure",
-                    "urban planning",
-                    "land",
-                    "construction",
-                    "utilities",
-                    "hazard",
-                ],
+                "title": {"vi": settings.service_title_vi, "en": settings.service_title},
+                "description": {
+                    "vi": settings.service_description_vi,
+                    "en": settings.service_description,
+                },
+                "keywords": {
+                    "vi": [
+                        "hạ tầng dữ liệu không gian",
+                        "quy hoạch đô thị",
+                        "đất đai",
+                        "xây dựng",
+                        "hạ tầng kỹ thuật",
+                        "thiên tai",
+                    ],
+                    "en": [
+                        "spatial data infrastructure",
+                        "urban planning",
+                        "land",
+                        "construction",
+                        "utilities",
+                        "hazard",
+                    ],
+                },
                 "keywords_type": "theme",
                 "terms_of_service": "https://creativecommons.org/licenses/by/4.0/",
                 "url": PUBLIC_URL,
@@ -213,7 +253,10 @@ def build_config(layers: list[Layer], settings: Settings) -> dict[str, Any]:
                 "name": "CC-BY 4.0 unless a collection says otherwise",
                 "url": "https://creativecommons.org/licenses/by/4.0/",
             },
-            "provider": {"name": settings.organisation, "url": settings.organisation_url},
+            "provider": {
+                "name": {"vi": settings.organisation_vi, "en": settings.organisation},
+                "url": settings.organisation_url,
+            },
             "contact": {
                 "name": "SDI service desk",
                 "position": "Data steward",

@@ -76,7 +76,13 @@ class Chromium:
             assert browser.log.errors() == []
     """
 
-    def __init__(self, width: int = 1920, height: int = 1080, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        width: int = 1920,
+        height: int = 1080,
+        timeout: float = 60,
+        accept_language: str | None = None,
+    ) -> None:
         binary = find_chromium()
         if binary is None:
             raise FileNotFoundError("no chromium on PATH (Debian package: chromium)")
@@ -146,6 +152,12 @@ class Chromium:
                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
                 session=True,
             )
+            if accept_language:  # the visitor's languages, as a browser set to them sends
+                self.call(
+                    "Network.setExtraHTTPHeaders",
+                    {"headers": {"Accept-Language": accept_language}},
+                    session=True,
+                )
         except Exception:
             self.close()
             raise
@@ -262,11 +274,20 @@ class Chromium:
                 raise BrowserError(f"{expression!r}: {problem} after {timeout} s")
             time.sleep(interval)
 
-    def screenshot(self, path: Path | None = None) -> bytes:
-        """A PNG of the page's viewport; also written to ``path`` when given."""
-        data = base64.b64decode(
-            self.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
-        )
+    def screenshot(self, path: Path | None = None, full_page: bool = False) -> bytes:
+        """A PNG of the page's viewport (or of the whole page); also written to ``path``."""
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            size = self.call("Page.getLayoutMetrics", session=True)["cssContentSize"]
+            params["captureBeyondViewport"] = True
+            params["clip"] = {
+                "x": 0,
+                "y": 0,
+                "width": size["width"],
+                "height": min(size["height"], 8000),
+                "scale": 1,
+            }
+        data = base64.b64decode(self.call("Page.captureScreenshot", params, session=True)["data"])
         if path is not None:
             path.write_bytes(data)
         return data

@@ -39,6 +39,6 @@ def test_check_detects_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             publish(check=True)
         publish()
         publish(check=True)
-        assert "title: Lamps" in config.read_text()
+        assert "en: Lamps" in config.read_text()  # titles are {vi, en} (sdi.publish.config)
     finally:
         get_settings.cache_clear()
