@@ -35,6 +35,8 @@ def apply() -> None:
 
         # pygeoapi 0.24.0: the items handler looks these up in its own module per request.
         itemtypes.to_json = to_json
+        _patch_json_writers()
+        _patch_csv()
         itemtypes.transform_bbox = transform_bbox
         itemtypes.validate_bbox = validate_bbox
         itemtypes.validate_datetime = validate_datetime
@@ -117,27 +119,82 @@ def transform_bbox(
     return list(transformer.transform(*bbox[:half]) + transformer.transform(*bbox[half:]))
 
 
+# pygeoapi 0.24.0 modules that write JSON responses with ``to_json`` (imported by name). The
+# admin API and the templates' ``to_json`` filter keep pygeoapi's (HTML-escaping) one.
+_JSON_WRITERS = (
+    "pygeoapi.api",
+    "pygeoapi.api.coverages",
+    "pygeoapi.api.environmental_data_retrieval",
+    "pygeoapi.api.maps",
+    "pygeoapi.api.processes",
+    "pygeoapi.api.stac",
+    "pygeoapi.api.tiles",
+)
+
+
+def _patch_json_writers() -> None:
+    """JSON responses carry text as stored.
+
+    Why: pygeoapi 0.24.0's ``to_json`` replaces ``<`` and ``>`` with ``&lt;`` ``&gt;`` in
+    every JSON document, so a description "depth > 1 m" reaches a JSON client altered. JSON
+    served as ``application/json`` is no HTML; escaping belongs to the HTML templates (Jinja
+    autoescape, and their own ``to_json`` filter, left as it is).
+    """
+    import importlib
+
+    for name in _JSON_WRITERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "to_json"):
+            module.to_json = to_json
+
+
 def to_json(dict_: dict, pretty: bool = False) -> str:
-    """pygeoapi 0.24.0's ``to_json``, writing unparsed :class:`FeatureTexts` as they are.
+    """pygeoapi 0.24.0's ``to_json`` without its HTML escaping (:func:`_patch_json_writers`),
+    writing unparsed :class:`FeatureTexts` as they are.
 
     Why: the provider's page holds the features as the GeoJSON texts PostGIS wrote; parsing
     them only to write them again costs more than building them.
     """
     from pygeoapi.util import json_serial
-    from pygeoapi.util import to_json as pygeoapi_to_json
 
     features = dict_.get("features") if isinstance(dict_, dict) else None
     raw = features.raw() if isinstance(features, FeatureTexts) else None
     if raw is None:
-        return pygeoapi_to_json(dict_, pretty)
-    text = json.dumps(
+        return json.dumps(
+            dict_, default=json_serial, indent=4 if pretty else None, separators=(",", ":")
+        )
+    return json.dumps(
         {**dict_, "features": []},
         default=json_serial,
         indent=4 if pretty else None,
         separators=(",", ":"),
     ).replace('"features":[]', '"features":' + raw, 1)
-    # as pygeoapi does with everything it writes as JSON
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+# -- CSV --------------------------------------------------------------------------------------
+def _patch_csv() -> None:
+    """Cells of pygeoapi 0.24.0's CSV output cannot be spreadsheet formulas.
+
+    Why: its CSV formatter writes property values as they are, so a value such as
+    ``=HYPERLINK(…)`` (a citizen's incident text, a department's delivery) runs in the
+    spreadsheet of whoever opens the download (:func:`sdi.api.media.csv_cell`).
+    """
+    from pygeoapi.formatter.csv_ import CSVFormatter
+
+    from sdi.api.media import SafeCsvWriter
+
+    add_feature = CSVFormatter._add_feature
+    if getattr(add_feature, "sdi_safe", False):
+        return
+
+    def _add_feature(self: Any, writer: Any, feature: dict, is_point: bool) -> None:
+        return add_feature(self, SafeCsvWriter(writer), feature, is_point)
+
+    _add_feature.sdi_safe = True  # type: ignore[attr-defined]
+    CSVFormatter._add_feature = _add_feature
 
 
 # -- JSON-LD of items --------------------------------------------------------------------------
