@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -45,6 +46,7 @@ _pool_lock = threading.Lock()
 # database comes back takes at most about this long, not psycopg_pool's default 5 minutes
 # of exponential backoff).
 _RECONNECT_TIMEOUT = 2.0
+_AWAY_WAIT = 0.25  # seconds a request waits for a connection while the database is away
 UNAVAILABLE_MESSAGE = "the warehouse is not reachable; try again shortly"
 
 
@@ -77,7 +79,15 @@ class _Pool(ConnectionPool):
     error raised anywhere while the database is away can be answered as a 503)."""
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection:
-        global _away
+        global _away, _last_try
+        if _away and not self.get_stats().get("pool_available"):
+            # Known away: one request per _AWAY_WAIT waits that long for a connection (and
+            # makes the pool try one); the others are answered 503 at once.
+            now = time.monotonic()
+            if now - _last_try < _AWAY_WAIT:
+                raise PoolTimeout("the database is away")
+            _last_try = now
+            timeout = min(timeout if timeout is not None else self.timeout, _AWAY_WAIT)
         try:
             conn = super().getconn(timeout)
         except psycopg.OperationalError:
@@ -88,6 +98,7 @@ class _Pool(ConnectionPool):
 
 
 _away = False
+_last_try = 0.0
 
 
 def away() -> bool:

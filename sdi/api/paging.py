@@ -140,18 +140,18 @@ class Cursor:
             body["f"] = self.filter
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         payload = zlib.compress(raw, 6)
-        return _b64(payload) + "." + _b64(_mac(payload))
+        return _b64(_mac(payload) + payload)  # the signature first, then the payload
 
     @classmethod
     def decode(cls, token: str) -> Cursor | None:
         """The cursor, or None when the token is not one we signed or is out of bounds (then
         it is ignored). The signature is checked before the payload is inflated or parsed."""
         try:
-            if not isinstance(token, str) or len(token) > _MAX_TOKEN or token.count(".") != 1:
+            if not isinstance(token, str) or len(token) > _MAX_TOKEN:
                 return None
-            data, mac = token.split(".")
-            payload = _unb64(data)
-            if not hmac.compare_digest(_unb64(mac), _mac(payload)):
+            data = _unb64(token)
+            mac, payload = data[:_MAC_BYTES], data[_MAC_BYTES:]
+            if len(mac) != _MAC_BYTES or not hmac.compare_digest(mac, _mac(payload)):
                 return None
             inflate = zlib.decompressobj()
             raw = inflate.decompress(payload, _MAX_CURSOR)

@@ -37,6 +37,7 @@ def apply() -> None:
         itemtypes.to_json = to_json
         _patch_json_writers()
         _patch_csv()
+        _patch_exception_log()
         itemtypes.transform_bbox = transform_bbox
         itemtypes.validate_bbox = validate_bbox
         itemtypes.validate_datetime = validate_datetime
@@ -172,6 +173,56 @@ def to_json(dict_: dict, pretty: bool = False) -> str:
         indent=4 if pretty else None,
         separators=(",", ":"),
     ).replace('"features":[]', '"features":' + raw, 1)
+
+
+# -- the log of an error answer ----------------------------------------------------------------
+_LOGGED_DESCRIPTION = 200  # characters of a client error's description logged
+
+
+def _patch_exception_log() -> None:
+    """A client's mistake is logged as one warning line, its description truncated.
+
+    Why: pygeoapi 0.24.0's ``API.get_exception`` logs every error answer, a 400 for a
+    mistyped parameter included, at ERROR with the traceback of whatever exception is being
+    handled, and the description whole (it echoes the client's value): a client could fill
+    the log. Server errors (5xx) keep pygeoapi's ERROR with traceback.
+    """
+    from pygeoapi import api as api_module
+
+    original = api_module.API.get_exception
+    if getattr(original, "sdi_one_line", False):
+        return
+    logger = api_module.LOGGER
+
+    def get_exception(
+        self: Any, status: int, headers: dict, format_: Any, code: str, description: str
+    ) -> Any:
+        if int(status) >= 500:
+            return original(self, status, headers, format_, code, description)
+        text = " ".join(str(description).split())
+        if len(text) > _LOGGED_DESCRIPTION:
+            text = text[:_LOGGED_DESCRIPTION] + "…"
+        logger.warning("%s %s: %s", int(status), code, text)
+        _quiet.active = True  # pygeoapi's own ERROR line of this call is dropped (_Quiet)
+        try:
+            return original(self, status, headers, format_, code, description)
+        finally:
+            _quiet.active = False
+
+    get_exception.sdi_one_line = True  # type: ignore[attr-defined]
+    api_module.API.get_exception = get_exception
+    logger.addFilter(_Quiet())
+
+
+_quiet = threading.local()
+
+
+class _Quiet:
+    """Drops the ERROR record pygeoapi writes inside a client error's ``get_exception``
+    (in this thread only: other requests log as usual)."""
+
+    def filter(self, record: Any) -> bool:
+        return not (getattr(_quiet, "active", False) and record.levelno >= 40)
 
 
 # -- CSV --------------------------------------------------------------------------------------

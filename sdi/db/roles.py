@@ -11,8 +11,9 @@
 
 ``<prefix>`` is ``SDI_DB_ROLE_PREFIX``, by default the database name (``sdi_api`` for the
 database ``sdi``), so several databases on one server (test sessions) never share a role.
-:func:`ensure_roles` creates the roles (idempotent) with generated passwords kept in
-``<state>/roles/<role>`` (mode 0600); :func:`grant_statements` is the SQL of every privilege,
+:func:`ensure_roles` creates the roles (idempotent); their passwords are derived from the
+owner's (HMAC-SHA256), or generated into ``<state>/roles/<role>`` (mode 0600) when the owner's
+URL has none; :func:`grant_statements` is the SQL of every privilege,
 derived from the layer files and the catalog, applied by :func:`apply_grants` after each
 migration and at server start (so grants follow new tables), and printed for a DBA by
 ``sdi db grants --print``.
@@ -20,6 +21,9 @@ migration and at server start (so grants follow new tables), and printed for a D
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Iterable
@@ -97,12 +101,25 @@ def password_file(settings: Settings, role: str) -> Path:
 
 
 def _password(settings: Settings, role: str, create: bool) -> str | None:
+    """The role's password: ``<state>/roles/<role>`` if there is one; else derived from the
+    owner's password (HMAC-SHA256: every process and test session that may use the owner's
+    URL computes the same one, and the role's password does not give the owner's); else,
+    with ``create``, generated and written there (mode 0600)."""
     path = password_file(settings, role)
     try:
         return path.read_text().strip() or None
     except FileNotFoundError:
-        if not create:
-            return None
+        pass
+    from sdi.db import database_url
+
+    owner_password = urlsplit(database_url(settings)).password
+    if owner_password:
+        digest = hmac.new(
+            unquote(owner_password).encode(), f"sdi-role:{role}".encode(), hashlib.sha256
+        ).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    if not create:
+        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
     value = secrets.token_urlsafe(24)
@@ -140,18 +157,15 @@ def role_url(settings: Settings | None, purpose: str) -> str:
 
 
 def ensure_roles(conn: psycopg.Connection, settings: Settings | None = None) -> Roles:
-    """Create the API and ETL roles if missing, or reset their passwords to the state dir's
-    (a role exists but this state dir has no password for it). Needs CREATEROLE."""
+    """Create the API and ETL roles, or set their passwords again (idempotent: the same
+    derived or stored password). Needs CREATEROLE."""
     settings = settings or get_settings()
     roles = role_names(settings)
     for role in (roles.api, roles.etl):
-        stored = _password(settings, role, create=False)
-        password = stored or _password(settings, role, create=True)
+        password = _password(settings, role, create=True)
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         verb = "ALTER" if exists else "CREATE"
-        if exists and stored:
-            continue
-        try:
+        try:  # ALTER sets the same password again (derived, or this state dir's)
             conn.execute(
                 sql.SQL(
                     "{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD {}"
@@ -201,6 +215,8 @@ def _personal(settings: Settings) -> tuple[set[str], dict[str, set[str]]]:
         if data.get("publish_personal") and table:
             shown = names & {str(p) for p in data.get("properties") or []}
             published.setdefault(str(table), set()).update(shown)
+            if str(table).endswith("_current"):  # its versions, read by the change feed
+                published.setdefault(str(table).removesuffix("_current"), set()).update(shown)
     return personal, published
 
 

@@ -38,7 +38,6 @@ def test_the_api_role_is_no_superuser_and_cannot_create(as_api: psycopg.Connecti
         "SELECT owner_name FROM land.parcels_current LIMIT 1",
         "SELECT owner_name FROM land.parcels LIMIT 1",
         "SELECT * FROM land.parcels_current LIMIT 1",
-        "SELECT applicant_name FROM construction.permits LIMIT 1",
         "SELECT reporter_phone FROM ops.incidents LIMIT 1",
         "SELECT reporter_name, reporter_email FROM ops.incidents LIMIT 1",
         "SELECT * FROM etl.rejects LIMIT 1",
@@ -93,3 +92,23 @@ def test_the_served_api_connects_as_the_api_role(
         )
     }
     assert role_names(settings).api in users
+
+
+def test_a_personal_column_is_granted_only_where_a_layer_publishes_it(
+    loaded: dict, settings: Settings, db: psycopg.Connection, tmp_path
+) -> None:
+    """permits_register (internal, keyed) publishes applicant_name (publish_personal), so the
+    API reads it there; without that layer file no grant names it, and owner_name and the
+    reporters' contacts are never granted."""
+    import shutil
+
+    from sdi.db.roles import grant_statements
+
+    statements = "\n".join(grant_statements(db, settings))
+    assert "owner_name" not in statements and "reporter_phone" not in statements
+    assert "applicant_name" in statements
+    layers = tmp_path / "layers"
+    shutil.copytree(settings.layers_dir, layers)
+    (layers / "permits_register.yml").unlink()
+    without = settings.model_copy(update={"layers_dir": layers})
+    assert "applicant_name" not in "\n".join(grant_statements(db, without))
