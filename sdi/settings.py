@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         2.0, description="Seconds the API waits for a new database connection"
     )
     db_pool_timeout: float = Field(
-        1.0,
+        0.75,
         description="Seconds a request waits for a pooled connection before answering 503",
     )
     db_retry_after: int = Field(

@@ -80,18 +80,19 @@ class _Pool(ConnectionPool):
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection:
         global _away, _last_try
-        if _away and not self.get_stats().get("pool_available"):
+        if _away:
             # Known away: one request per _AWAY_WAIT waits that long for a connection (and
-            # makes the pool try one); the others are answered 503 at once.
+            # makes the pool try one); the others are answered 503 at once, unless the pool
+            # holds a connection (checked before it is handed out).
             now = time.monotonic()
-            if now - _last_try < _AWAY_WAIT:
+            if now - _last_try < _AWAY_WAIT and not self.get_stats().get("pool_available"):
                 raise PoolTimeout("the database is away")
             _last_try = now
             timeout = min(timeout if timeout is not None else self.timeout, _AWAY_WAIT)
         try:
             conn = super().getconn(timeout)
         except psycopg.OperationalError:
-            _away = True
+            _away, _last_try = True, time.monotonic()
             raise
         _away = False
         return conn

@@ -259,9 +259,8 @@ def configure_logging(path: Path, max_bytes: int, backups: int) -> None:
     handler = _SharedRotatingHandler(path, maxBytes=max_bytes, backupCount=backups, delay=True)
     handler.setFormatter(OneLine())
     root = logging.getLogger()
-    for old in list(root.handlers):
-        if isinstance(old, _SharedRotatingHandler):
-            root.removeHandler(old)
+    for old in list(root.handlers):  # pygeoapi's (stdout, multi-line) and an earlier call's
+        root.removeHandler(old)
     root.addHandler(handler)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)

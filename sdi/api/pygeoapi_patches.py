@@ -12,6 +12,7 @@ no longer needs.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from functools import lru_cache
@@ -197,12 +198,14 @@ def _patch_exception_log() -> None:
     def get_exception(
         self: Any, status: int, headers: dict, format_: Any, code: str, description: str
     ) -> Any:
-        if int(status) >= 500:
+        unavailable = int(status) == 503  # the database away: known, one line per request
+        if int(status) >= 500 and not unavailable:
             return original(self, status, headers, format_, code, description)
         text = " ".join(str(description).split())
         if len(text) > _LOGGED_DESCRIPTION:
             text = text[:_LOGGED_DESCRIPTION] + "…"
-        logger.warning("%s %s: %s", int(status), code, text)
+        level = logging.ERROR if unavailable else logging.WARNING
+        logger.log(level, "%s %s: %s", int(status), code, text)
         _quiet.active = True  # pygeoapi's own ERROR line of this call is dropped (_Quiet)
         try:
             return original(self, status, headers, format_, code, description)

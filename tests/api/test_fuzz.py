@@ -66,6 +66,7 @@ VALID = {
 # incidents (writable), change feed.
 COLLECTIONS = ("parcels", "buildings", "warning_history", "catalogue", "gauges", "incidents")
 PARAMETER = re.compile(r"\{([^}]+)\}")
+PER_PARAMETER = 4  # corpus values sent to each parameter of each route (rotating)
 
 
 def _routes(api: httpx.Client) -> list[tuple[str, list[str]]]:
@@ -99,20 +100,29 @@ def _fill(path: str, hostile: str | None = None) -> str:
 
 
 def _requests(api: httpx.Client) -> list[str]:
+    """Every parameter of every route gets PER_PARAMETER values of the corpus, rotating, so
+    that the sweep sends every value to every kind of parameter while staying bounded."""
     urls = []
+    turn = 0
     for path, parameters in _routes(api):
         base = _fill(path)
         for name in [*parameters, "filter", "cursor", "crs", "bbox-crs", "filter-crs"]:
-            urls.extend(f"{base}?{quote(name)}={value}" for value in CORPUS)
+            for _ in range(PER_PARAMETER):
+                urls.append(f"{base}?{quote(name)}={CORPUS[turn % len(CORPUS)]}")
+                turn += 1
         if PARAMETER.search(path):
-            urls.extend(_fill(path, value) for value in CORPUS if value and "%2F" not in value)
+            for _ in range(PER_PARAMETER):
+                value = CORPUS[turn % len(CORPUS)]
+                turn += 1
+                if value and "%2F" not in value:
+                    urls.append(_fill(path, value))
     return sorted(set(urls))
 
 
 @pytest.mark.timeout(600)
 def test_no_hostile_parameter_gets_a_5xx(api: httpx.Client, server: str) -> None:
     urls = _requests(api)
-    assert len(urls) > 1000  # every route was found
+    assert len(urls) > 500  # every route was found
 
     def status(url: str) -> tuple[str, int, str]:
         with httpx.Client(base_url=server, timeout=60) as client:
