@@ -217,6 +217,7 @@ class AccessLog:
 
 # -- the server's own log --------------------------------------------------------------------
 MAX_LOGGED = 500  # characters of a log message kept (echoed values are truncated)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # written as \xNN: a log line stays one text line
 
 
 class OneLine(logging.Formatter):
@@ -230,7 +231,7 @@ class OneLine(logging.Formatter):
         line = f"{self.formatTime(record)} {record.levelname} {record.name}: {message}"
         if record.exc_info and record.levelno >= logging.ERROR:
             line += " | " + self.formatException(record.exc_info)
-        return line.replace("\r", "\\r").replace("\n", "\\n")
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line.replace("\n", "\\n"))
 
 
 class _SharedRotatingHandler(logging.handlers.RotatingFileHandler):
@@ -252,12 +253,24 @@ class _SharedRotatingHandler(logging.handlers.RotatingFileHandler):
         return bool(super().shouldRollover(record))
 
 
+def _client_error_noise(record: logging.LogRecord) -> bool:
+    """Drop pygeoapi's own ERROR line about a request it then answers with an error (``Bad
+    CQL text: …`` and the like, without traceback): its answer is logged once, as a warning
+    for a 4xx (:mod:`sdi.api.pygeoapi_patches`)."""
+    return not (
+        record.name.startswith("pygeoapi.api.")
+        and record.levelno >= logging.ERROR
+        and not record.exc_info
+    )
+
+
 def configure_logging(path: Path, max_bytes: int, backups: int) -> None:
     """The workers' log: ``path`` rotated at ``max_bytes`` with ``backups`` kept, one line
     per record (:class:`OneLine`); replaces pygeoapi's handlers (it logs to stdout)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = _SharedRotatingHandler(path, maxBytes=max_bytes, backupCount=backups, delay=True)
     handler.setFormatter(OneLine())
+    handler.addFilter(_client_error_noise)
     root = logging.getLogger()
     for old in list(root.handlers):  # pygeoapi's (stdout, multi-line) and an earlier call's
         root.removeHandler(old)

@@ -49,25 +49,28 @@ _MAX_COUNT = 1 << 53  # offsets and counts beyond this are no page of ours
 _MAX_KEYS = 16  # sort keys + id
 _MAX_DEPTH = 64  # nesting of the filter a cursor carries (CQL2 JSON)
 _MAC_BYTES = 16  # truncated HMAC-SHA256 (128 bits)
-_secret: bytes | None = None
+_secrets: dict[tuple[str | None, str], bytes] = {}
 _secret_lock = threading.Lock()
 
 
 def secret() -> bytes:
     """The key cursors are signed with: ``SDI_CURSOR_SECRET`` if set (several instances behind
     one address must share it), else ``<state>/server/cursor.key``, generated once (0600)
-    and shared by every worker of the server."""
-    global _secret
-    if _secret is not None:
-        return _secret
+    and shared by every worker of the server. Cached per setting (tests change them)."""
+    settings = get_settings()
+    configured = settings.cursor_secret.get_secret_value() if settings.cursor_secret else None
+    key = (configured, str(settings.state_dir))
+    found = _secrets.get(key)
+    if found is not None:
+        return found
     with _secret_lock:
-        if _secret is None:
-            settings = get_settings()
-            if settings.cursor_secret:
-                _secret = settings.cursor_secret.get_secret_value().encode()
-            else:
-                _secret = _key_file(settings.state_dir / "server" / "cursor.key")
-        return _secret
+        if key not in _secrets:
+            _secrets[key] = (
+                configured.encode()
+                if configured
+                else _key_file(settings.state_dir / "server" / "cursor.key")
+            )
+        return _secrets[key]
 
 
 def _key_file(path: Path) -> bytes:
