@@ -66,7 +66,7 @@ VALID = {
 # incidents (writable), change feed.
 COLLECTIONS = ("parcels", "buildings", "warning_history", "catalogue", "gauges", "incidents")
 PARAMETER = re.compile(r"\{([^}]+)\}")
-PER_PARAMETER = 4  # corpus values sent to each parameter of each route (rotating)
+PER_PARAMETER = 3  # corpus values sent to each parameter of each route (rotating)
 
 
 def _routes(api: httpx.Client) -> list[tuple[str, list[str]]]:
