@@ -17,6 +17,7 @@ import urllib.request
 import yaml
 
 from sdi.api.openapi import conform, self_contained
+from sdi.db import roles
 from sdi.errors import SdiError
 from sdi.settings import Settings
 
@@ -40,6 +41,8 @@ class Server:
             PYGEOAPI_CONFIG=str(self.settings.pygeoapi_config),
             PYGEOAPI_OPENAPI=str(self.openapi_file),
             SDI_PUBLIC_URL=self.settings.server_url,
+            # The workers connect as the API role, granted here first (sdi.db.roles).
+            SDI_API_DATABASE_URL=roles.prepare(self.settings),
         )
         return env
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The checkout this package lives in (installed in editable mode by the setup script).
@@ -145,6 +145,41 @@ class Settings(BaseSettings):
     server_max_memory_mb: int = Field(
         1024, description="A server worker process above this resident size is replaced (0: never)"
     )
+    # Hardening (issue 13): roles by purpose, the database away, signed cursors, logs.
+    api_database_url: str | None = Field(
+        None,
+        description="URL the OGC API connects with (a role that reads only what is published "
+        "and writes incidents); default: the database URL with the API role and its password "
+        "from the state dir (`sdi db roles` creates them)",
+    )
+    etl_database_url: str | None = Field(
+        None,
+        description="URL the ETL writes the warehouse with (the ETL role); default: the "
+        "database URL with the ETL role, else the owner's URL",
+    )
+    db_role_prefix: str | None = Field(
+        None,
+        description="Roles are <prefix>_api and <prefix>_etl; default: the database name",
+    )
+    db_connect_timeout: float = Field(
+        2.0, description="Seconds the API waits for a new database connection"
+    )
+    db_pool_timeout: float = Field(
+        0.75,
+        description="Seconds a request waits for a pooled connection before answering 503",
+    )
+    db_retry_after: int = Field(
+        5, description="Retry-After (seconds) of the 503 answered while the database is away"
+    )
+    cursor_secret: SecretStr | None = Field(
+        None,
+        description="Key paging cursors are signed with; default: <state>/server/cursor.key "
+        "(instances behind one address must share it)",
+    )
+    log_max_bytes: int = Field(
+        50 * 1024 * 1024, description="Size at which the server's logs are rotated"
+    )
+    log_backups: int = Field(5, description="Rotated server logs kept")
 
     @property
     def cluster_dir(self) -> Path:

@@ -75,6 +75,9 @@ def build(settings=None):
     pygeoapi_app.add_exception_handler(Exception, _server_error)
     settings = settings or get_settings()
     ops.prepare_multiprocess_dir(settings.state_dir)  # before prometheus_client is imported
+    ops.configure_logging(
+        settings.state_dir / "server" / "api.log", settings.log_max_bytes, settings.log_backups
+    )
     pygeoapi_patches.apply()  # before the first request of this worker
     collections = [
         name

@@ -6,6 +6,13 @@ processes, access control, health checks) takes its connections from :func:`pool
 traceback, and maps a database error to a pygeoapi provider error with
 :func:`provider_error` (a 400 for what the request got wrong, never the database's text for
 what it did not).
+
+When the warehouse is away, every route answers ``503`` with ``Retry-After`` within about a
+second (:class:`DatabaseAway`; :func:`is_unavailable` recognises the error wherever it
+surfaces), and the service is whole again a few seconds after it is back: connections are
+checked before they are handed out, new ones time out after ``SDI_DB_CONNECT_TIMEOUT``, a
+request waits ``SDI_DB_POOL_TIMEOUT`` for one, and the pool's reconnection gives up quickly
+(the next request starts a fresh attempt) instead of backing off for minutes.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from http import HTTPStatus
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 from pygeoapi.provider.base import (
     ProviderConnectionError,
     ProviderInvalidQueryError,
@@ -26,11 +35,89 @@ from pygeoapi.provider.base import (
 )
 
 from sdi import sql as sql_files
+from sdi.settings import get_settings
 
 LOGGER = logging.getLogger(__name__)
 
 _pool: ConnectionPool | None = None
 _pool_lock = threading.Lock()
+# Seconds the pool keeps retrying a lost connection in the background before giving up; the
+# next request that finds the pool empty starts a new attempt at once (so recovery after the
+# database comes back takes at most about this long, not psycopg_pool's default 5 minutes
+# of exponential backoff).
+_RECONNECT_TIMEOUT = 2.0
+_AWAY_WAIT = 0.25  # seconds a request waits for a connection while the database is away
+UNAVAILABLE_MESSAGE = "the warehouse is not reachable; try again shortly"
+
+
+class DatabaseAway(ProviderConnectionError):
+    """The warehouse cannot be reached: 503 (the server adds ``Retry-After``)."""
+
+    ogc_exception_code = "ServiceUnavailable"
+    http_status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    default_msg = UNAVAILABLE_MESSAGE
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the database is away:
+    a lost or refused connection, the pool's timeout, or a :class:`DatabaseAway`."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (DatabaseAway, PoolTimeout)):
+            return True
+        if isinstance(exc, psycopg.OperationalError) and not isinstance(
+            exc, psycopg.errors.QueryCanceled
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+class _Pool(ConnectionPool):
+    """The pool, remembering whether the last attempt to get a connection failed (so an
+    error raised anywhere while the database is away can be answered as a 503)."""
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection:
+        global _away, _last_try
+        if _away:
+            # Known away: one request per _AWAY_WAIT waits that long for a connection (and
+            # makes the pool try one); the others are answered 503 at once, unless the pool
+            # holds a connection (checked before it is handed out).
+            now = time.monotonic()
+            if now - _last_try < _AWAY_WAIT and not self.get_stats().get("pool_available"):
+                raise PoolTimeout("the database is away")
+            _last_try = now
+            timeout = min(timeout if timeout is not None else self.timeout, _AWAY_WAIT)
+        try:
+            conn = super().getconn(timeout)
+        except psycopg.OperationalError:
+            _away, _last_try = True, time.monotonic()
+            raise
+        _away = False
+        return conn
+
+
+_away = False
+_last_try = 0.0
+
+
+def away() -> bool:
+    """True when the last attempt of this worker to get a connection failed."""
+    return _away
+
+
+def retry_after() -> int:
+    """Seconds a client is told to wait when the database is away (``Retry-After``)."""
+    return get_settings().db_retry_after
+
+
+def api_url() -> str:
+    """The URL the API connects with: ``SDI_API_DATABASE_URL``, else the API role's
+    (:mod:`sdi.db.roles`; ``sdi serve`` creates and grants it before the workers start)."""
+    from sdi.db.roles import role_url
+
+    return role_url(get_settings(), "api")
 
 
 def pool() -> ConnectionPool:
@@ -38,17 +125,20 @@ def pool() -> ConnectionPool:
     global _pool
     if _pool is not None:
         return _pool
-    from sdi.db import database_url
-
+    settings = get_settings()
     with _pool_lock:
         if _pool is None:
-            _pool = ConnectionPool(
-                database_url(),
+            _pool = _Pool(
+                api_url(),
                 min_size=1,
                 max_size=4,
                 max_lifetime=1800,
                 max_idle=300,
-                timeout=10,
+                timeout=settings.db_pool_timeout,
+                reconnect_timeout=_RECONNECT_TIMEOUT,
+                # A connection the server dropped (restart, failover) is found here, not by
+                # the client's request.
+                check=ConnectionPool.check_connection,
                 # No server-side prepared statements: a generic plan cannot see the bbox, and
                 # planning each time is cheaper than a bad spatial plan. No parallel workers
                 # and no JIT: starting either costs more than a whole page of features
@@ -56,13 +146,17 @@ def pool() -> ConnectionPool:
                 # bbox of a few thousand parcels). Figures: docs/api-contract.md, "Speed".
                 kwargs={
                     "autocommit": True,
+                    "connect_timeout": max(1, round(settings.db_connect_timeout)),
                     "prepare_threshold": None,
                     "options": "-c statement_timeout=30000 -c max_parallel_workers_per_gather=0"
                     " -c jit=off",
                 },
                 name="sdi-api",
-                open=True,
+                # Do not wait for the first connection: a worker starts while the database
+                # is away and answers 503 until it is back.
+                open=False,
             )
+            _pool.open(wait=False)
             # Close at exit, or the pool's threads hold the process for 5 s each.
             atexit.register(_pool.close)
         return _pool
@@ -77,8 +171,14 @@ def connection() -> Iterator[psycopg.Connection]:
     except psycopg.errors.QueryCanceled as exc:
         raise ProviderQueryError(user_msg="the query took too long; narrow it") from exc
     except psycopg.OperationalError as exc:  # includes the pool's timeout
-        LOGGER.error("database unavailable: %s", exc)
-        raise ProviderConnectionError(user_msg="the warehouse is not reachable") from exc
+        global _away
+        _away = True
+        LOGGER.error("database unavailable: %s", _one_line(exc))
+        raise DatabaseAway(user_msg=UNAVAILABLE_MESSAGE) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def provider_error(exc: psycopg.Error) -> Exception:
@@ -101,10 +201,14 @@ def provider_error(exc: psycopg.Error) -> Exception:
         return ProviderInvalidQueryError(
             user_msg=f"the filter's geometry cannot be used: {message}"
         )
-    if isinstance(exc, psycopg.OperationalError):
-        LOGGER.error("database unavailable: %s", exc)
-        return ProviderConnectionError(user_msg="the warehouse is not reachable")
-    LOGGER.error("database error: %s", exc)
+    if "SRID" in message and isinstance(exc, psycopg.errors.InternalError_):
+        # ST_Transform / ST_SetSRID to a code spatial_ref_sys does not have, from a filter's
+        # or a bbox's CRS: the client's mistake, named in PostGIS's message
+        return ProviderInvalidQueryError(user_msg=f"unknown coordinate reference system: {message}")
+    if is_unavailable(exc):
+        LOGGER.error("database unavailable: %s", _one_line(exc))
+        return DatabaseAway(user_msg=UNAVAILABLE_MESSAGE)
+    LOGGER.error("database error: %s", _one_line(exc))
     return ProviderQueryError(user_msg="the query failed; it has been logged")
 
 

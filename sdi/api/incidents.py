@@ -315,6 +315,7 @@ def _logged(values: dict[str, Any]) -> dict[str, Any]:
 
 # -- the provider ---------------------------------------------------------------------------------
 _COLUMNS = ("category", "status", "description", *OPTIONAL_TEXT)
+_READABLE = tuple(c for c in _COLUMNS if c not in PERSONAL)
 
 
 class IncidentProvider(PostGISProvider):
@@ -366,17 +367,19 @@ class IncidentProvider(PostGISProvider):
         values = checked_values(properties, () if partial else (*REQUIRED, "status"))
         try:
             with connection() as conn, conn.transaction():
+                # The API's role cannot read the reporter's contact (sdi.db.roles): those
+                # values, when sent, are written (and logged as "(personal)") unread.
                 row = conn.execute(
-                    f"SELECT {', '.join(_COLUMNS)}, commune_code, ARRAY[ST_X(geom), ST_Y(geom)] "
+                    f"SELECT {', '.join(_READABLE)}, commune_code, ARRAY[ST_X(geom), ST_Y(geom)] "
                     "FROM ops.incidents WHERE id = %s FOR UPDATE",
                     (key,),
                 ).fetchone()
                 if row is None:
                     raise ProviderItemNotFoundError(user_msg=f"no incident {identifier!r}")
-                current = dict(zip((*_COLUMNS, "commune_code", "geometry"), row, strict=True))
+                current = dict(zip((*_READABLE, "commune_code", "geometry"), row, strict=True))
                 old_status = current["status"]
                 check_transition(old_status, values.get("status", old_status))
-                changed = {k: v for k, v in values.items() if current[k] != v}
+                changed = {k: v for k, v in values.items() if k in PERSONAL or current.get(k) != v}
                 if located is not None and current["geometry"] != list(located):
                     changed["geometry"] = list(located)
                     commune = _commune(conn, *located)
@@ -384,7 +387,14 @@ class IncidentProvider(PostGISProvider):
                         changed["commune_code"] = commune
                 if not changed:
                     return True  # nothing changes: nothing to log
-                before = {k: current[k] for k in changed}
+                if old_status == "resolved":
+                    # A resolved report is the record of what was done: frozen.
+                    raise IncidentConflict(
+                        user_msg="the incident is resolved and can no longer change ("
+                        + ", ".join(sorted(changed))
+                        + "); report a new incident instead"
+                    )
+                before = {k: current.get(k) for k in changed}
                 _store(conn, key, changed)
                 new_status = changed.get("status", old_status)
                 _log(conn, key, "update", old_status, new_status, before, changed, writer)

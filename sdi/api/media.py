@@ -3,6 +3,8 @@
 Items' JSON relabelled ``application/geo+json``, CQL2 JSON accepted in a GET, a tile request
 without ``f`` given the tiles' default, error answers labelled ``application/json``. The
 formats are :mod:`sdi.api.formats`'s; why each fix: ``docs/internals.md``.
+CSV cells that a spreadsheet would run as a formula are neutralised (:func:`csv_cell`,
+``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,37 @@ JSON = formats.media_type("json").encode()
 GEOJSON = formats.media_type("json", formats.ITEMS).encode()
 # Media types of formats pygeoapi keeps on its JSON error bodies.
 _FORMAT_TYPES = tuple(media.encode() for media in formats.error_media_types())
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run as a formula (only texts change).
+
+    >>> csv_cell("=HYPERLINK(\"http://x\")"), csv_cell("-2+3"), csv_cell(-2), csv_cell("a=b")
+    ('\'=HYPERLINK("http://x")', "'-2+3", -2, 'a=b')
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """A ``csv.DictWriter`` whose rows go through :func:`csv_cell`."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: dict[str, Any]) -> Any:
+        return self._writer.writerow({k: csv_cell(v) for k, v in row.items()})
+
+    def writerows(self, rows: Any) -> None:
+        for row in rows:
+            self.writerow(row)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
 
 
 class ItemsMedia:

@@ -3,6 +3,8 @@
 The outermost ASGI middleware of the served app. The endpoints and files: README,
 "Operations"; the details (caching, metrics folders, log rotation, 405/400/500 bodies):
 ``docs/internals.md``.
+While the database is away every data route answers 503 with ``Retry-After``
+(:class:`ServerErrors`); redirects are relative (``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import re
@@ -23,7 +26,8 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sdi.api.asgi import header, send_body, send_error
+from sdi.api import db
+from sdi.api.asgi import header, replace_header, send_body, send_error
 from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY, redact_query
 
 LOGGER = logging.getLogger("sdi.api.ops")
@@ -185,6 +189,75 @@ class AccessLog:
             LOGGER.error("cannot write the access log %s: %s", self.path, exc)
 
 
+# -- the server's own log --------------------------------------------------------------------
+MAX_LOGGED = 500  # characters of a log message kept (echoed values are truncated)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # written as \xNN: a log line stays one text line
+
+
+class OneLine(logging.Formatter):
+    """One line per record: newlines escaped, the message cut at :data:`MAX_LOGGED`, and a
+    traceback only for errors (a client's mistake is a warning: one line, no traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if len(message) > MAX_LOGGED:
+            message = message[:MAX_LOGGED] + f"… ({len(message)} characters)"
+        line = f"{self.formatTime(record)} {record.levelname} {record.name}: {message}"
+        if record.exc_info and record.levelno >= logging.ERROR:
+            line += " | " + self.formatException(record.exc_info)
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line.replace("\n", "\\n"))
+
+
+class _SharedRotatingHandler(logging.handlers.RotatingFileHandler):
+    """Size-capped, mode 0640, and safe with several workers appending to one file (each
+    reopens the file when another has rotated it away)."""
+
+    def _open(self):
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        return os.fdopen(fd, "a", encoding=self.encoding or "utf-8")
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        try:
+            st = os.stat(self.baseFilename)
+            if self.stream is not None and (st.st_ino != os.fstat(self.stream.fileno()).st_ino):
+                self.stream.close()
+                self.stream = self._open()
+        except OSError:
+            pass
+        return bool(super().shouldRollover(record))
+
+
+def _client_error_noise(record: logging.LogRecord) -> bool:
+    """Drop pygeoapi's own ERROR line about a request it then answers with an error (``Bad
+    CQL text: …`` and the like, without traceback): its answer is logged once, as a warning
+    for a 4xx (:mod:`sdi.api.pygeoapi_patches`)."""
+    return not (
+        record.name.startswith("pygeoapi.api.")
+        and record.levelno >= logging.ERROR
+        and not record.exc_info
+    )
+
+
+def configure_logging(path: Path, max_bytes: int, backups: int) -> None:
+    """The workers' log: ``path`` rotated at ``max_bytes`` with ``backups`` kept, one line
+    per record (:class:`OneLine`); replaces pygeoapi's handlers (it logs to stdout)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = _SharedRotatingHandler(path, maxBytes=max_bytes, backupCount=backups, delay=True)
+    handler.setFormatter(OneLine())
+    handler.addFilter(_client_error_noise)
+    root = logging.getLogger()
+    for old in list(root.handlers):  # pygeoapi's (stdout, multi-line) and an earlier call's
+        root.removeHandler(old)
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    for name in ("pygeoapi", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+        logger.setLevel(logging.WARNING)
+
+
 # -- health ------------------------------------------------------------------------------------
 class HealthCheck:
     """Whether the warehouse answers, asked at most once per ``ttl`` seconds."""
@@ -280,6 +353,86 @@ class PlainErrorsAsOgc:
         await self.send(message)
 
 
+class ServerErrors:
+    """A ``send`` that holds a ``500`` until its body is complete, so that it can be answered
+    as a ``503`` with ``Retry-After`` when the database is the cause; adds ``Retry-After``
+    to every ``503``."""
+
+    def __init__(self, send: Send, head: bool = False) -> None:
+        self.send = send
+        self.head = head
+        self.held: list[Message] = []
+        self.complete = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            if 300 <= message["status"] < 400:
+                location = header(message.get("headers", []), b"location")
+                if location is not None:
+                    message = dict(message)
+                    message["headers"] = replace_header(
+                        message.get("headers", []),
+                        b"location",
+                        relative_location(location).encode("latin-1"),
+                    )
+            if message["status"] == 500:
+                self.held = [message]
+                return
+            if (
+                message["status"] == 503
+                and header(message.get("headers", []), b"retry-after") is None
+            ):
+                message = dict(message)
+                message["headers"] = replace_header(
+                    message.get("headers", []), b"retry-after", str(db.retry_after()).encode()
+                )
+        elif message["type"] == "http.response.body" and self.held:
+            self.held.append(message)
+            if not message.get("more_body", False):
+                self.complete = True
+                await self.finish(db.away())
+            return
+        await self.send(message)
+
+    async def finish(self, unavailable: bool) -> bool:
+        """Send the held ``500`` (as a ``503`` if ``unavailable``); False if none is held."""
+        if not self.held:
+            return False
+        held, self.held = self.held, []
+        if unavailable:
+            await unavailable_response(self.send, self.head)
+        else:
+            for message in held:
+                await self.send(message)
+        return True
+
+
+def relative_location(location: str) -> str:
+    """The path and query of a redirect's target (a ``Location`` never names a host).
+
+    >>> relative_location("http://evil.example/collections?f=json")
+    '/collections?f=json'
+    >>> relative_location("//evil.example/x"), relative_location("/a/b")
+    ('/x', '/a/b')
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    path = "/" + parts.path.lstrip("/\\")  # never "//host" (nor "/\\host"): another site
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+async def unavailable_response(send: Send, head: bool = False) -> None:
+    await send_error(
+        send,
+        503,
+        "ServiceUnavailable",
+        db.UNAVAILABLE_MESSAGE,
+        extra=[(b"retry-after", str(db.retry_after()).encode())],
+        head=head,
+    )
+
+
 class Operations:
     """The ASGI middleware: operations endpoints, metrics, access log, last-resort 500."""
 
@@ -324,17 +477,32 @@ class Operations:
             await send(message)
 
         self.metrics.in_flight.inc()
+        guard = ServerErrors(observed_send, head=scope["method"].upper() == "HEAD")
         try:
-            await self._answer(scope, receive, observed_send)
-        except Exception:
-            if state["status"] is None:
-                LOGGER.exception("unhandled error on %s %s", scope["method"], scope["path"])
-                await send_error(
-                    observed_send,
-                    500,
-                    "NoApplicableCode",
-                    "internal error; it has been logged",
+            await self._answer(scope, receive, guard)
+            await guard.finish(db.away())  # a 500 whose body never completed
+        except Exception as exc:
+            unavailable = db.away() or db.is_unavailable(exc)
+            if unavailable:
+                LOGGER.error(
+                    "database unavailable on %s %s: %s",
+                    scope["method"],
+                    scope["path"],
+                    " ".join(str(exc).split())[:300],
                 )
+            if await guard.finish(unavailable):
+                pass  # answered (Starlette's error handler re-raises after answering)
+            elif state["status"] is None:
+                if unavailable:
+                    await unavailable_response(observed_send)
+                else:
+                    LOGGER.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                    await send_error(
+                        observed_send,
+                        500,
+                        "NoApplicableCode",
+                        "internal error; it has been logged",
+                    )
             elif not state["done"]:
                 raise  # the body was cut: let the server drop the connection
             # else: answered already (Starlette's error handler re-raises after answering)

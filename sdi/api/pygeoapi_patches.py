@@ -12,6 +12,7 @@ no longer needs.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from functools import lru_cache
@@ -35,6 +36,9 @@ def apply() -> None:
 
         # pygeoapi 0.24.0: the items handler looks these up in its own module per request.
         itemtypes.to_json = to_json
+        _patch_json_writers()
+        _patch_csv()
+        _patch_exception_log()
         itemtypes.transform_bbox = transform_bbox
         itemtypes.validate_bbox = validate_bbox
         itemtypes.validate_datetime = validate_datetime
@@ -119,27 +123,134 @@ def transform_bbox(
     return list(transformer.transform(*bbox[:half]) + transformer.transform(*bbox[half:]))
 
 
+# pygeoapi 0.24.0 modules that write JSON responses with ``to_json`` (imported by name). The
+# admin API and the templates' ``to_json`` filter keep pygeoapi's (HTML-escaping) one.
+_JSON_WRITERS = (
+    "pygeoapi.api",
+    "pygeoapi.api.coverages",
+    "pygeoapi.api.environmental_data_retrieval",
+    "pygeoapi.api.maps",
+    "pygeoapi.api.processes",
+    "pygeoapi.api.stac",
+    "pygeoapi.api.tiles",
+)
+
+
+def _patch_json_writers() -> None:
+    """JSON responses carry text as stored.
+
+    Why: pygeoapi 0.24.0's ``to_json`` replaces ``<`` and ``>`` with ``&lt;`` ``&gt;`` in
+    every JSON document, so a description "depth > 1 m" reaches a JSON client altered. JSON
+    served as ``application/json`` is no HTML; escaping belongs to the HTML templates (Jinja
+    autoescape, and their own ``to_json`` filter, left as it is).
+    """
+    import importlib
+
+    for name in _JSON_WRITERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "to_json"):
+            setattr(module, "to_json", to_json)  # noqa: B010 (a module found by name)
+
+
 def to_json(dict_: dict, pretty: bool = False) -> str:
-    """pygeoapi 0.24.0's ``to_json``, writing unparsed :class:`FeatureTexts` as they are.
+    """pygeoapi 0.24.0's ``to_json`` without its HTML escaping (:func:`_patch_json_writers`),
+    writing unparsed :class:`FeatureTexts` as they are.
 
     Why: the provider's page holds the features as the GeoJSON texts PostGIS wrote; parsing
     them only to write them again costs more than building them.
     """
     from pygeoapi.util import json_serial
-    from pygeoapi.util import to_json as pygeoapi_to_json
 
     features = dict_.get("features") if isinstance(dict_, dict) else None
     raw = features.raw() if isinstance(features, FeatureTexts) else None
     if raw is None:
-        return pygeoapi_to_json(dict_, pretty)
-    text = json.dumps(
+        return json.dumps(
+            dict_, default=json_serial, indent=4 if pretty else None, separators=(",", ":")
+        )
+    return json.dumps(
         {**dict_, "features": []},
         default=json_serial,
         indent=4 if pretty else None,
         separators=(",", ":"),
     ).replace('"features":[]', '"features":' + raw, 1)
-    # as pygeoapi does with everything it writes as JSON
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+# -- the log of an error answer ----------------------------------------------------------------
+_LOGGED_DESCRIPTION = 200  # characters of a client error's description logged
+
+
+def _patch_exception_log() -> None:
+    """A client's mistake is logged as one warning line, its description truncated.
+
+    Why: pygeoapi 0.24.0's ``API.get_exception`` logs every error answer, a 400 for a
+    mistyped parameter included, at ERROR with the traceback of whatever exception is being
+    handled, and the description whole (it echoes the client's value): a client could fill
+    the log. Server errors (5xx) keep pygeoapi's ERROR with traceback.
+    """
+    from pygeoapi import api as api_module
+
+    original = api_module.API.get_exception
+    if getattr(original, "sdi_one_line", False):
+        return
+    logger = api_module.LOGGER
+
+    def get_exception(
+        self: Any, status: int, headers: dict, format_: Any, code: str, description: str
+    ) -> Any:
+        unavailable = int(status) == 503  # the database away: known, one line per request
+        if int(status) >= 500 and not unavailable:
+            return original(self, status, headers, format_, code, description)
+        text = " ".join(str(description).split())
+        if len(text) > _LOGGED_DESCRIPTION:
+            text = text[:_LOGGED_DESCRIPTION] + "…"
+        level = logging.ERROR if unavailable else logging.WARNING
+        logger.log(level, "%s %s: %s", int(status), code, text)
+        _quiet.active = True  # pygeoapi's own ERROR line of this call is dropped (_Quiet)
+        try:
+            return original(self, status, headers, format_, code, description)
+        finally:
+            _quiet.active = False
+
+    get_exception.sdi_one_line = True  # type: ignore[attr-defined]
+    api_module.API.get_exception = get_exception
+    logger.addFilter(_Quiet())
+
+
+_quiet = threading.local()
+
+
+class _Quiet:
+    """Drops the ERROR record pygeoapi writes inside a client error's ``get_exception``
+    (in this thread only: other requests log as usual)."""
+
+    def filter(self, record: Any) -> bool:
+        return not (getattr(_quiet, "active", False) and record.levelno >= 40)
+
+
+# -- CSV --------------------------------------------------------------------------------------
+def _patch_csv() -> None:
+    """Cells of pygeoapi 0.24.0's CSV output cannot be spreadsheet formulas.
+
+    Why: its CSV formatter writes property values as they are, so a value such as
+    ``=HYPERLINK(…)`` (a citizen's incident text, a department's delivery) runs in the
+    spreadsheet of whoever opens the download (:func:`sdi.api.media.csv_cell`).
+    """
+    from pygeoapi.formatter.csv_ import CSVFormatter
+
+    from sdi.api.media import SafeCsvWriter
+
+    add_feature = CSVFormatter._add_feature
+    if getattr(add_feature, "sdi_safe", False):
+        return
+
+    def _add_feature(self: Any, writer: Any, feature: dict, is_point: bool) -> None:
+        return add_feature(self, SafeCsvWriter(writer), feature, is_point)
+
+    _add_feature.sdi_safe = True  # type: ignore[attr-defined]
+    CSVFormatter._add_feature = _add_feature
 
 
 # -- JSON-LD of items --------------------------------------------------------------------------

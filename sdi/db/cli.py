@@ -50,6 +50,11 @@ def start(
         started = cluster.start(timeout=timeout)
         cluster.ensure_database(settings.db_name)
         url = cluster.url(settings.db_name)
+        from sdi.db import connect
+        from sdi.db.roles import apply_grants
+
+        with connect(settings, autocommit=True) as conn:  # the API and ETL roles
+            apply_grants(conn, settings)
     except ClusterError as exc:
         raise _fail(exc) from exc
     state = "started" if started else "already running"
@@ -117,6 +122,63 @@ def url(
         typer.echo(database_url(get_settings(), dbname))
     except ClusterError as exc:
         raise _fail(exc) from exc
+
+
+@app.command()
+def roles() -> None:
+    """Create the API and ETL roles (idempotent; passwords in the state dir, 0600) and grant
+    them their privileges on the warehouse as it is now (sdi.db.roles)."""
+    from sdi.db import connect
+    from sdi.db.roles import RoleError, apply_grants, role_names
+
+    settings = get_settings()
+    try:
+        ensure_database(settings)
+        with connect(settings, autocommit=True) as conn:
+            apply_grants(conn, settings)
+    except (ClusterError, RoleError) as exc:
+        raise _fail(exc) from exc
+    names = role_names(settings)
+    console.print(
+        f"Roles ready: [bold]{names.api}[/] (the OGC API: reads what is published, writes "
+        f"incidents), [bold]{names.etl}[/] (warehouse writes); owner {names.owner}.",
+        highlight=False,
+    )
+
+
+@app.command()
+def grants(
+    print_: Annotated[
+        bool, typer.Option("--print", help="Print the SQL instead of applying it")
+    ] = False,
+) -> None:
+    """The GRANTs of the API and ETL roles, derived from the layer files and the catalog.
+
+    With --print, the SQL for a DBA of an existing PostGIS (run it as the schema's owner
+    after creating the roles; rerun after each migration). Without, applies it.
+    """
+    from sdi.db import connect
+    from sdi.db.roles import RoleError, apply_grants, grant_statements, role_names
+
+    settings = get_settings()
+    try:
+        with connect(settings, autocommit=True) as conn:
+            if print_:
+                names = role_names(settings, conn.info.dbname)
+                typer.echo(
+                    f"-- Roles (create once, with passwords of your choice):\n"
+                    f"-- CREATE ROLE {names.api} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                    "PASSWORD '…';\n"
+                    f"-- CREATE ROLE {names.etl} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                    "PASSWORD '…';"
+                )
+                for statement in grant_statements(conn, settings):
+                    typer.echo(statement + ";")
+                return
+            apply_grants(conn, settings)
+    except (ClusterError, RoleError) as exc:
+        raise _fail(exc) from exc
+    console.print("Grants applied.")
 
 
 if __name__ == "__main__":

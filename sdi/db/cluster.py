@@ -425,11 +425,15 @@ class LocalCluster:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis_raster")
 
     def drop_database(self, name: str) -> None:
-        """Drop database ``name`` if it exists, disconnecting its sessions."""
+        """Drop database ``name`` if it exists, disconnecting its sessions, and its API and
+        ETL roles (``<name>_api``, ``<name>_etl``: sdi.db.roles)."""
+        from sdi.db.roles import drop_roles
+
         with self._admin("postgres") as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+            drop_roles(conn, name)
 
     # ----------------------------------------------------------------------------------------
     # Internals

@@ -35,7 +35,20 @@ def head_revision(settings: Settings | None = None) -> str | None:
 
 
 def upgrade(url: str, settings: Settings | None = None) -> tuple[str | None, str | None]:
-    """Upgrade the database at ``url`` to the newest revision; returns (before, after)."""
+    """Upgrade the database at ``url`` to the newest revision, then give the API and ETL roles
+    their privileges on what it now holds (:mod:`sdi.db.roles`); returns (before, after)."""
+    import logging
+
+    import psycopg
+
+    from sdi.db.roles import RoleError, apply_grants
+
     before = current_revision(url)
     command.upgrade(alembic_config(url, settings), "head")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            apply_grants(conn, settings)
+    except (RoleError, psycopg.errors.InsufficientPrivilege) as exc:
+        # An external PostGIS whose DBA manages roles: `sdi db grants --print` gives the SQL.
+        logging.getLogger(__name__).warning("roles not granted after the migration: %s", exc)
     return before, current_revision(url)

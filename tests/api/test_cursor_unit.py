@@ -9,6 +9,8 @@ No fixture here touches the database.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import zlib
 
@@ -18,10 +20,12 @@ from sdi.api import paging
 from sdi.api.paging import Cursor, SortKey
 
 
-def token_of(body: dict) -> str:
-    """A token written as Cursor.encode writes one, from any body."""
-    raw = json.dumps(body, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(zlib.compress(raw)).decode().rstrip("=")
+def token_of(body: dict, signed: bool = True) -> str:
+    """A token written as Cursor.encode writes one (signed with the service's secret), from
+    any body: what reaches the decoder's bounds only if the secret leaked."""
+    payload = zlib.compress(json.dumps(body, separators=(",", ":")).encode())
+    mac = hmac.new(paging.secret(), payload, hashlib.sha256).digest()[:16] if signed else b""
+    return base64.urlsafe_b64encode(mac + payload).decode().rstrip("=")
 
 
 FILTER = {"op": "=", "args": [{"property": "commune_code"}, "06688"]}
@@ -79,10 +83,44 @@ def test_a_tampered_signature_does_not_match_the_request() -> None:
     cursor = Cursor.decode(Cursor(signature, 10, ["42"]).encode())
     assert cursor is not None and cursor.signature == signature
 
-    tampered = dict(json.loads(zlib.decompress(base64.urlsafe_b64decode(_padded(cursor)))))
+    tampered = dict(json.loads(zlib.decompress(base64.urlsafe_b64decode(_padded(cursor))[16:])))
     tampered["s"] = "0" * 20
     forged = Cursor.decode(token_of(tampered))
     assert forged is not None and forged.signature != signature
+
+
+def test_a_token_we_did_not_sign_is_ignored_before_it_is_read() -> None:
+    """Issue 13: an unsigned or re-signed token is not decoded, so its filter (which would
+    dodge the query length limit) is never applied."""
+    body = {"v": 1, "s": "abc", "o": 10, "f": FILTER}
+    assert Cursor.decode(token_of(body)) is not None
+    assert Cursor.decode(token_of(body, signed=False)) is None
+    good = base64.urlsafe_b64decode(token_of(body) + "==")
+    flipped = bytes([good[0] ^ 1]) + good[1:]
+    assert Cursor.decode(base64.urlsafe_b64encode(flipped).decode()) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"v": 1, "s": "abc", "o": 10**30},  # out of range
+        {"v": 1, "s": "abc", "o": -1},
+        {"v": 1, "s": "abc", "o": 0, "n": 10**30},
+        {"v": 1, "s": "abc", "o": True},
+        {"v": 1, "s": "abc", "o": 0, "k": ["1"] * 1000},
+        {"v": 1, "s": "x" * 10_000, "o": 0},
+    ],
+)
+def test_a_signed_cursor_is_bounded_when_decoded(body: dict) -> None:
+    assert Cursor.decode(token_of(body)) is None
+
+
+def test_a_deeply_nested_cursor_is_refused_without_recursion() -> None:
+    raw = ('{"v":1,"s":"abc","o":0,"f":' + "[" * 100_000 + "]" * 100_000 + "}").encode()
+    payload = zlib.compress(raw)
+    mac = hmac.new(paging.secret(), payload, hashlib.sha256).digest()[:16]
+    token = base64.urlsafe_b64encode(mac + payload).decode()
+    assert Cursor.decode(token) is None
 
 
 def _padded(cursor: Cursor) -> bytes:

@@ -440,3 +440,66 @@ def test_keys_list_shows_the_write_rights(keys) -> None:
     assert "incidents" in line
     bad = run_sdi("keys", "create", "--department", "x", "--name", "y", "--write", "Bad Name!")
     assert bad.returncode == 2 and "--write" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"properties": {"category": "fire"}},
+        {"properties": {"assigned_to": "Another office"}},
+        {"geometry": "moved"},
+        {"properties": {"description": "rewritten after the fact"}},
+    ],
+)
+def test_a_resolved_report_is_frozen(api, place, keys, change) -> None:
+    """Issue 13: once resolved, a report's category, office and point no longer change."""
+    incident = created(api, keys["app"], report(place, category="flooding"))
+    item = f"{ITEMS}/{incident}"
+    for status in ("assigned", "resolved"):
+        answer = send(api, "PATCH", item, keys["app"], {"properties": {"status": status}})
+        assert answer.status_code == 204, answer.text
+    before = api.get(item).json()
+    if change.get("geometry") == "moved":
+        lon, lat = before["geometry"]["coordinates"]
+        change = {"geometry": {"type": "Point", "coordinates": [lon + 0.0001, lat]}}
+    refused(send(api, "PATCH", item, keys["admin"], change), 409, "resolved")
+    after = api.get(item).json()
+    assert after["properties"] == before["properties"]
+    assert after["geometry"] == before["geometry"]
+
+
+def test_json_carries_text_as_stored(api, place, keys) -> None:
+    """Issue 13: pygeoapi's to_json turned < and > into &lt; &gt; in JSON; not any more."""
+    text = "Nước ngập > 0.5 m <gần chợ> & trường"
+    incident = created(api, keys["app"], report(place, category="flooding", description=text))
+    register = api.get(
+        f"/collections/incidents_register/items/{incident}", headers={"X-API-Key": keys["admin"]}
+    )
+    assert register.status_code == 200
+    assert register.json()["properties"]["description"] == text
+    assert "&lt;" not in register.text
+    page = api.get(
+        "/collections/incidents_register/items",
+        params={"limit": 1000},
+        headers={"X-API-Key": keys["admin"]},
+    )
+    assert text in {f["properties"].get("description") for f in page.json()["features"]}
+
+
+def test_csv_cells_are_never_spreadsheet_formulas(api, place, keys) -> None:
+    """Issue 13: a text starting with = + - @ is written with a leading ' in CSV."""
+    formula = '=HYPERLINK("http://evil.example","click")'
+    incident = created(api, keys["app"], report(place, category="flooding", description=formula))
+    csv = api.get(
+        "/collections/incidents_register/items",
+        params={"f": "csv", "limit": 10000},
+        headers={"X-API-Key": keys["admin"]},
+    )
+    assert csv.status_code == 200, csv.text[:300]
+    assert "'=HYPERLINK" in csv.text
+    assert not any(
+        cell.lstrip('"').startswith(("=", "+", "@"))
+        for line in csv.text.splitlines()
+        for cell in line.split(",")
+    )
+    assert incident

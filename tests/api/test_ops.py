@@ -338,3 +338,36 @@ def test_a_method_a_route_does_not_take_is_a_405_ogc_body(api, db) -> None:
     response = api.post("/conformance", headers={"X-API-Key": admin, "Content-Type": "text/plain"})
     body = assert_ogc_error(response, 405)
     assert "GET" in body["description"] and "allow" in response.headers
+
+
+# -- issue 13: redirects, logs ---------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/dashboard", "/dashboard?x=1"])
+def test_redirects_are_relative_whatever_the_host_header(api, path: str) -> None:
+    response = api.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+    assert 300 <= response.status_code < 400, response.status_code
+    location = response.headers["location"]
+    assert location.startswith("/") and not location.startswith("//")
+    assert "evil" not in location
+
+
+def test_a_client_error_is_one_warning_line_truncated(api, settings) -> None:
+    marker = "fuzzmarker" + "x" * 3000
+    for path, params in [
+        ("/collections/lamps/items", {"filter": marker}),
+        ("/collections/lamps/items", {"datetime": marker}),
+        ("/collections/lamps/items", {"bbox-crs": marker}),
+        (f"/collections/lamps/items/{marker}", {}),
+        ("/collections/lamps/items", {"sortby": marker}),
+    ]:
+        assert api.get(path, params=params).status_code < 500
+    log = settings.state_dir / "server" / "api.log"
+    deadline = time.monotonic() + 5
+    lines: list[str] = []
+    while time.monotonic() < deadline and not lines:
+        lines = [line for line in log.read_text().splitlines() if "fuzzmarker" in line]
+        time.sleep(0.1)
+    assert lines, "the client error was not logged"
+    for line in lines:
+        assert len(line) < 1200 and "Traceback" not in line
+        assert " ERROR " not in line
+    assert oct(log.stat().st_mode & 0o777) == "0o640"
