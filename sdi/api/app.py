@@ -16,6 +16,7 @@ pygeoapi builds its app at import time from PYGEOAPI_CONFIG and PYGEOAPI_OPENAPI
    (:mod:`sdi.api.formats`: items as ``application/geo+json``…), CQL2 JSON in GET;
    :class:`sdi.api.contract.QueryContract`: query parameters checked against the OpenAPI
    document (400 for what it does not allow);
+   :class:`sdi.api.downloads.Downloads`: ``/collections/{id}/download`` (files);
    :class:`sdi.api.processes.CallerHeader`: who asks, for the job manager;
 4. pygeoapi, created with ``debug=True`` (which would send tracebacks to clients): we switch
    that off and answer unexpected errors with an OGC exception body, and a value the database
@@ -45,6 +46,8 @@ from sdi.api.auth import (
 from sdi.api.changes import ROUTES as CHANGE_ROUTES
 from sdi.api.changes import ChangeFeed
 from sdi.api.contract import MethodContract, QueryContract
+from sdi.api.downloads import ROUTES as DOWNLOAD_ROUTES
+from sdi.api.downloads import Downloads
 from sdi.api.incidents import IncidentWrites, document_writes
 from sdi.api.media import ItemsMedia
 from sdi.api.processes import CallerHeader
@@ -101,7 +104,7 @@ def build(settings=None):
     # Writes to incident collections carry the writer (identified by the access control) to
     # their provider; the served document says so (PATCH, no DELETE) before it is compiled.
     writes = IncidentWrites.from_config(
-        ItemsMedia(QueryContract(CallerHeader(pygeoapi_app), OPENAPI)), CONFIG
+        ItemsMedia(QueryContract(Downloads(CallerHeader(pygeoapi_app), layers), OPENAPI)), CONFIG
     )
     document_writes(OPENAPI, writes.collections)
     # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
@@ -113,7 +116,9 @@ def build(settings=None):
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),
-        routes=ops.route_templates([*DASHBOARD_ROUTES, *CHANGE_ROUTES, *api_routes]),
+        routes=ops.route_templates(
+            [*DASHBOARD_ROUTES, *CHANGE_ROUTES, *DOWNLOAD_ROUTES, *api_routes]
+        ),
     )
 
 
