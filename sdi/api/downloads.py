@@ -62,6 +62,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from sdi.api import csv_safe, geojson
 from sdi.api.asgi import send_error
 from sdi.api.db import columns as column_types
+from sdi.api.db import provider_error
 from sdi.api.provider import PostGISProvider, output_crs
 from sdi.layers import Layer
 from sdi.publish.config import CRS84, DOWNLOAD_FORMATS, feature_provider
@@ -585,7 +586,7 @@ class Downloads:
         query = scope.get("query_string", b"").decode("latin-1")
         try:
             fmt, params = _parameters(query)
-            prepared = await run_in_threadpool(self._prepare, layer, fmt, params, anonymous)
+            prepared = await run_in_threadpool(self._prepare, layer, fmt, params, anonymous, head)
         except DownloadError as exc:
             await send_error(send, exc.status, exc.code, str(exc), head=head)
             return
@@ -597,20 +598,27 @@ class Downloads:
         }
         if length is not None:
             headers["Content-Length"] = str(length)
-        if head:
-            close = getattr(body, "close", None)
-            if close is not None:
-                await run_in_threadpool(close)
-            body = iter(())
         response = StreamingResponse(body, media_type=_media_type(fmt), headers=headers)
         await response(scope, receive, send)
 
     def _prepare(
-        self, layer: Layer, fmt: DownloadFormat, params: dict[str, Any], anonymous: bool
+        self,
+        layer: Layer,
+        fmt: DownloadFormat,
+        params: dict[str, Any],
+        anonymous: bool,
+        head: bool = False,
     ) -> tuple[Iterator[bytes], int | None, int]:
-        """Check the query, count, and open the stream: (chunks, length if known, count)."""
+        """Check the query, count, and open the stream: (chunks, length if known, count).
+        HEAD: checked and counted only (the answer a GET would get, without the file)."""
         plan_ = plan(layer, Query.from_params(params), self.settings)
-        conn = _connect(self.settings)
+        try:
+            conn = _connect(self.settings)
+        except psycopg.OperationalError as exc:
+            LOGGER.error("database unavailable: %s", exc)
+            raise DownloadError(
+                "the warehouse is not reachable", 503, "ServiceUnavailable"
+            ) from None
         try:
             limit = (
                 self.settings.download_anonymous_max_features
@@ -620,6 +628,9 @@ class Downloads:
             count = plan_.count(conn, limit + 1)
             if count > limit:
                 raise DownloadError(_too_large(layer, limit, anonymous), 413, "PayloadTooLarge")
+            if head:
+                conn.close()
+                return iter(()), None, count
             if fmt.driver is None:
                 chunks = geojson_chunks if fmt.name == "geojson" else csv_chunks
                 return _closing(chunks(plan_, conn), conn), None, count
@@ -634,10 +645,12 @@ class Downloads:
         except psycopg.errors.QueryCanceled:
             conn.close()
             raise DownloadError("the download took too long; narrow it", 503, "Timeout") from None
-        except psycopg.DataError as exc:
+        except psycopg.Error as exc:  # as the items answer it: a 400 for what the query got wrong
             conn.close()
-            message = getattr(exc.diag, "message_primary", None) or "invalid value"
-            raise DownloadError(f"a parameter value is malformed: {message}") from None
+            error = provider_error(exc)
+            raise DownloadError(
+                error.message, error.http_status_code, error.ogc_exception_code
+            ) from None
         except BaseException:
             conn.close()
             raise

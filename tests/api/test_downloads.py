@@ -468,3 +468,13 @@ def test_shapefile_field_names_are_deterministic() -> None:
         "đất_ở": "dat_o",
     }
     assert names == shapefile_names(list(names))
+
+
+def test_head_answers_the_headers_and_the_count(api, db_module) -> None:
+    (count,) = db_module.execute("SELECT count(*) FROM utility.street_lamps_current").fetchone()
+    response = api.head("/collections/lamps/download", params={"f": "shp"})
+    assert response.status_code == 200
+    assert response.content == b""
+    assert int(response.headers["x-number-matched"]) == count
+    assert response.headers["content-disposition"].endswith('.zip"')
+    assert api.head(f"/collections/{INTERNAL}/download").status_code == 404
