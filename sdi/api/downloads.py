@@ -711,11 +711,14 @@ def openapi_paths(resources: dict[str, Any]) -> dict[str, Any]:
             "get": {
                 "tags": [name],
                 "summary": f"Download {name} as GeoPackage, Shapefile, CSV or GeoJSON",
-                "description": "The collection, or the features matching bbox, filter, datetime "
-                "and property values, as one file (docs/downloads.md). Published properties "
-                "only, never personal data. Anonymous downloads have a size limit (413 above "
-                "it); larger ones need an API key, and the largest the asynchronous `export` "
-                "process.",
+                # filter and filter-lang are described, not declared, as on the items
+                # (pygeoapi's document): no schema can say which strings are CQL2
+                "description": "The collection, or the features matching bbox, datetime, "
+                "property values (`<property>=<value>`) and a CQL2 text filter (`filter=…`, "
+                "optionally `filter-lang=cql2-text`), as one file (docs/downloads.md). "
+                "Published properties only, never personal data. Anonymous downloads have a "
+                "size limit (413 above it); larger ones need an API key, and the largest the "
+                "asynchronous `export` process.",
                 "operationId": f"download{name.title().replace('_', '')}",
                 "parameters": [
                     {
@@ -739,19 +742,6 @@ def openapi_paths(resources: dict[str, Any]) -> dict[str, Any]:
                             "maxItems": 4,
                             "items": {"type": "number", "minimum": -180, "maximum": 180},
                         },
-                    },
-                    {
-                        "name": "filter",
-                        "in": "query",
-                        "required": False,
-                        "description": "A CQL2 text filter on the collection's queryables",
-                        "schema": {"type": "string", "maxLength": 10000},
-                    },
-                    {
-                        "name": "filter-lang",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "enum": ["cql2-text"]},
                     },
                     {"$ref": "#/components/parameters/datetime"},
                     {
