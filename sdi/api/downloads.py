@@ -663,10 +663,10 @@ def _too_large(layer: Layer, limit: int, anonymous: bool) -> str:
             "or send an API key (X-API-Key header) for larger downloads"
         )
     return (
-        f"more than {limit} features match: narrow the download, or run it as an "
-        f"asynchronous job: POST /processes/export/execution with "
+        f"more than {limit} features match: narrow the download, or have it run as an "
+        "asynchronous job of the export process (POST /processes/export/execution with "
         f'{{"inputs": {{"collection": "{layer.id}", "format": …}}}} and the header '
-        "Prefer: respond-async"
+        "Prefer: respond-async; docs/downloads.md)"
     )
 
 
