@@ -180,6 +180,20 @@ class Settings(BaseSettings):
         50 * 1024 * 1024, description="Size at which the server's logs are rotated"
     )
     log_backups: int = Field(5, description="Rotated server logs kept")
+    # Downloads (sdi.api.downloads, docs/downloads.md).
+    download_anonymous_max_features: int = Field(
+        50_000,
+        description="Most features an anonymous download may hold; above it the answer is a 413 "
+        "asking to narrow the query (bbox, filter) or to use an API key",
+    )
+    download_key_max_features: int = Field(
+        1_000_000,
+        description="Most features a download with an API key may hold; above it the answer is "
+        "a 413 pointing to the asynchronous `export` process",
+    )
+    download_batch_rows: int = Field(
+        5_000, description="Rows fetched from PostgreSQL at a time while a download streams"
+    )
 
     @property
     def cluster_dir(self) -> Path:

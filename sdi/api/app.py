@@ -29,6 +29,8 @@ from sdi.api.cap import CapFeed
 from sdi.api.changes import ROUTES as CHANGE_ROUTES
 from sdi.api.changes import ChangeFeed
 from sdi.api.contract import MethodContract, QueryContract
+from sdi.api.downloads import ROUTES as DOWNLOAD_ROUTES
+from sdi.api.downloads import Downloads
 from sdi.api.etl_process import EtlRunCaller
 from sdi.api.incidents import IncidentWrites, document_writes
 from sdi.api.limits import Limits
@@ -91,7 +93,10 @@ def build(settings=None):
     # Writes to incident collections carry the writer (identified by the access control) to
     # their provider; the served document says so (PATCH, no DELETE) before it is compiled.
     writes = IncidentWrites.from_config(
-        ItemsMedia(QueryContract(CallerHeader(EtlRunCaller(pygeoapi_app)), OPENAPI)), CONFIG
+        ItemsMedia(
+            QueryContract(Downloads(CallerHeader(EtlRunCaller(pygeoapi_app)), layers), OPENAPI)
+        ),
+        CONFIG,
     )
     document_writes(OPENAPI, writes.collections)
     # The dashboard (static page on the public API) sits inside the access control like pygeoapi.
@@ -107,7 +112,14 @@ def build(settings=None):
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
         health=ops.HealthCheck(ops.database_probe),
         routes=ops.route_templates(
-            [*pages.ROUTES, *DASHBOARD_ROUTES, *CHANGE_ROUTES, *CAP_ROUTES, *api_routes]
+            [
+                *pages.ROUTES,
+                *DASHBOARD_ROUTES,
+                *CHANGE_ROUTES,
+                *CAP_ROUTES,
+                *DOWNLOAD_ROUTES,
+                *api_routes,
+            ]
         ),
     )
 

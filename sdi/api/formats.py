@@ -18,9 +18,11 @@ TILE = "tile"  # /collections/{id}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow
 SCHEMA = "schema"  # /collections/{id}/queryables and /collections/{id}/schema
 EDR = "edr"  # /collections/{id}/position, area, locations… (sdi.api.edr)
 CHANGES = "changes"  # /collections/{id}/changes (sdi.api.changes)
+DOWNLOAD = "download"  # /collections/{id}/download (sdi.api.downloads)
 OPENAPI = "openapi"  # the document itself
 OTHER = "other"  # every other path: landing page, collections, tilesets, processes, jobs…
-ANY = frozenset({ITEMS, TILE, SCHEMA, EDR, CHANGES, OPENAPI, OTHER})
+ANY = frozenset({ITEMS, TILE, SCHEMA, EDR, CHANGES, OPENAPI, OTHER})  # pygeoapi's and ours
+# (DOWNLOAD is not in ANY: downloads have their own formats only)
 
 _ROUTES = (
     (ITEMS, re.compile(r"^/collections/[^/]+/items(?:/[^/]+)?/?$")),
@@ -34,6 +36,7 @@ _ROUTES = (
         ),
     ),
     (CHANGES, re.compile(r"^/collections/[^/]+/changes/?$")),
+    (DOWNLOAD, re.compile(r"^/collections/[^/]+/download/?$")),
     (OPENAPI, re.compile(r"^/openapi/?$")),
 )
 
@@ -89,6 +92,18 @@ FORMATS: tuple[Format, ...] = (
         default=True,
         content=_BINARY,
     ),
+    # downloads (sdi.api.downloads): files, as attachments; the media types are those of the
+    # collections' enclosure links (sdi.publish.config.DOWNLOAD_FORMATS)
+    Format(
+        "gpkg",
+        "application/geopackage+sqlite3",
+        frozenset({DOWNLOAD}),
+        default=True,
+        content=_BINARY,
+    ),
+    Format("shp", "application/zip", frozenset({DOWNLOAD}), content=_BINARY),
+    Format("csv", "text/csv", frozenset({DOWNLOAD}), content=_TEXT),
+    Format("geojson", "application/geo+json", frozenset({DOWNLOAD}), content=_OBJECT),
 )
 
 
@@ -160,4 +175,10 @@ def error_media_types() -> tuple[str, ...]:
     >>> error_media_types()
     ('application/ld+json', 'text/csv', 'application/vnd.mapbox-vector-tile')
     """
-    return tuple(dict.fromkeys(f.media_type for f in FORMATS if f.name not in ("json", "html")))
+    return tuple(
+        dict.fromkeys(
+            f.media_type
+            for f in FORMATS
+            if f.name not in ("json", "html") and f.routes != {DOWNLOAD}  # not pygeoapi's
+        )
+    )

@@ -222,9 +222,10 @@ def conform(document: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
             schema.setdefault("minItems", 1)
     resources = config.get("resources") or {}
     # the change feed's paths; what the EDR and Processes operations really answer
-    from sdi.api import changes, edr, processes
+    from sdi.api import changes, downloads, edr, processes
 
     document.setdefault("paths", {}).update(changes.openapi_paths(resources))
+    document["paths"].update(downloads.openapi_paths(resources))  # /collections/{id}/download
     edr.document(document, resources)
     processes.document(document)
     for path, item in (document.get("paths") or {}).items():

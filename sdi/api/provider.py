@@ -49,7 +49,7 @@ NEXT_PAGE_LIMIT = 1000
 
 
 @lru_cache(maxsize=64)
-def _output_crs(uri: str) -> tuple[int | None, bool, int]:
+def output_crs(uri: str) -> tuple[int | None, bool, int]:
     """SRID (None: no EPSG code, the geometry goes out as stored), whether the CRS's first
     axis is northing/latitude, and coordinate decimals."""
     from pygeoapi.crs import get_srid
@@ -169,7 +169,7 @@ class PostGISProvider(BaseProvider):
         column = sql.Identifier("t", self.geom_field)
         if crs_transform_spec is None:
             return geojson.geometry(column)
-        srid, north_first, decimals = _output_crs(crs_transform_spec.target_crs_uri)
+        srid, north_first, decimals = output_crs(crs_transform_spec.target_crs_uri)
         return geojson.geometry(column, srid, north_first=north_first, decimals=decimals)
 
     def _feature(
@@ -189,7 +189,7 @@ class PostGISProvider(BaseProvider):
                 f"queryable properties are: {', '.join(self._columns)}"
             )
 
-    def _where(
+    def where(
         self,
         bbox: list[float],
         properties: list[tuple[str, str]],
@@ -323,7 +323,7 @@ class PostGISProvider(BaseProvider):
             crs_transform_spec=crs_transform_spec,
             q=q,
         )
-        where, params = self._where(request.bbox, filters, datetime_, filter_node)
+        where, params = self.where(request.bbox, filters, datetime_, filter_node)
         where = sql.SQL(where.as_string(None))  # rendered once, used by every statement
         filtered = bool(request.bbox or filters or datetime_ or filter_node is not None)
         signature = paging.signature(

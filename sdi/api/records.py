@@ -27,7 +27,7 @@ from pygeoapi.provider.base import (
 from sdi import sql as sql_files
 from sdi.api.db import pool
 from sdi.layers import Layer, load_layers
-from sdi.publish.config import LANGUAGES, output_crs
+from sdi.publish.config import DOWNLOAD_FORMATS, LANGUAGES, download_links, output_crs
 from sdi.publish.config import texts as config_texts
 from sdi.settings import get_settings
 
@@ -173,7 +173,13 @@ def build_record(layer: Layer, base_url: str, language: str = "vi") -> dict[str,
             ],
             "crs": output_crs(settings),
             "extent": {"spatial": {"bbox": [extent], "crs": output_crs(settings)[0]}},
-            "formats": [{"name": "GeoJSON", "mediaType": "application/geo+json"}],
+            "formats": [
+                {"name": "GeoJSON", "mediaType": "application/geo+json"},
+                *(
+                    {"name": name, "mediaType": media}
+                    for name, (media, _) in DOWNLOAD_FORMATS.items()
+                ),
+            ],
             "lineage": lineage,
         },
         "links": [
@@ -189,6 +195,16 @@ def build_record(layer: Layer, base_url: str, language: str = "vi") -> dict[str,
                 "title": "Features",
                 "href": f"{collection_url}/items",
             },
+            # the downloads (sdi.api.downloads); no length: unknown until written
+            *(
+                {
+                    "rel": "enclosure",
+                    "type": link["type"],
+                    "title": link["title"]["en"],
+                    "href": link["href"],
+                }
+                for link in download_links(layer.id, base_url)
+            ),
         ],
     }
 

@@ -78,9 +78,8 @@ def _catalogue(layer: Layer, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
-    if layer.kind == "catalogue":
-        return _catalogue(layer, settings)
+def feature_provider(layer: Layer, settings: Settings) -> dict[str, Any]:
+    """The pygeoapi feature provider of a layer (also what sdi.api.downloads queries with)."""
     provider: dict[str, Any] = {
         "type": "feature",
         "name": "sdi.api.provider.PostGISProvider",
@@ -100,10 +99,18 @@ def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
         provider["title_field"] = layer.title_field
     if layer.time_field:
         provider["time_field"] = layer.time_field
+    return provider
+
+
+def _collection(layer: Layer, settings: Settings) -> dict[str, Any]:
+    if layer.kind == "catalogue":
+        return _catalogue(layer, settings)
+    provider = feature_provider(layer, settings)
     collection: dict[str, Any] = {
         "type": "collection",
         **texts(layer),
-        "links": [],
+        # enclosure links to the downloads (sdi.api.downloads), shown on the collection's page
+        "links": download_links(layer.id, PUBLIC_URL),
         "extents": {"spatial": {"bbox": list(settings.province_extent), "crs": CRS84}},
         "providers": [provider],
     }
@@ -180,6 +187,39 @@ def _edr_providers(layer: Layer, settings: Settings) -> list[dict[str, Any]]:
     return [provider]
 
 
+# The downloads of every feature collection (sdi.api.downloads): f= → media type, link title.
+DOWNLOAD_FORMATS: dict[str, tuple[str, dict[str, str]]] = {
+    "gpkg": (
+        "application/geopackage+sqlite3",
+        {"en": "Download as GeoPackage", "vi": "Tải về dạng GeoPackage"},
+    ),
+    "shp": (
+        "application/zip",
+        {"en": "Download as Shapefile (zipped)", "vi": "Tải về dạng Shapefile (nén zip)"},
+    ),
+    "csv": ("text/csv", {"en": "Download as CSV", "vi": "Tải về dạng CSV"}),
+    "geojson": ("application/geo+json", {"en": "Download as GeoJSON", "vi": "Tải về dạng GeoJSON"}),
+}
+
+
+def download_links(collection: str, base_url: str) -> list[dict[str, Any]]:
+    """``enclosure`` links to a collection's downloads, one per format (the collection
+    document and page, and the catalogue record, list them)."""
+    href = f"{base_url.rstrip('/')}/collections/{collection}/download"
+    return [
+        {
+            "type": media_type,
+            "rel": "enclosure",
+            "title": dict(title),
+            "href": f"{href}?f={name}",
+            # the size is unknown until the file is written; a length keeps pygeoapi from
+            # sending a HEAD request to each enclosure link whenever it describes a collection
+            "length": -1,
+        }
+        for name, (media_type, title) in DOWNLOAD_FORMATS.items()
+    ]
+
+
 # Machine-specific values are left to environment variables, which pygeoapi expands at start-up
 # (``sdi serve`` sets them from the settings), so the committed file is the same everywhere.
 PUBLIC_URL = "${SDI_PUBLIC_URL:-http://127.0.0.1:5000}"
@@ -190,6 +230,8 @@ PROCESSES: dict[str, Any] = {
     "exposure": {"type": "process", "processor": {"name": "sdi.api.processes.ExposureProcessor"}},
     # a department delivers a source: runs its ETL job (sdi.api.etl_process; a key needed)
     "etl-run": {"type": "process", "processor": {"name": "sdi.api.etl_process.EtlRunProcessor"}},
+    # large downloads as asynchronous jobs (sdi.api.downloads.export)
+    "export": {"type": "process", "processor": {"name": "sdi.api.export_process.ExportProcessor"}},
 }
 
 
