@@ -160,7 +160,7 @@ def ensure_roles(conn: psycopg.Connection, settings: Settings | None = None) -> 
     """Create the API and ETL roles, or set their passwords again (idempotent: the same
     derived or stored password). Needs CREATEROLE."""
     settings = settings or get_settings()
-    roles = role_names(settings)
+    roles = role_names(settings, conn.info.dbname)  # the roles of the database granted on
     for role in (roles.api, roles.etl):
         password = _password(settings, role, create=True)
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()

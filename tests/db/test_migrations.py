@@ -24,6 +24,11 @@ def test_upgrade_twice_is_a_no_op(migrated: str, settings: Settings) -> None:
         assert conn.execute(SCHEMA_SNAPSHOT).fetchall() == before
 
 
+# Rebuilt whole by each risk recompute from versioned tables (like the planning schema's):
+# no history of their own, so no bookkeeping columns.
+DERIVED_SNAPSHOTS = {"hazard.commune_rainfall", "hazard.evacuation_list"}
+
+
 def test_every_feature_table_has_the_bookkeeping_columns_and_a_gist_index(db) -> None:
     tables = db.execute(
         "SELECT f_table_schema, f_table_name, type, srid FROM geometry_columns "
@@ -32,6 +37,8 @@ def test_every_feature_table_has_the_bookkeeping_columns_and_a_gist_index(db) ->
     ).fetchall()
     assert len(tables) >= 13
     for schema, table, geometry_type, srid in tables:
+        if f"{schema}.{table}" in DERIVED_SNAPSHOTS:
+            continue
         assert srid == 4326 and geometry_type != "GEOMETRY", (schema, table)
         columns = {
             r[0]

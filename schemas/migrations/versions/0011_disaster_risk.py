@@ -156,6 +156,8 @@ def upgrade() -> None:
             area_code text NOT NULL,
             area_name text,
             commune_code varchar(5),
+            admin_vintage text NOT NULL DEFAULT '2025'
+                CHECK (admin_vintage IN ('pre2025', '2025')),
             communes text[] NOT NULL DEFAULT '{}',
             event text NOT NULL
                 CHECK (event IN ('raised', 'escalated', 'de-escalated', 'cleared')),
@@ -202,6 +204,7 @@ def upgrade() -> None:
         CREATE INDEX combined_levels_id ON hazard.combined_levels (id);
         CREATE INDEX combined_levels_valid ON hazard.combined_levels (valid_from, valid_to);
         CREATE INDEX combined_levels_geom ON hazard.combined_levels USING gist (geom);
+        CREATE INDEX risk_level_history_geom ON hazard.risk_level_history USING gist (geom);
         CREATE VIEW hazard.combined_levels_current AS
             SELECT * FROM hazard.combined_levels WHERE valid_to IS NULL;
 
