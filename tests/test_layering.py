@@ -53,18 +53,18 @@ def _layer(module: str) -> int:
     raise AssertionError(f"{module}: not in any layer; add its package to LAYERS")
 
 
-def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
+def _imports(path: Path, package: str = "sdi") -> list[tuple[int, str, list[str]]]:
     """(line, imported module, imported names) of every sdi import, lazy ones included."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sdi"):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package):
             names = [a.name for a in node.names]
-            if node.module == "sdi":  # `from sdi import sql`: the modules themselves
-                found += [(node.lineno, f"sdi.{name}", []) for name in names]
+            if node.module == package:  # `from sdi import sql`: the modules themselves
+                found += [(node.lineno, f"{package}.{name}", []) for name in names]
             else:
                 found.append((node.lineno, node.module, names))
         elif isinstance(node, ast.Import):
-            found += [(node.lineno, a.name, []) for a in node.names if a.name.startswith("sdi")]
+            found += [(node.lineno, a.name, []) for a in node.names if a.name.startswith(package)]
     return found
 
 
@@ -104,3 +104,17 @@ def test_hazard_does_not_know_planning() -> None:
         if target.startswith("sdi.planning")
     ]
     assert not offenders
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in tests/support (and tests/clients), fixtures in conftest.py."""
+    offenders = [
+        f"{path.relative_to(TESTS.parent)}:{line}: {target}"
+        for path in sorted(TESTS.rglob("test_*.py"))
+        for line, target, _ in _imports(path, package="tests")
+        if not target.startswith(("tests.support", "tests.clients", "tests.conftest"))
+    ]
+    assert not offenders, "\n".join(offenders)

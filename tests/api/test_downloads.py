@@ -27,7 +27,7 @@ from pyproj import CRS
 from sdi.keys import create_key
 from sdi.layers import load_layers
 from sdi.settings import Settings, get_settings
-from tests.api.test_qgis import SYSTEM_PYTHON, run_qgis_probe
+from tests.support.api import SYSTEM_PYTHON, run_qgis_probe
 
 
 def free_port() -> int:
