@@ -16,12 +16,21 @@ def media_api(server, settings):
 
     from starlette.testclient import TestClient
 
-    os.environ.update(
-        PYGEOAPI_CONFIG=str(settings.pygeoapi_config),
-        PYGEOAPI_OPENAPI=str(settings.state_dir / "server" / "openapi.yml"),
-        SDI_PUBLIC_URL=server,
-    )
-    from pygeoapi.starlette_app import APP
+    wanted = {
+        "PYGEOAPI_CONFIG": str(settings.pygeoapi_config),
+        "PYGEOAPI_OPENAPI": str(settings.state_dir / "server" / "openapi.yml"),
+        "SDI_PUBLIC_URL": server,
+    }
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        from pygeoapi.starlette_app import APP  # reads its configuration once, here
+    finally:  # the variables must not leak into servers other tests start (their own URL)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     from sdi.api import pygeoapi_patches
     from sdi.api.media import ItemsMedia

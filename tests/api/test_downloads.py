@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import os
-import socket
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -27,13 +26,8 @@ from pyproj import CRS
 from sdi.keys import create_key
 from sdi.layers import load_layers
 from sdi.settings import Settings, get_settings
+from tests.conftest import free_port
 from tests.support.api import SYSTEM_PYTHON, run_qgis_probe
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def qgis_available() -> bool:

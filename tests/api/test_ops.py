@@ -16,14 +16,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sdi.keys import create_key
+from tests.conftest import free_port
 
 INTERNAL = "permits_register"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_ogc_error(response: httpx.Response, status: int | None = None) -> dict:
@@ -62,7 +57,7 @@ class Outage:
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
-        self.port = _free_port()
+        self.port = free_port()
         self._lock = threading.Lock()
         self._connections: list[socket.socket] = []
         self._listener: socket.socket | None = None
@@ -129,7 +124,7 @@ def server_behind_outage(
     relayed = url._replace(netloc=url.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{outage.port}")
     monkeypatch.setenv("SDI_DATABASE_URL", urlunsplit(relayed))
     monkeypatch.setenv("SDI_STATE_DIR", str(tmp_path / "state"))
-    port = _free_port()
+    port = free_port()
     monkeypatch.setenv("SDI_PORT", str(port))
     monkeypatch.setenv("SDI_PUBLIC_URL", f"http://127.0.0.1:{port}")  # not another test's
     monkeypatch.setenv("SDI_WORKERS", "1")
