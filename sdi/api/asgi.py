@@ -119,3 +119,24 @@ def replace_header(
     """
     kept = [(k, v) for k, v in headers if k.lower() != name]
     return [*kept, (name, value)] if value is not None else kept
+
+
+NOT_FOUND = "Collection not found"  # pygeoapi's own words for an unknown collection
+
+
+async def layer_of_get[T](
+    scope: Scope, send: Send, layers: Mapping[str, T], collection: str, only_get: str
+) -> T | None:
+    """The layer a GET (or HEAD) of a route under ``/collections/{collection}/`` is about; None
+    once another method has been answered 405 (``only_get`` says so) or an unknown collection,
+    or one hidden from this caller (renamed by the access control), 404."""
+    head = scope["method"] == "HEAD"
+    if scope["method"] not in ("GET", "HEAD"):
+        await send_error(
+            send, 405, "MethodNotAllowed", only_get, extra=[(b"allow", b"GET, HEAD")], head=head
+        )
+        return None
+    layer = layers.get(collection)
+    if layer is None:
+        await send_error(send, 404, "NotFound", NOT_FOUND, head=head)
+    return layer

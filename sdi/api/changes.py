@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sdi import sql as sql_files
 from sdi.api import geojson
-from sdi.api.asgi import send_body, send_error
+from sdi.api.asgi import layer_of_get, send_body, send_error
 from sdi.api.db import connection, table_columns
 from sdi.layers import Layer
 
@@ -42,7 +42,6 @@ INSTANT = (
 RUN_ID = r"[0-9]{1,18}"
 DEFAULT_LIMIT, MAX_LIMIT = 100, 10_000
 _VERSIONED = ("id", "version_id", "valid_from", "valid_to", "run_id")
-NOT_FOUND = "Collection not found"  # pygeoapi's own words for an unknown collection
 
 
 class ChangeError(ValueError):
@@ -110,21 +109,12 @@ class ChangeFeed:
         if match is None:
             await self.app(scope, receive, send)
             return
+        layer = await layer_of_get(
+            scope, send, self.layers, match.group(1), "the change feed answers GET only"
+        )
+        if layer is None:
+            return
         head = scope["method"] == "HEAD"
-        if scope["method"] not in ("GET", "HEAD"):
-            await send_error(
-                send,
-                405,
-                "MethodNotAllowed",
-                "the change feed answers GET only",
-                extra=[(b"allow", b"GET, HEAD")],
-                head=head,
-            )
-            return
-        layer = self.layers.get(match.group(1))
-        if layer is None:  # unknown, or hidden from this caller (renamed by AccessControl)
-            await send_error(send, 404, "NotFound", NOT_FOUND, head=head)
-            return
         query = scope.get("query_string", b"").decode("latin-1")
         try:
             document = await run_in_threadpool(self.changes, layer, query, scope)

@@ -60,7 +60,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sdi.api import csv_safe, geojson
-from sdi.api.asgi import send_error
+from sdi.api.asgi import NOT_FOUND, layer_of_get, send_error
 from sdi.api.db import columns as column_types
 from sdi.api.db import provider_error
 from sdi.api.provider import PostGISProvider, output_crs
@@ -73,7 +73,6 @@ from sdi.sql import one
 LOGGER = logging.getLogger("sdi.api.downloads")
 
 PATH = re.compile(r"^/collections/([^/]+)/download/?$")
-NOT_FOUND = "Collection not found"  # pygeoapi's own words for an unknown collection
 GEOMETRY = "geometry"  # the geometry column of the files
 WKT = "WKT"  # the geometry column of the CSV (GDAL and QGIS recognise it by this name)
 CHUNK = 1 << 20  # bytes read at a time from a file being streamed
@@ -566,21 +565,12 @@ class Downloads:
         if match is None:
             await self.app(scope, receive, send)
             return
+        layer = await layer_of_get(
+            scope, send, self.layers, match.group(1), "downloads answer GET only"
+        )
+        if layer is None:
+            return
         head = scope["method"] == "HEAD"
-        if scope["method"] not in ("GET", "HEAD"):
-            await send_error(
-                send,
-                405,
-                "MethodNotAllowed",
-                "downloads answer GET only",
-                extra=[(b"allow", b"GET, HEAD")],
-                head=head,
-            )
-            return
-        layer = self.layers.get(match.group(1))
-        if layer is None:  # unknown, or hidden from this caller (renamed by AccessControl)
-            await send_error(send, 404, "NotFound", NOT_FOUND, head=head)
-            return
         from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY
 
         anonymous = scope.get(SCOPE_IDENTITY, ANONYMOUS).anonymous
