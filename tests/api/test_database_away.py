@@ -20,6 +20,9 @@ import pytest
 from sdi.db import LocalCluster
 from sdi.settings import Settings
 
+# Stops the cluster every other test uses: run last (tests/conftest.py orders it).
+pytestmark = pytest.mark.disruptive
+
 DATA_ROUTES = [
     "/collections/lamps/items?limit=5",
     "/collections/lamps/items/1",
