@@ -3,7 +3,7 @@
 Items' JSON relabelled ``application/geo+json``, CQL2 JSON accepted in a GET, a tile request
 without ``f`` given the tiles' default, error answers labelled ``application/json``. The
 formats are :mod:`sdi.api.formats`'s; why each fix: ``docs/internals.md``.
-CSV cells that a spreadsheet would run as a formula are neutralised (:func:`csv_cell`,
+CSV cells that a spreadsheet would run as a formula are neutralised (:mod:`sdi.api.csv_safe`,
 ``docs/security.md``).
 """
 
@@ -13,7 +13,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from sdi.api import formats
+from sdi.api import csv_safe, formats
 from sdi.api.asgi import query_parameters
 
 # JSON as pygeoapi labels it, and as the items routes serve it (sdi.api.formats)
@@ -23,28 +23,14 @@ GEOJSON = formats.media_type("json", formats.ITEMS).encode()
 _FORMAT_TYPES = tuple(media.encode() for media in formats.error_media_types())
 
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet will not run as a formula (only texts change).
-
-    >>> csv_cell("=HYPERLINK(\"http://x\")"), csv_cell("-2+3"), csv_cell(-2), csv_cell("a=b")
-    ('\'=HYPERLINK("http://x")', "'-2+3", -2, 'a=b')
-    """
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 class SafeCsvWriter:
-    """A ``csv.DictWriter`` whose rows go through :func:`csv_cell`."""
+    """A ``csv.DictWriter`` whose rows go through :func:`sdi.api.csv_safe.cell`."""
 
     def __init__(self, writer: Any) -> None:
         self._writer = writer
 
     def writerow(self, row: dict[str, Any]) -> Any:
-        return self._writer.writerow({k: csv_cell(v) for k, v in row.items()})
+        return self._writer.writerow({k: csv_safe.cell(v) for k, v in row.items()})
 
     def writerows(self, rows: Any) -> None:
         for row in rows:

@@ -236,7 +236,7 @@ def _patch_csv() -> None:
 
     Why: its CSV formatter writes property values as they are, so a value such as
     ``=HYPERLINK(…)`` (a citizen's incident text, a department's delivery) runs in the
-    spreadsheet of whoever opens the download (:func:`sdi.api.media.csv_cell`).
+    spreadsheet of whoever opens the download (:func:`sdi.api.csv_safe.cell`).
     """
     from pygeoapi.formatter.csv_ import CSVFormatter
 
