@@ -23,6 +23,7 @@ from sdi import sql as sql_files
 from sdi.api import geojson
 from sdi.api.asgi import layer_of_get, send_body, send_error
 from sdi.api.db import connection, table_columns
+from sdi.api.openapi import table_collections
 from sdi.layers import Layer
 
 LOGGER = logging.getLogger("sdi.api.changes")
@@ -279,14 +280,8 @@ ROUTES = [Route("/collections/{collection_id}/changes", lambda request: None)]  
 def openapi_paths(resources: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI paths of the feeds: one per collection served from a ``_current`` view."""
     paths: dict[str, Any] = {}
-    for name, resource in resources.items():
-        if resource.get("type") != "collection":
-            continue
-        feature = next(
-            (p for p in resource.get("providers", []) if p.get("type") == "feature"), None
-        )
-        table = (feature or {}).get("data", {}).get("table", "") if feature else ""
-        if not str(table).endswith("_current"):
+    for name, feature in table_collections(resources):
+        if not str(feature["data"]["table"]).endswith("_current"):
             continue
         paths[f"/collections/{name}/changes"] = {
             "get": {

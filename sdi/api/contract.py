@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sdi.api.asgi import send_error
-from sdi.api.openapi import resolve as _resolve
+from sdi.api.openapi import resolve
 
 Check = Callable[[str], str | None]  # raw value → None, or what is wrong with it
 
@@ -134,10 +134,10 @@ class Contract:
                 continue
             checks: dict[str, Check] = {}
             for raw in [*item.get("parameters", []), *operation.get("parameters", [])]:
-                parameter = _resolve(document, raw)
+                parameter = resolve(document, raw)
                 if parameter.get("in") != "query":
                     continue
-                schema = _resolve(document, parameter.get("schema") or {})
+                schema = resolve(document, parameter.get("schema") or {})
                 if schema.get("type") == "object":  # free-form vendor parameters
                     continue
                 checks[parameter["name"]] = parameter_check(schema)

@@ -63,6 +63,7 @@ from sdi.api import csv_safe, geojson
 from sdi.api.asgi import NOT_FOUND, layer_of_get, send_error
 from sdi.api.db import columns as column_types
 from sdi.api.db import provider_error
+from sdi.api.openapi import table_collections
 from sdi.api.provider import PostGISProvider, output_crs
 from sdi.layers import Layer
 from sdi.publish.config import CRS84, DOWNLOAD_FORMATS, feature_provider
@@ -691,14 +692,7 @@ ROUTES = [Route("/collections/{collection_id}/download", lambda request: None)] 
 def openapi_paths(resources: dict[str, Any]) -> dict[str, Any]:
     """The OpenAPI paths of the downloads: one per feature collection of our provider."""
     paths: dict[str, Any] = {}
-    for name, resource in resources.items():
-        if resource.get("type") != "collection":
-            continue
-        feature = next(
-            (p for p in resource.get("providers", []) if p.get("type") == "feature"), None
-        )
-        if feature is None or "table" not in (feature.get("data") or {}):
-            continue
+    for name, feature in table_collections(resources):
         paths[f"/collections/{name}/download"] = {
             "get": {
                 "tags": [name],

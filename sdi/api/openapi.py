@@ -8,6 +8,7 @@ them. We replace each with a local component from ``openapi_components.yml``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,18 @@ def resolve(document: dict[str, Any], node: Any) -> Any:
             target = target[part]
         node = target
     return node
+
+
+def table_collections(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, feature provider) of every collection served from a warehouse table or view."""
+    for name, resource in resources.items():
+        if resource.get("type") != "collection":
+            continue
+        feature = next(
+            (p for p in resource.get("providers", []) if p.get("type") == "feature"), None
+        )
+        if feature is not None and (feature.get("data") or {}).get("table"):
+            yield name, feature
 
 
 def _f_values(document: dict[str, Any], parameters: list) -> list[str]:
