@@ -165,9 +165,13 @@ class ExportProcessor(BaseProcessor):
         settings = get_settings()
         inputs = data.get("inputs", data) if isinstance(data, dict) else {}
         caller = Caller.from_inputs(inputs) or Caller()
+        collection = inputs.get("collection")
+        if not collection:  # also a body without "inputs": ProcessCaller let it through as is
+            raise ProcessorExecuteError(
+                user_msg='input \'collection\' is required: {"inputs": {"collection": …}}'
+            )
         if caller.anonymous:
             raise ProcessorExecuteError(user_msg="the export process needs an API key")
-        collection = inputs.get("collection")
         fmt = inputs.get("format") or "gpkg"
         layers = readable(caller, settings)
         if not isinstance(collection, str) or collection not in {x.id for x in layers}:
