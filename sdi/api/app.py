@@ -15,7 +15,7 @@ from pygeoapi.starlette_app import CONFIG, OPENAPI, api_, api_routes
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sdi.api import ops, pages, pygeoapi_patches
+from sdi.api import etl_process, export_process, ops, pages, pygeoapi_patches
 from sdi.api.asgi import error_response
 from sdi.api.auth import (
     ANONYMOUS,
@@ -24,6 +24,7 @@ from sdi.api.auth import (
     KeyVerifier,
     database_lookup,
 )
+from sdi.api.caller import ProcessCaller
 from sdi.api.cap import ROUTES as CAP_ROUTES
 from sdi.api.cap import CapFeed
 from sdi.api.changes import ROUTES as CHANGE_ROUTES
@@ -31,7 +32,6 @@ from sdi.api.changes import ChangeFeed
 from sdi.api.contract import MethodContract, QueryContract
 from sdi.api.downloads import ROUTES as DOWNLOAD_ROUTES
 from sdi.api.downloads import Downloads
-from sdi.api.etl_process import EtlRunCaller
 from sdi.api.incidents import IncidentWrites, document_writes
 from sdi.api.limits import Limits
 from sdi.api.media import ItemsMedia
@@ -89,12 +89,16 @@ def build(settings=None):
     layers = load_layers(settings)
     pages.configure(api_, settings, layers)  # the project's templates, translations, base map
     policy = AccessPolicy(layers, collections)
-    # CallerHeader: the job manager's view of who asks (sdi.api.processes)
+    # CallerHeader: the job manager's view of who asks (sdi.api.processes); ProcessCaller: the
+    # processor's, written into the inputs of the processes that decide by it (sdi.api.caller)
+    callers = {"etl-run": etl_process.CALLER_RULE, "export": export_process.CALLER_RULE}
     # Writes to incident collections carry the writer (identified by the access control) to
     # their provider; the served document says so (PATCH, no DELETE) before it is compiled.
     writes = IncidentWrites.from_config(
         ItemsMedia(
-            QueryContract(Downloads(CallerHeader(EtlRunCaller(pygeoapi_app)), layers), OPENAPI)
+            QueryContract(
+                Downloads(CallerHeader(ProcessCaller(pygeoapi_app, callers)), layers), OPENAPI
+            )
         ),
         CONFIG,
     )

@@ -52,8 +52,8 @@ _ITEMS_PATH = re.compile(r"^/collections/([^/]+)/items(?:/[^/]+)?/?$")
 # Executing a process is a read-only computation on public layers, not a write: anyone may
 # POST it (sdi.api.processes: asynchronous jobs need a key, and are shown to that key only).
 # Only the processes named here; any other process execution stays an administrator's write.
-# etl-run: a department's delivery; sdi.api.etl_process.EtlRunCaller checks key and department
-_EXECUTION_PATH = re.compile(r"^/processes/(?:exposure|etl-run)/execution/?$")
+# etl-run (a department's delivery) and export (what the key may read): sdi.api.caller checks
+_EXECUTION_PATH = re.compile(r"^/processes/(?:exposure|etl-run|export)/execution/?$")
 
 
 @dataclass(frozen=True)

@@ -488,12 +488,14 @@ def export(
     path: Path,
     settings: Settings | None = None,
     layers: list[Layer] | None = None,
+    max_features: int | None = None,
 ) -> int:
     """Export a collection (or the result of a query: ``params`` as :meth:`Query.from_params`
     reads them) in format ``fmt`` to ``path``; the number of features written.
 
-    No size limit and no access check: the caller (the ``export`` process, an operator's
-    script) decides who may export what.
+    No access check: the caller (the ``export`` process, an operator's script) decides who may
+    export what, by the ``layers`` it passes. Above ``max_features`` (None: no limit), a 413
+    :class:`DownloadError` and no file.
     """
     from sdi.layers import load_layers
 
@@ -507,7 +509,9 @@ def export(
     download = FORMATS[fmt]
     plan_ = plan(layer, Query.from_params(params), settings)
     with _connect(settings) as conn:
-        count = plan_.count(conn, 2**62)
+        count = plan_.count(conn, 2**62 if max_features is None else max_features + 1)
+        if max_features is not None and count > max_features:
+            raise DownloadError(f"more than {max_features} features match", 413, "PayloadTooLarge")
         if download.driver is None:
             chunks = geojson_chunks if fmt == "geojson" else csv_chunks
             with Path(path).open("wb") as out:

@@ -19,12 +19,12 @@ as CSV text, the detection evidence (text encoding, the file's own CRS) and the 
 ``rejected``, with the reason); a request the process cannot take (unknown job, a key of
 another department, a too-large or unsafe upload) is an error.
 
-Who may run it is decided before the job exists, by :class:`EtlRunCaller` (ASGI middleware,
-inside the access control): it reads the caller's department from the identity the access
-control found and writes it into the inputs as ``_caller`` (a client's own ``_caller`` is
-dropped), so the processor — run by whatever job manager is configured, in a thread or a
-queue worker — checks the same department again. Results are kept by the job manager for the
-key that created the job, and administrators.
+Who may run it is decided before the job exists, by :data:`CALLER_RULE` of
+:class:`sdi.api.caller.ProcessCaller` (ASGI middleware, inside the access control): it reads the
+caller's department from the identity the access control found and writes it into the inputs
+as ``_caller`` (a client's own ``_caller`` is dropped), so the processor — run by whatever job
+manager is configured, in a thread or a queue worker — checks the same department again.
+Results are kept by the job manager for the key that created the job, and administrators.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
-import json
 import logging
 import shutil
 import tempfile
@@ -41,15 +40,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pygeoapi.process.base import BaseProcessor, ProcessorExecuteError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sdi.api.caller import CALLER_INPUT, Caller, CallerRefused, CallerRule
 from sdi.errors import SdiError
 from sdi.settings import Settings, get_settings
 
 LOGGER = logging.getLogger("sdi.api.etl_process")
 PROCESS_ID = "etl-run"
-EXECUTION_PATH = f"/processes/{PROCESS_ID}/execution"
-CALLER_INPUT = "_caller"
 ADMIN = "*"
 
 PROCESS_METADATA: dict[str, Any] = {
@@ -118,81 +115,32 @@ class DeliveryError(ValueError):
 # -- who asks ---------------------------------------------------------------------------------
 
 
-class EtlRunCaller:
-    """ASGI middleware: for ``POST /processes/etl-run/execution``, refuses anonymous callers
-    (401) and keys of departments that do not own the job (403) before a job is created, and
-    writes the caller into the inputs for the processor."""
+def _max_body() -> tuple[int, str]:
+    settings = get_settings()
+    return (
+        settings.upload_max_mb * 1024 * 1024 * 4 // 3 + 65536,  # base64 and JSON
+        f"the upload is larger than {settings.upload_max_mb} MB (SDI_UPLOAD_MAX_MB); drop the "
+        "file in the department's inbox folder instead and run without 'file'",
+    )
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (
-            scope["type"] == "http"
-            and scope["method"].upper() == "POST"
-            and scope["path"].rstrip("/") == EXECUTION_PATH
-        ):
-            await self.app(scope, receive, send)
-            return
-        from sdi.api.asgi import send_error
-        from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY
+def _check_caller(caller: Caller, inputs: dict[str, Any]) -> None:
+    try:
+        owner = job_department(inputs.get("job"), get_settings())
+        check_department(caller.department, owner, inputs.get("job"))
+    except DeliveryError as exc:
+        if "may not" in str(exc):
+            raise CallerRefused(403, "Forbidden", str(exc)) from None
+        raise CallerRefused(400, "InvalidParameterValue", str(exc)) from None
 
-        identity = scope.get(SCOPE_IDENTITY, ANONYMOUS)
-        if identity.anonymous:
-            await send_error(
-                send,
-                401,
-                "Unauthorized",
-                "etl-run needs an API key of the department that owns the job (X-API-Key)",
-                extra=[(b"www-authenticate", b'Basic realm="sdi", charset="UTF-8"')],
-            )
-            return
-        settings = get_settings()
-        limit = settings.upload_max_mb * 1024 * 1024 * 4 // 3 + 65536  # base64 and JSON
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if len(body) > limit:
-                await send_error(
-                    send,
-                    413,
-                    "PayloadTooLarge",
-                    f"the upload is larger than {settings.upload_max_mb} MB (SDI_UPLOAD_MAX_MB); "
-                    "drop the file in the department's inbox folder instead and run without "
-                    "'file'",
-                )
-                return
-            if not message.get("more_body"):
-                break
-        try:
-            request = json.loads(body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            request = None
-        if isinstance(request, dict) and isinstance(request.get("inputs"), dict):
-            inputs = request["inputs"]
-            try:
-                owner = job_department(inputs.get("job"), settings)
-                check_department(identity.department, owner, inputs.get("job"))
-            except DeliveryError as exc:
-                status = 403 if "may not" in str(exc) else 400
-                code = "Forbidden" if status == 403 else "InvalidParameterValue"
-                await send_error(send, status, code, str(exc))
-                return
-            inputs[CALLER_INPUT] = {"key_id": identity.key_id, "department": identity.department}
-            body = json.dumps(request).encode()
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        sent = False
 
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app({**scope, "headers": headers}, replay, send)
+# sdi.api.caller.ProcessCaller: 401 without a key, 413 above the upload limit, 403 for a key
+# of a department that does not own the job, before a job is created
+CALLER_RULE = CallerRule(
+    anonymous="etl-run needs an API key of the department that owns the job (X-API-Key)",
+    max_body=_max_body,
+    check=_check_caller,
+)
 
 
 def job_department(job: Any, settings: Settings) -> str | None:

@@ -18,7 +18,10 @@ key. So:
 - ``/assets/sdi/labels.json``: the properties' Vietnamese and English labels
   (``sdi/translations/fields.yml``), for the collection and queryables pages;
 - the templates get the public collections grouped by domain (:func:`domains`) for the landing
-  page and the collections list.
+  page and the collections list;
+- Vietnamese unless asked otherwise: ``?lang=en``, or an Accept-Language that prefers English,
+  but not Qt's automatic header (:func:`automatic_languages`), which QGIS sends from the
+  desktop's locale: QGIS lists the Vietnamese titles whatever the locale it runs in.
 
 :func:`configure` resolves the relative paths of the committed configuration against the
 project and sets the base map from the settings; :class:`Pages` is the ASGI middleware.
@@ -26,6 +29,7 @@ project and sets the base map from the settings; :class:`Pages` is the ASGI midd
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -61,10 +65,6 @@ LIBRARIES: dict[str, tuple[str, str]] = {
     "images/marker-shadow.png": ("leaflet/dist/images/marker-shadow.png", "image/png"),
     "swagger-ui.css": ("swagger-ui-dist/swagger-ui.css", "text/css"),
     "swagger-ui-bundle.js": ("swagger-ui-dist/swagger-ui-bundle.js", "text/javascript"),
-    "swagger-ui-standalone-preset.js": (
-        "swagger-ui-dist/swagger-ui-standalone-preset.js",
-        "text/javascript",
-    ),
     "favicon-32x32.png": ("swagger-ui-dist/favicon-32x32.png", "image/png"),
 }
 OWN = {
@@ -82,18 +82,39 @@ def node_modules() -> Path:
 def csp(basemap_url: str | None = None) -> str:
     """The policy of every HTML answer: this origin only (and the intranet tile server).
 
-    Inline styles are allowed (the templates and Swagger UI use style attributes); inline
-    scripts are not: every script is a file under /assets.
+    Nothing inline: every script and style sheet is a file under /assets (the templates carry
+    no style attribute, no <style>, no inline script). Leaflet, OpenLayers and Swagger UI set
+    ``element.style`` from script (CSSOM), which the policy does not govern.
     """
     images = "'self' data: blob:"
     if basemap_url:
         parts = urlsplit(basemap_url.replace("{s}", "a"))
         images += f" {parts.scheme}://{parts.netloc}"
     return (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
         f"img-src {images}; connect-src 'self'; font-src 'self' data:; worker-src 'self' blob:; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'self'; form-action 'self'"
     )
+
+
+# Qt's own Accept-Language (QNetworkAccessManager, so QGIS's OAPIF and WFS clients): the system
+# locale's languages, then a bare "*", no quality values: "en-US,*", "en,*", "vi-VN,en,*".
+_TAG = r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*"
+_QT_LANGUAGES = re.compile(rf"^\s*{_TAG}(?:\s*,\s*{_TAG})*\s*,\s*\*\s*$")
+
+
+def automatic_languages(value: str) -> bool:
+    """Whether an Accept-Language is Qt's automatic one, the desktop's locale rather than a
+    language a person chose: the pages and metadata then stay Vietnamese, as with no header.
+
+    A browser's header has quality values and no bare ``*``; ``?lang=en`` still gives English.
+
+    >>> automatic_languages("en-US,*"), automatic_languages("vi-VN,en,*")
+    (True, True)
+    >>> automatic_languages("en-GB,en;q=0.8"), automatic_languages("en"), automatic_languages("*")
+    (False, False, False)
+    """
+    return bool(_QT_LANGUAGES.match(value))
 
 
 # The landing page's groups, in this order (a layer's ``domain``)
@@ -197,7 +218,8 @@ ROUTES: list[BaseRoute] = [
 
 
 class Pages:
-    """ASGI middleware: ``/assets/…`` answered here; a CSP on every HTML answer of ``app``."""
+    """ASGI middleware: ``/assets/…`` answered here; a CSP on every HTML answer of ``app``;
+    Qt's automatic Accept-Language dropped (Vietnamese, as without one)."""
 
     def __init__(self, app: ASGIApp, basemap_url: str | None = None) -> None:
         self.app = app
@@ -216,6 +238,10 @@ class Pages:
                 return
             await self.router(scope, receive, send)
             return
+        languages = [v for k, v in scope["headers"] if k.lower() == b"accept-language"]
+        if languages and all(automatic_languages(v.decode("latin-1")) for v in languages):
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-language"]
+            scope = {**scope, "headers": headers}
 
         async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -18,6 +18,8 @@ The project's CRS is the province's VN-2000 TM-3 and distances and areas are mea
 
 from __future__ import annotations
 
+import re
+import textwrap
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -316,16 +318,56 @@ def _fit(extent: tuple[float, ...], width: float, height: float) -> tuple[float,
 
 
 def _sources_text(shown: list[Layer], context: ProjectContext, service_url: str) -> str:
-    lines = ["Nguồn dữ liệu (lần cập nhật cuối):"]
+    """The print's sources: one line per department (its layers shown, its latest load), so
+    that twenty layers fit the box under the legend."""
+    departments: dict[str, tuple[list[str], list[datetime], bool]] = {}
     for layer in shown:
         department, finished = context.lineage.get(layer.id, ("", None))
+        # "Department of Construction (derived from …)": the department that answers for it
+        name = re.sub(r"\s*\(.*\)\s*$", "", department or "") or "SDI"
+        titles, dates, loaded_by_etl = departments.setdefault(name, ([], [], False))
+        titles.append(title_vi(layer))
         if finished:
-            when = finished.strftime("%d/%m/%Y")
+            dates.append(finished)
+        if layer.metadata.get("etl_jobs"):
+            departments[name] = (titles, dates, True)
+    lines = ["Nguồn dữ liệu (đơn vị: lớp dữ liệu — lần cập nhật cuối):"]
+    for name, (titles, dates, loaded_by_etl) in departments.items():
+        if dates:
+            when = max(dates).strftime("%d/%m/%Y")
         else:  # no load yet, or no ETL job at all (reports posted to the service)
-            when = "chưa nạp" if layer.metadata.get("etl_jobs") else "cập nhật trực tiếp"
-        lines.append(f"• {title_vi(layer)}: {department or 'SDI'}, {when}")
+            when = "chưa nạp" if loaded_by_etl else "cập nhật trực tiếp"
+        lines.append(f"• {name}: {', '.join(titles)} — {when}")
     lines.append(f"Dịch vụ OGC API: {service_url}")
     return "\n".join(lines)
+
+
+# DejaVu Sans, the print's font: its mean advance over Vietnamese text, and its line height,
+# in ems (measured on QGIS's rendering of the sources); 1 pt = 0.3528 mm
+_CHAR_EM, _LINE_EM, _PT_MM = 0.56, 1.2, 0.3528
+SOURCE_SIZES = (6.5, 6.0, 5.5, 5.0)  # pt, largest first: the first that fits is used
+
+
+def wrapped_lines(text: str, width_mm: float, size_pt: float) -> int:
+    """How many lines ``text`` takes in a label ``width_mm`` wide at ``size_pt`` (estimated).
+
+    >>> wrapped_lines("a b c", 96, 6.5), wrapped_lines("word " * 40, 96, 6.5)
+    (1, 3)
+    """
+    chars = max(1, int(width_mm / (size_pt * _PT_MM * _CHAR_EM)))
+    return sum(len(textwrap.wrap(line, chars)) or 1 for line in text.splitlines())
+
+
+def fitting_size(text: str, width_mm: float, height_mm: float) -> float:
+    """The largest of :data:`SOURCE_SIZES` at which ``text`` fits the box (else the smallest).
+
+    >>> fitting_size("one line", 96, 63), fitting_size("\\n".join(["line"] * 26), 96, 63)
+    (6.5, 5.5)
+    """
+    for size in SOURCE_SIZES:
+        if wrapped_lines(text, width_mm, size) * size * _PT_MM * _LINE_EM <= height_mm:
+            return size
+    return SOURCE_SIZES[-1]
 
 
 def print_layout(
@@ -352,6 +394,12 @@ def print_layout(
         label = item.get("labelText")
         if label is not None and label in texts:
             item.set("labelText", texts[label])
+        if label == "{sources}":  # the font that fits its box (the template's: the largest)
+            width, height = (float(v) for v in item.get("size", "0,0").split(",")[:2])
+            size = fitting_size(texts[label], width, height)
+            for font in item.iter("LabelFont"):
+                family, _, rest = font.get("description", "").partition(",")
+                font.set("description", f"{family},{size:g},{rest.partition(',')[2]}")
         if item.get("type") == MAP_ITEM:
             width, height = (float(v) for v in item.get("size", "0,0").split(",")[:2])
             fitted = _fit(extent, width, height)

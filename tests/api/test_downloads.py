@@ -12,6 +12,7 @@ import io
 import json
 import os
 import subprocess
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -448,7 +449,113 @@ def test_the_export_process_writes_the_same_file(api, keys, db_module) -> None:
         json={"inputs": {"collection": INTERNAL, "format": "csv"}},
         headers={"X-API-Key": keys["admin"]},
     )
-    assert internal.status_code >= 400 and "applicant" not in internal.text
+    assert internal.status_code == 200 and "applicant" not in internal.text  # never personal
+
+
+def run_export(client: httpx.Client, key: str, inputs: dict) -> str:
+    """Start an export job with ``key``; its /jobs/{id} path, once the job has ended."""
+    started = client.post(
+        "/processes/export/execution",
+        json={"inputs": inputs},
+        headers={"X-API-Key": key, "Prefer": "respond-async"},
+    )
+    assert started.status_code == 201, started.text
+    job = f"/jobs/{started.json()['jobID']}"
+    for _ in range(600):
+        status = client.get(job, params={"f": "json"}, headers={"X-API-Key": key}).json()
+        if status["status"] in ("successful", "failed", "dismissed"):
+            break
+        time.sleep(0.2)
+    assert status["status"] == "successful", status
+    return job
+
+
+def test_a_key_holder_exports_a_filtered_internal_layer_as_a_job(
+    api, keys, db_module, tmp_path
+) -> None:
+    """GeoPackage of the internal register, CQL2-filtered, in VN-2000 / TM-3, for its key."""
+    where = "floors > 2 AND status <> 'revoked'"
+    job = run_export(
+        api,
+        keys["construction"],
+        {"collection": INTERNAL, "format": "gpkg", "filter": where, "crs": VN2000_TM3},
+    )
+    result = api.get(f"{job}/results", headers={"X-API-Key": keys["construction"]})
+    assert result.status_code == 200, result.text
+    assert result.headers["content-type"].startswith("application/geopackage+sqlite3")
+    path = save(result, tmp_path / "register.gpkg")
+    expected = dict(
+        db_module.execute(
+            "SELECT permit_no, address FROM construction.permits_current "
+            "WHERE floors > 2 AND status <> 'revoked'"
+        ).fetchall()
+    )
+    meta, table = pyogrio.read_arrow(path)
+    assert len(table) == len(expected) > 0
+    assert CRS.from_user_input(meta["crs"]).to_epsg() == 5899
+    assert "applicant_name" not in meta["fields"]  # personal: never in an export
+    got = dict(zip(table["permit_no"].to_pylist(), table["address"].to_pylist(), strict=True))
+    assert got == expected
+    assert any(ch in "".join(got.values()) for ch in "ạảấầẩẫậắằẳẵặđơư")  # Vietnamese, intact
+    geometry = table[meta["geometry_name"] or "wkb_geometry"][0].as_py()
+    x = shapely.from_wkb(geometry).centroid.x
+    assert 300_000 < x < 800_000  # projected metres, not degrees
+    # the job and its file are the construction key's: another key sees neither, nor the list
+    for key in (keys["planning"], None):
+        headers = {"X-API-Key": key} if key else {}
+        assert api.get(job, params={"f": "json"}, headers=headers).status_code == 404
+        assert api.get(f"{job}/results", headers=headers).status_code == 404
+        listed = api.get("/jobs", params={"f": "json"}, headers=headers).json()["jobs"]
+        assert job.rsplit("/", 1)[1] not in {j["jobID"] for j in listed}
+    admin = api.get(f"{job}/results", headers={"X-API-Key": keys["admin"]})
+    assert admin.status_code == 200 and admin.content == path.read_bytes()
+
+
+def test_exports_of_what_the_caller_may_not_read_are_refused_before_a_job(api, keys) -> None:
+    url = "/processes/export/execution"
+    body = {"inputs": {"collection": INTERNAL, "format": "gpkg", "filter": "floors > 2"}}
+    for prefer in ({}, {"Prefer": "respond-async"}):
+        anonymous = api.post(url, json=body, headers=prefer)
+        assert anonymous.status_code == 401, anonymous.text
+        assert "API key" in anonymous.json()["description"]
+        public = api.post(url, json={"inputs": {"collection": "lamps"}}, headers=prefer)
+        assert public.status_code == 401  # anonymous: the download route and its limit
+        other = api.post(url, json=body, headers={"X-API-Key": keys["planning"], **prefer})
+        missing = api.post(
+            url,
+            json={"inputs": {"collection": MISSING}},
+            headers={"X-API-Key": keys["planning"], **prefer},
+        )
+        assert other.status_code == missing.status_code == 404
+        assert other.json() == missing.json()
+        # a client cannot claim another caller
+        forged = {"inputs": {**body["inputs"], "_caller": {"key_id": "x", "department": "*"}}}
+        assert api.post(url, json=forged, headers=prefer).status_code == 401
+        forged_key = api.post(url, json=forged, headers={"X-API-Key": keys["planning"], **prefer})
+        assert forged_key.status_code == 404
+    bad = api.post(
+        url,
+        json={"inputs": {"collection": "lamps", "format": "xls"}},
+        headers={"X-API-Key": keys["planning"]},
+    )
+    assert bad.status_code == 400 and "format" in bad.json()["description"]
+
+
+def test_key_holders_export_above_the_limits_as_a_job(small_limit_server, keys, db_module) -> None:
+    """Above the download limits (anonymous 5, keys 50): at once refused, as a job complete."""
+    (count,) = db_module.execute("SELECT count(*) FROM utility.street_lamps_current").fetchone()
+    assert count > 50
+    inputs = {"collection": "lamps", "format": "csv"}
+    with httpx.Client(base_url=small_limit_server, timeout=120) as client:
+        key = {"X-API-Key": keys["planning"]}
+        at_once = client.post("/processes/export/execution", json={"inputs": inputs}, headers=key)
+        assert at_once.status_code >= 400
+        assert "respond-async" in at_once.text
+        job = run_export(client, keys["planning"], inputs)
+        result = client.get(f"{job}/results", headers=key)
+        assert result.status_code == 200
+        rows = list(csv.DictReader(io.StringIO(result.content.decode("utf-8-sig"))))
+        assert len(rows) == count
 
 
 def test_shapefile_field_names_are_deterministic() -> None:

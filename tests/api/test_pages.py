@@ -62,6 +62,15 @@ def test_templates_load_nothing_from_outside_and_run_no_inline_script(name: str)
     for tag in re.findall(r"<script\b[^>]*>", text):
         assert "src=" in tag or 'type="application/json"' in tag, tag
     assert not re.search(r"\son(?:click|change|load|submit)=", text)
+    # no inline style either: the policy has no 'unsafe-inline' (pages.css holds them)
+    assert not re.search(r"\sstyle=|<style\b", text), name
+
+
+def test_the_dashboard_page_has_no_inline_script_or_style() -> None:
+    from sdi.dashboard import STATIC_DIR
+
+    text = (STATIC_DIR / "index.html").read_text("utf-8")
+    assert not re.search(r"\sstyle=|<style\b|<script>|\son[a-z]+=", text)
 
 
 def test_vietnamese_catalogue_covers_every_template_text_and_is_compiled() -> None:
@@ -89,6 +98,8 @@ def test_vietnamese_catalogue_covers_every_template_text_and_is_compiled() -> No
 
 def test_policy_names_only_this_origin_and_the_intranet_tile_server() -> None:
     assert "script-src 'self';" in pages.csp()
+    assert "style-src 'self';" in pages.csp()
+    assert "unsafe-inline" not in pages.csp() and "unsafe-eval" not in pages.csp()
     assert "http" not in pages.csp()
     policy = pages.csp("http://tiles.intranet:8080/{z}/{x}/{y}.png")
     assert "img-src 'self' data: blob: http://tiles.intranet:8080;" in policy
@@ -266,6 +277,7 @@ def test_every_page_type_works_offline(browser: Chromium, server: str, api: http
         browser.log.exceptions.clear()
         browser.log.responses.clear()
         png = _open(browser, server, name, path)
+        problems += [f"{name}: CSP violation {v}" for v in browser.csp_violations()]
         for url in browser.log.requests:
             parts = urlsplit(url)
             if parts.scheme in ("data", "blob"):
@@ -304,6 +316,25 @@ def test_every_page_type_works_offline(browser: Chromium, server: str, api: http
         if len(colours) < 20:
             problems.append(f"{name}: a blank screenshot ({len(colours)} colours)")
     assert problems == []
+
+
+def test_the_policy_is_enforced_and_its_violations_seen(browser: Chromium, server: str) -> None:
+    """The collector of the test above sees what the policy blocks: an inline style and an
+    inline script added to a served page are refused, and reported."""
+    _open(browser, server, "collection", "/collections/buildings?f=html")
+    assert browser.csp_violations() == []
+    browser.evaluate(
+        "document.body.insertAdjacentHTML('beforeend', '<p id=x style=\"color: red\">x</p>');"
+        "const s = document.createElement('script'); s.textContent = 'window.ran = 1';"
+        "document.body.appendChild(s); 0"
+    )
+    browser.wait_for("window.__sdiCspViolations.length >= 2", timeout=10)
+    assert browser.evaluate("getComputedStyle(document.getElementById('x')).color") != (
+        "rgb(255, 0, 0)"
+    )
+    assert browser.evaluate("window.ran") is None
+    directives = " ".join(browser.csp_violations())
+    assert "style-src" in directives and "script-src" in directives
 
 
 def test_maps_draw_on_the_communes(browser: Chromium, server: str) -> None:

@@ -40,3 +40,33 @@ def test_qgis_loads_the_lamps_layer_and_returns_the_features_of_a_bbox(
     box = shapely.box(*bbox)
     for feature in layer["features"]:
         assert shapely.from_wkt(feature["wkt"]).intersects(box)
+
+
+@pytest.mark.parametrize("locale", ["en_US.UTF-8", "C.UTF-8", "vi_VN.UTF-8"])
+def test_qgis_shows_the_vietnamese_titles_whatever_its_locale(
+    server, monkeypatch, tmp_path: Path, locale: str
+) -> None:
+    """QGIS (Qt) sends the desktop's locale as Accept-Language ("en-US,*" under an English
+    one): the service takes it for no preference and answers Vietnamese (sdi.api.pages)."""
+    for name in ("LANG", "LC_ALL", "LANGUAGE"):
+        monkeypatch.setenv(name, locale)
+    layer = run_qgis_probe(PROBE, server, "buildings", runtime_dir=tmp_path)
+    assert layer["valid"]
+    assert layer["title"] == "Công trình xây dựng", layer["title"]
+
+
+def test_qt_automatic_languages_answer_vietnamese_a_choice_english(api) -> None:
+    """The headers QGIS 3.22 sends (captured: Qt's QNetworkAccessManager) against a browser's."""
+
+    def title(**headers: str) -> str:
+        found = api.get("/collections", params={"f": "json"}, headers=headers).json()
+        return next(c["title"] for c in found["collections"] if c["id"] == "buildings")
+
+    for qt in ("en-US,*", "en,*", "vi-VN,en,*"):
+        assert title(**{"Accept-Language": qt}) == "Công trình xây dựng", qt
+    assert title(**{"Accept-Language": "en-US,en;q=0.9"}) == "Buildings"
+    assert title() == "Công trình xây dựng"
+    english = api.get(
+        "/collections", params={"f": "json", "lang": "en"}, headers={"Accept-Language": "en-US,*"}
+    ).json()
+    assert {c["id"]: c["title"] for c in english["collections"]}["buildings"] == "Buildings"

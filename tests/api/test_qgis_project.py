@@ -189,6 +189,13 @@ def test_the_project_file_is_well_formed_for_any_service_url(settings, migrated)
     labels = {i.get("id"): i.get("labelText") for i in layout.iter("LayoutItem")}
     assert labels["title"] and "{" not in labels["title"] + labels["subtitle"]
     assert labels["sources"].startswith("Nguồn dữ liệu")
+    # one line per department, each naming its layers (the switched-on ones) and a date
+    lines = labels["sources"].splitlines()[1:-1]
+    departments = [line.split(":")[0].removeprefix("• ") for line in lines]
+    assert len(departments) == len(set(departments)) < len(checked)
+    shown = {node.get("name") for node in legend.iter("layer-tree-layer")}
+    assert all(any(title in line for line in lines) for title in shown), shown
+    assert all(re.search(r"— (\d\d/\d\d/\d{4}|chưa nạp|cập nhật trực tiếp)$", x) for x in lines)
 
 
 def _box(conn: psycopg.Connection, srid: int, query: str, *params) -> list[float]:
@@ -293,6 +300,11 @@ def test_the_project_renders_readably_at_three_scales_and_prints_on_a3(
     pdf = Path(layout["pdf"])
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 50_000
     assert Path(layout["png"]).stat().st_size > 50_000
+    # every text of the print fits its box (Qt's metrics of the label's font, word-wrapped):
+    # the sources, one line per department, under the legend
+    for name, label in layout["labels"].items():
+        assert label["text_height_mm"] <= label["height_mm"], (name, label)
+    assert layout["labels"]["sources"]["lines"] <= 2 + len({d for d, _ in context.lineage.values()})
 
     # the check catches a layer that hides the map: communes in the plain opaque default fill
     opaque = [replace(x, style=None) if x.id == "communes" else x for x in layers]

@@ -25,6 +25,14 @@ from pathlib import Path
 from typing import Any
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
+# Run in every document before its own scripts (DevTools' scripts are not subject to the page's
+# Content-Security-Policy): records each violation the policy reports.
+CSP_LISTENER = """
+window.__sdiCspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => window.__sdiCspViolations.push(
+  `${e.violatedDirective}: ${e.blockedURI || 'inline'} at ${e.sourceFile || e.documentURI}` +
+  `:${e.lineNumber} ${e.sample || ''}`.trim()));
+"""
 
 
 def find_chromium() -> str | None:
@@ -147,6 +155,7 @@ class Chromium:
             )["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 self.call(f"{domain}.enable", session=True)
+            self.call("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_LISTENER}, True)
             self.call(
                 "Emulation.setDeviceMetricsOverride",
                 {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
@@ -258,6 +267,11 @@ class Chromium:
             text = details.get("exception", {}).get("description") or details.get("text")
             raise BrowserError(f"{expression!r} failed in the page: {text}")
         return answer["result"].get("value")
+
+    def csp_violations(self) -> list[str]:
+        """The Content-Security-Policy violations the current document has reported so far
+        (``securitypolicyviolation`` events): directive, what was blocked, where."""
+        return list(self.evaluate("window.__sdiCspViolations || []") or [])
 
     def wait_for(self, expression: str, timeout: float = 60, interval: float = 0.2) -> Any:
         """Poll a JavaScript expression until it is truthy; its value, or BrowserError."""

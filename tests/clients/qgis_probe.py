@@ -2,7 +2,8 @@
 
 Usage: QT_QPA_PLATFORM=offscreen python3 qgis_probe.py URL COLLECTION [minx miny maxx maxy]
 Loads the collection as an OGC API Features layer in a headless QGIS and prints JSON:
-validity, CRS, fields, and the features intersecting the bbox.
+validity, the title and abstract QGIS shows for it (the provider's layer metadata, from the
+collection's description), CRS, fields, and the features intersecting the bbox.
 """
 
 import json
@@ -23,6 +24,9 @@ if layer.isValid():
     if bbox:
         request.setFilterRect(QgsRectangle(*bbox))
     features = list(layer.getFeatures(request))
+    metadata = layer.dataProvider().layerMetadata()
+    result["title"] = metadata.title()
+    result["abstract"] = metadata.abstract()
     result["crs"] = layer.crs().authid()
     result["fields"] = layer.fields().names()
     result["count"] = len(features)

@@ -29,12 +29,36 @@ from qgis.core import (
     QgsRectangle,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QSize
-from qgis.PyQt.QtGui import QColor, QImage
+from qgis.PyQt.QtCore import QRectF, QSize, Qt
+from qgis.PyQt.QtGui import QColor, QFontMetricsF, QGuiApplication, QImage
 
 WIDTH, HEIGHT = 1600, 1131  # A3 landscape proportions
 CHECK_WIDTH, CHECK_HEIGHT = 400, 283  # the per-layer renders: coverage needs no detail
 OPAQUE = 250  # alpha from which a pixel hides what is below it
+
+
+def labels(layout):
+    return [item for item in layout.items() if type(item).__name__ == "QgsLayoutItemLabel"]
+
+
+def label_fit(item) -> dict:
+    """A label's box and the height its text takes there, word-wrapped (mm), by Qt's metrics
+    of the label's font: a text taller than its box is cut off in the print."""
+    dpi = QGuiApplication.primaryScreen().logicalDotsPerInch()
+    size = item.sizeWithUnits()
+    metrics = QFontMetricsF(item.font())
+    bound = metrics.boundingRect(
+        QRectF(0, 0, size.width() / 25.4 * dpi, 1e6),
+        int(Qt.TextWordWrap | Qt.AlignLeft),
+        item.currentText(),
+    )
+    return {
+        "width_mm": size.width(),
+        "height_mm": size.height(),
+        "text_height_mm": bound.height() * 25.4 / dpi,
+        "font_pt": item.font().pointSizeF(),
+        "lines": item.currentText().count("\n") + 1,
+    }
 
 
 def map_settings(project, extent, layers, size):
@@ -133,5 +157,6 @@ for layout in project.layoutManager().layouts():
         "seconds": round(time.monotonic() - started, 2),
         "pages": layout.pageCollection().pageCount(),
         "items": sorted({type(item).__name__ for item in layout.items()}),
+        "labels": {item.id(): label_fit(item) for item in labels(layout)},
     }
 print(json.dumps(out, default=str))

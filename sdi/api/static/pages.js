@@ -360,9 +360,11 @@
       url: div.dataset.url,
       dom_id: "#swagger-ui",
       deepLinking: true,
-      presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+      // BaseLayout: no top bar. The standalone layout's bar held only a URL box (hidden) and
+      // Swagger's logo, an SVG with a <style> element the CSP ('style-src self') refuses
+      presets: [SwaggerUIBundle.presets.apis],
       plugins: [SwaggerUIBundle.plugins.DownloadUrl],
-      layout: "StandaloneLayout",
+      layout: "BaseLayout",
       validatorUrl: null, // the default sends the document to validator.swagger.io
       onComplete: function () { document.body.dataset.state = "ready"; },
     });
