@@ -20,10 +20,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 import yaml
 from rich.console import Console
@@ -32,6 +30,9 @@ from sdi.db.tables import BOOKKEEPING_COLUMNS, GEOMETRY_TYPES
 from sdi.declarative import load_checked
 from sdi.errors import ConfigError, SdiError, SourceError
 from sdi.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SAMPLE_ROWS = 10_000
 DETECT_ROWS = 2_000  # rows the encoding is detected on (sdi.etl's detection)
@@ -273,6 +274,9 @@ def inspect_file(
     settings: Settings | None = None,
 ) -> Inspection:
     """What a delivered file holds, from its metadata and its first ``sample`` rows."""
+    # imported here, not at the top: `sdi` imports this module for every command
+    import numpy as np
+    import pandas as pd
     import pyogrio
     import shapely
 

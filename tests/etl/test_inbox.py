@@ -216,3 +216,33 @@ def test_etl_run_over_http(api, settings, migrated) -> None:
     assert report["job"] == "utility_street_lamps" and report["status"] == "succeeded"
     assert report["message"] == "dry run: nothing was written"
     assert api.get(job, headers={"X-API-Key": land}).status_code == 404
+
+
+def test_changed_with_nothing_to_do_imports_nothing_heavy(warehouse: str, tmp_path: Path) -> None:
+    """The timer runs ``sdi etl run --changed`` every few minutes: with nothing changed it is a
+    new process that decides and exits, so the start-up is the cost (issue 12: under 1 s for 50
+    jobs). Nothing that reads, checks or serves data may be imported on that path."""
+    import subprocess
+    import sys
+
+    _lamp_jobs(tmp_path, 2)
+    env = _env(warehouse, tmp_path)
+    assert d.sdi("etl", "run", "--changed", **env).exit_code == 0
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sdi", "etl", "run", "--changed"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "lamps_1: unchanged since its last run" in done.stderr
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "sdi.etl.inbox" in imported  # the importtime lines were read
+    heavy = {"geopandas", "shapely", "pygeoapi", "rasterio", "pandas", "numpy", "pyogrio", "pyproj"}
+    assert not heavy & imported, sorted(heavy & imported)
