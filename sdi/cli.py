@@ -17,7 +17,7 @@ from sdi.errors import SdiError
 from sdi.settings import get_settings
 
 if TYPE_CHECKING:
-    import click
+    from typer._click import Command, Context  # typer vendors its own click
 
 # The command groups of other packages, imported only when one of them is called (or listed
 # in --help): every command is a new process, and the systemd timer's `sdi etl run --changed`
@@ -36,10 +36,10 @@ LAZY_GROUPS = {
 class LazyGroup(TyperGroup):
     """The ``sdi`` group: :data:`LAZY_GROUPS` are imported when asked for, by name."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_GROUPS})
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         if cmd_name in LAZY_GROUPS and cmd_name not in self.commands:
             module = importlib.import_module(LAZY_GROUPS[cmd_name])
             group = typer.main.get_group(module.app)
