@@ -26,7 +26,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from sdi.db.tables import BOOKKEEPING_COLUMNS, GEOMETRY_TYPES
+from sdi.db.tables import BOOKKEEPING_COLUMNS, GEOMETRY_TYPES, REPAIRED_COLUMN
 from sdi.declarative import load_checked
 from sdi.errors import ConfigError, SdiError, SourceError
 from sdi.settings import Settings, get_settings
@@ -533,7 +533,7 @@ def render_layer(
         data["domain"] = domain
     data["style"] = name
     data["source"] = {"table": f"{table}_current"}
-    data["properties"] = ["commune_code", *(f.column for f in found.fields)]
+    data["properties"] = ["commune_code", *(f.column for f in found.fields), REPAIRED_COLUMN]
     data["metadata"] = {"etl_jobs": [name]}
     if department:
         data["metadata"]["department"] = department
