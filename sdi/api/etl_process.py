@@ -23,8 +23,9 @@ Who may run it is decided before the job exists, by :class:`EtlRunCaller` (ASGI 
 inside the access control): it reads the caller's department from the identity the access
 control found and writes it into the inputs as ``_caller`` (a client's own ``_caller`` is
 dropped), so the processor — run by whatever job manager is configured, in a thread or a
-queue worker — checks the same department again. Results are kept by the job manager for the
-key that created the job, and administrators.
+queue worker — checks the same department again. The job and its result are shown to every
+key of the department that owns the job (``_caller.job_department``, recorded with it), and to
+administrators; to any other key, and to anonymous callers, the job does not exist (404).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ PROCESS_METADATA: dict[str, Any] = {
         "Upload the delivery as a base64 file or zip (size-limited), or omit it to load what "
         "is in the department's inbox folder. Needs an API key of the department that owns "
         "the job (the inbox folder of its source.path) or an administrator's key. Run it "
-        "asynchronously (Prefer: respond-async); the result is kept for that key."
+        "asynchronously (Prefer: respond-async); the job and its result are shown to every key "
+        "of that department and to administrators."
     },
     "jobControlOptions": ["async-execute", "sync-execute"],
     "keywords": ["etl", "delivery", "upload", "inbox", "giao nộp dữ liệu"],
@@ -179,7 +181,13 @@ class EtlRunCaller:
                 code = "Forbidden" if status == 403 else "InvalidParameterValue"
                 await send_error(send, status, code, str(exc))
                 return
-            inputs[CALLER_INPUT] = {"key_id": identity.key_id, "department": identity.department}
+            # job_department: the department whose keys all see the job and its result
+            # (sdi.api.processes.JobManager), whoever of them — or an administrator — ran it
+            inputs[CALLER_INPUT] = {
+                "key_id": identity.key_id,
+                "department": identity.department,
+                "job_department": owner,
+            }
             body = json.dumps(request).encode()
         headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))

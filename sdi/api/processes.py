@@ -32,6 +32,7 @@ from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedProcessExecutionMode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sdi.api.etl_process import PROCESS_ID as ETL_PROCESS_ID
 from sdi.jobs import queue, store
 from sdi.settings import get_settings
 
@@ -149,6 +150,11 @@ def _current_caller() -> tuple[str | None, bool]:
     return getattr(_caller, "key_id", None), getattr(_caller, "admin", False)
 
 
+def _current_department() -> str | None:
+    """The department of the key of the API call this thread serves (None: anonymous)."""
+    return getattr(_caller, "department", None)
+
+
 def encode_caller(key_id: str | None, department: str | None) -> str:
     """The trusted header's value: '' (anonymous), or '<key id> <department>'."""
     return "" if key_id is None else f"{key_id} {department}"
@@ -176,7 +182,16 @@ class JobManager(BaseManager):
     @staticmethod
     def _visible(job: dict[str, Any]) -> bool:
         key_id, admin = _current_caller()
-        return admin or (key_id is not None and job.get("owner") == key_id)
+        if admin or (key_id is not None and job.get("owner") == key_id):
+            return True
+        # a delivery (etl-run) is its department's: any key of it sees the job and result
+        department = _current_department()
+        return (
+            key_id is not None
+            and department is not None
+            and job.get("process_id") == ETL_PROCESS_ID
+            and job.get("shared_with") == department
+        )
 
     def execute_process(
         self,
@@ -248,7 +263,14 @@ class JobManager(BaseManager):
             return {"jobs": [], "numberMatched": 0}
         with queue.jobs_connection() as conn:
             jobs, matched = store.page(
-                conn, key_id, everyone=admin, limit=limit or 100, offset=offset or 0
+                conn,
+                key_id,
+                everyone=admin,
+                limit=limit or 100,
+                offset=offset or 0,
+                shared=(ETL_PROCESS_ID, department)
+                if (department := _current_department())
+                else None,
             )
         return {"jobs": jobs, "numberMatched": matched}
 
@@ -334,8 +356,10 @@ def as_caller(api_function: Callable) -> Callable:
 
     @wraps(api_function)
     def call(api: Any, request: Any, *args: Any) -> Any:
-        key_id, admin = _decode_caller(request.headers.get(CALLER_HEADER))
+        value = request.headers.get(CALLER_HEADER)
+        key_id, admin = _decode_caller(value)
         _caller.key_id, _caller.admin = key_id, admin
+        _caller.department = value.partition(" ")[2] or None if key_id else None
         try:
             problem = (
                 _execution_problem(request, key_id)
@@ -359,7 +383,7 @@ def as_caller(api_function: Callable) -> Callable:
                 headers.pop("Location", None)  # a synchronous run is not a job: nothing to get
             return headers, status, content
         finally:
-            _caller.key_id, _caller.admin = None, False
+            _caller.key_id, _caller.admin, _caller.department = None, False, None
 
     call.sdi_caller = True  # type: ignore[attr-defined]
     return call

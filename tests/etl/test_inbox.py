@@ -179,11 +179,14 @@ def test_etl_run_delivers_an_upload_and_answers_the_report(warehouse: str, tmp_p
 
 def test_etl_run_over_http(api, settings, migrated) -> None:
     """Through the served API: anonymous 401, another department 403, the owner's async job
-    answers the report (a dry run of the sample file itself: nothing changes)."""
+    answers the report (a dry run of the sample file itself: nothing changes); the job and its
+    result are the department's — another key of it sees them, another department's key and
+    anonymous callers get the answer of a job that does not exist."""
     from sdi.keys import create_key
 
     with psycopg.connect(migrated, autocommit=True) as conn:
         _, utility = create_key(conn, "utility", "lighting company uploads")
+        _, colleague = create_key(conn, "utility", "lighting company, night shift")
         _, land = create_key(conn, "land", "land office uploads")
     sample = settings.source_dir / "utility" / "street_lamps.gpkg"
     body = {
@@ -215,7 +218,24 @@ def test_etl_run_over_http(api, settings, migrated) -> None:
     report = result.json()
     assert report["job"] == "utility_street_lamps" and report["status"] == "succeeded"
     assert report["message"] == "dry run: nothing was written"
-    assert api.get(job, headers={"X-API-Key": land}).status_code == 404
+
+    # the whole department sees it: status, result, and the job in its list
+    seen = api.get(job, headers={"X-API-Key": colleague}, params={"f": "json"})
+    assert seen.status_code == 200 and seen.json()["status"] == "successful", seen.text
+    shared = api.get(f"{job}/results", params={"f": "json"}, headers={"X-API-Key": colleague})
+    assert shared.status_code == 200 and shared.json() == report
+    listed = api.get("/jobs", params={"f": "json"}, headers={"X-API-Key": colleague}).json()
+    assert started.json()["jobID"] in {j["jobID"] for j in listed["jobs"]}
+    # another department and anonymous: as for a job that does not exist
+    missing = "/jobs/00000000-0000-4000-8000-000000000000"
+    for headers in ({"X-API-Key": land}, {}):
+        for path in (job, f"{job}/results"):
+            answer = api.get(path, headers=headers, params={"f": "json"})
+            nothing = api.get(path.replace(job, missing), headers=headers, params={"f": "json"})
+            assert answer.status_code == nothing.status_code == 404, (headers, path)
+            assert answer.json()["type"] == nothing.json()["type"]
+    listed = api.get("/jobs", params={"f": "json"}, headers={"X-API-Key": land}).json()
+    assert started.json()["jobID"] not in {j["jobID"] for j in listed["jobs"]}
 
 
 def test_changed_with_nothing_to_do_imports_nothing_heavy(warehouse: str, tmp_path: Path) -> None:
