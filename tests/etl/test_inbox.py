@@ -177,6 +177,64 @@ def test_etl_run_delivers_an_upload_and_answers_the_report(warehouse: str, tmp_p
             )  # fmt: skip
 
 
+def test_plausible_mistakes_delivered_through_etl_run(warehouse: str, tmp_path: Path) -> None:
+    """What a department will get wrong, uploaded through etl-run: a file in a neighbouring
+    VN-2000 zone, a truncated Shapefile and a commune name with a typo. Each answers a report
+    (or an error) naming the file and the cause, nothing is loaded, no run stays running."""
+    from sdi.api.etl_process import DeliveryError, execute_delivery
+
+    (tmp_path / "jobs").mkdir()
+    gazetteer = "  cabinet_id: {from: commune, gazetteer: commune_name}\n"
+    specs = {
+        "crs": d.lamp_spec("utility/crs.gpkg"),  # declares EPSG:5899
+        "corrupt": d.lamp_spec("utility/corrupt.shp"),
+        "typo": d.lamp_spec("utility/typo.gpkg", fields_extra=gazetteer),
+    }
+    for name, text in specs.items():
+        (tmp_path / "jobs" / f"{name}.yml").write_text(text, encoding="utf-8")
+    upload = tmp_path / "upload"
+    # 1. the file's own CRS is the 105°45' zone (EPSG:5898), the spec says 107°45' (5899)
+    d.write(d.lamps(5, prefix="CRS").set_crs(5898, allow_override=True), upload / "crs.gpkg")
+    # 2. a Shapefile cut in half on its way
+    shapefile = d.write(d.lamps(5, prefix="COR"), upload / "corrupt.shp")
+    shapefile.write_bytes(shapefile.read_bytes()[: shapefile.stat().st_size // 2])
+    # 3. "Hồng Gay" for "Hồng Gai"
+    typo = d.lamps(5, prefix="GZT")
+    typo["commune"] = "Phường Hồng Gay"
+    d.write(typo, upload / "typo.gpkg")
+
+    def file_input(*paths: Path) -> dict[str, str]:
+        if len(paths) == 1:
+            return {
+                "filename": paths[0].name,
+                "value": base64.b64encode(paths[0].read_bytes()).decode(),
+            }
+        return {"filename": "delivery.zip", "value": _zip({p.name: p.read_bytes() for p in paths})}
+
+    cases = {
+        "crs": (file_input(upload / "crs.gpkg"), ("crs.gpkg", "5898", "5899")),
+        "corrupt": (
+            file_input(*sorted(upload.glob("corrupt.*"))),
+            ("corrupt.shp", "corrupt file"),
+        ),
+        "typo": (file_input(upload / "typo.gpkg"), ("typo.gpkg", "Hồng Gay", "Hồng Gai?")),
+    }
+    before = d.fingerprint(warehouse)
+    with d.sdi_settings(**_env(warehouse, tmp_path)) as local:
+        for job, (file, expected) in cases.items():
+            inputs = {"job": job, "file": file, "_caller": {"department": "utility"}}
+            try:
+                report = execute_delivery(inputs, local)
+            except DeliveryError as exc:  # refused before a run began: the process's error
+                message = str(exc)
+            else:
+                assert report["status"] in ("failed", "rejected"), (job, report["message"])
+                message = report["message"] + report["rejects_csv"]
+            assert all(e in message for e in expected), (job, message)
+            assert "Traceback" not in message
+    assert d.fingerprint(warehouse) == before
+
+
 def test_etl_run_over_http(api, settings, migrated) -> None:
     """Through the served API: anonymous 401, another department 403, the owner's async job
     answers the report (a dry run of the sample file itself: nothing changes); the job and its
