@@ -5,7 +5,9 @@ The file is inspected, not loaded: its driver and layers, fields and their types
 GeoPackage's, the ``.prj``'s, GeoJSON's WGS 84; otherwise a guess from the coordinates, said
 to be one), the text encoding (``sdi.etl``'s detection, with its evidence), the geometry type
 and a natural key (a field whose sampled values are all present and distinct). Only the
-first :data:`SAMPLE_ROWS` rows are read, so a million-feature file answers in about a second.
+first :data:`SAMPLE_ROWS` rows are read and the feature count is the file's own metadata, so a
+million-feature file costs what a small one does: about 1.2 s of CPU, mostly importing pandas,
+pyogrio and jsonschema (so they are imported where they are used, not when `sdi` starts).
 
 Three files are written, each checked against its JSON Schema before anything is written:
 ``etl/jobs/NAME.yml`` (commented, declaring its table: ``sdi table sync`` writes the
