@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -46,6 +47,18 @@ class LazyGroup(TyperGroup):
             group.name = cmd_name
             self.add_command(group, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except typer._click.exceptions.UsageError as exc:
+            # typer suggests among the groups imported so far: suggest among them all
+            matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches and "Did you mean" not in exc.message:
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {matches[0]!r}?"
+            raise
 
 
 app = typer.Typer(

@@ -387,7 +387,11 @@ class JobRun:
             columns.append("source_hash")
         # Every feature table has geometry_repaired (migration 0012a, sdi.db.tables): each
         # accepted row says whether its geometry was repaired (a table made before has none).
-        self.marks_repairs = bool(target.geometry_type) and REPAIRED_COLUMN in target.columns
+        self.marks_repairs = (
+            bool(target.geometry_type)
+            and REPAIRED_COLUMN in target.columns
+            and all(f.name != REPAIRED_COLUMN for f in job.fields)  # a spec mapping it wins
+        )
         if self.marks_repairs:
             columns.append(REPAIRED_COLUMN)
         # Plain feature tables get the row hash computed here (contributions are combined,

@@ -324,3 +324,23 @@ def test_changed_with_nothing_to_do_imports_nothing_heavy(warehouse: str, tmp_pa
     assert "sdi.etl.inbox" in imported  # the importtime lines were read
     heavy = {"geopandas", "shapely", "pygeoapi", "rasterio", "pandas", "numpy", "pyogrio", "pyproj"}
     assert not heavy & imported, sorted(heavy & imported)
+
+
+def test_the_sdi_command_imports_its_groups_when_called() -> None:
+    """`sdi` imports another package's command group only when it is called (every command is
+    a new process); a mistyped group is still suggested."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, sdi.cli; "
+        "print(sorted(m for m in ('sdi.etl.cli', 'sdi.etl.scaffold', 'sdi.publish.cli', "
+        "'sdi.serve', 'pandas', 'jsonschema') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+    typo = d.sdi("etll")
+    assert typo.exit_code == 2 and "Did you mean 'etl'?" in typo.output, typo.output
+    assert d.sdi("layer", "--help").exit_code == 0
