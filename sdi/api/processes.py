@@ -3,8 +3,9 @@
 The process is the pygeoapi adapter of :mod:`sdi.hazard.exposure`, run synchronously on the
 processes' own bounded pool (nothing stored) or, with ``Prefer: respond-async``, as a job that
 :class:`JobManager` keeps in PostgreSQL (:mod:`sdi.jobs`) and shows to the key that created it
-and to administrators only (an etl-run job: to every key of its department too). The process and its access rules: ``docs/warnings.md``; jobs and
-limits: ``docs/jobs.md``; how the caller reaches the job manager: ``docs/internals.md``.
+and to administrators only (an etl-run job: to every key of its department too). The process
+and its access rules: ``docs/warnings.md``; jobs and limits: ``docs/jobs.md``; how the caller
+reaches the job manager: ``docs/internals.md``.
 """
 
 from __future__ import annotations
