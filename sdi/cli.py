@@ -2,43 +2,72 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from sdi.db import ensure_database
 from sdi.db.cli import app as db_app
 from sdi.errors import SdiError
-from sdi.etl.cli import app as etl_app
-from sdi.etl.cli import run_jobs
-from sdi.etl.declared import app as table_app
-from sdi.etl.declared import sync as sync_tables
-from sdi.etl.scaffold import app as layer_app
-from sdi.etl.spec import discover_jobs
-from sdi.hazard.cli import app as hazard_app
-from sdi.keys.cli import app as keys_app
-from sdi.planning.cli import app as planning_app
-from sdi.publish.cli import app as publish_app
-from sdi.publish.cli import publish, publish_qgis_project
-from sdi.serve import Server
 from sdi.settings import get_settings
+
+if TYPE_CHECKING:
+    from typer._click import Command, Context  # typer vendors its own click
+
+# The command groups of other packages, imported only when one of them is called (or listed
+# in --help): every command is a new process, and the systemd timer's `sdi etl run --changed`
+# must not pay for the scaffold's pandas or the server's pygeoapi (issue 12: under 1 s).
+LAZY_GROUPS = {
+    "etl": "sdi.etl.cli",
+    "publish": "sdi.publish.cli",
+    "hazard": "sdi.hazard.cli",
+    "keys": "sdi.keys.cli",
+    "planning": "sdi.planning.cli",
+    "table": "sdi.etl.declared",
+    "layer": "sdi.etl.scaffold",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The ``sdi`` group: :data:`LAZY_GROUPS` are imported when asked for, by name."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_GROUPS})
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name in LAZY_GROUPS and cmd_name not in self.commands:
+            module = importlib.import_module(LAZY_GROUPS[cmd_name])
+            group = typer.main.get_group(module.app)
+            group.name = cmd_name
+            self.add_command(group, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except typer._click.exceptions.UsageError as exc:
+            # typer suggests among the groups imported so far: suggest among them all
+            matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches and "Did you mean" not in exc.message:
+                exc.message = f"{exc.message.rstrip('.')}. Did you mean {matches[0]!r}?"
+            raise
+
 
 app = typer.Typer(
     help="Urban spatial data infrastructure: department files → ETL → PostGIS → OGC API.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=LazyGroup,
 )
 app.add_typer(db_app, name="db")
-app.add_typer(etl_app, name="etl")
-app.add_typer(publish_app, name="publish")
-app.add_typer(hazard_app, name="hazard")
-app.add_typer(keys_app, name="keys")
-app.add_typer(planning_app, name="planning")
-app.add_typer(table_app, name="table")
-app.add_typer(layer_app, name="layer")
 console = Console(stderr=True, soft_wrap=True)  # a message is one line, even in a pipe
 sample_app = typer.Typer(
     help="Sample data of four cities for demos and benchmarks.", no_args_is_help=True
@@ -118,8 +147,12 @@ def up(
 ) -> None:
     """The main job: database, migrations, sample data, ETL, publishing, and the OGC API."""
     from sdi.db.migrate import upgrade
-    from sdi.etl.cli import JobsFailed
+    from sdi.etl.cli import JobsFailed, run_jobs
+    from sdi.etl.declared import sync as sync_tables
     from sdi.etl.inbox import link_samples
+    from sdi.etl.spec import discover_jobs
+    from sdi.publish.cli import publish, publish_qgis_project
+    from sdi.serve import Server
 
     settings = get_settings()
     failed: JobsFailed | None = None
@@ -174,6 +207,8 @@ def serve_command(
     ] = "start",
 ) -> None:
     """Run the OGC API (pygeoapi under gunicorn + uvicorn workers) on SDI_HOST:SDI_PORT."""
+    from sdi.serve import Server
+
     server = Server(get_settings())
     try:
         match action:

@@ -10,13 +10,15 @@ import json
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from sdi.errors import ConfigError
 from sdi.settings import get_settings
+
+if TYPE_CHECKING:
+    import jsonschema  # imported when a file is checked: `sdi` commands start without it
 
 Location = tuple[str | int, ...]
 
@@ -99,6 +101,8 @@ def load_checked(path: Path, schema_name: str) -> dict[str, Any]:
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping of keys to values")
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(json_schema(schema_name))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:

@@ -87,12 +87,13 @@ class CallerRule:
     ``anonymous``: the 401 message for a request without a key (None: anonymous callers are
     let through, as ``Caller()``); ``max_body``: (bytes, 413 message) of the request body
     (None: the general body limit of :mod:`sdi.api.limits` only); ``check``: raises
-    :class:`CallerRefused` for a caller or inputs the process refuses.
+    :class:`CallerRefused` for a caller or inputs the process refuses, and may return more
+    fields to record with the caller (etl-run: the department that owns the job).
     """
 
     anonymous: str | None = None
     max_body: Callable[[], tuple[int, str]] | None = None
-    check: Callable[[Caller, dict[str, Any]], None] | None = None
+    check: Callable[[Caller, dict[str, Any]], Mapping[str, Any] | None] | None = None
 
 
 def _wants_async(scope: Scope) -> bool:
@@ -154,12 +155,11 @@ class ProcessCaller:
             inputs = request["inputs"]
             inputs.pop(CALLER_INPUT, None)
             try:
-                if rule.check is not None:
-                    rule.check(caller, inputs)
+                recorded = rule.check(caller, inputs) if rule.check is not None else None
             except CallerRefused as exc:
                 await send_error(send, exc.status, exc.code, str(exc))
                 return
-            inputs[CALLER_INPUT] = caller.as_input()
+            inputs[CALLER_INPUT] = {**caller.as_input(), **(recorded or {})}
             body = json.dumps(request).encode()
         headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))

@@ -20,11 +20,13 @@ as CSV text, the detection evidence (text encoding, the file's own CRS) and the 
 another department, a too-large or unsafe upload) is an error.
 
 Who may run it is decided before the job exists, by :data:`CALLER_RULE` of
-:class:`sdi.api.caller.ProcessCaller` (ASGI middleware, inside the access control): it reads the
-caller's department from the identity the access control found and writes it into the inputs
-as ``_caller`` (a client's own ``_caller`` is dropped), so the processor — run by whatever job
-manager is configured, in a thread or a queue worker — checks the same department again.
-Results are kept by the job manager for the key that created the job, and administrators.
+:class:`sdi.api.caller.ProcessCaller` (ASGI middleware, inside the access control): it reads
+the caller's department from the identity the access control found and writes it into the
+inputs as ``_caller`` (a client's own ``_caller`` is dropped), so the processor — run by
+whatever job manager is configured, in a thread or a queue worker — checks the same
+department again. The job and its result are shown to every
+key of the department that owns the job (``_caller.job_department``, recorded with it), and to
+administrators; to any other key, and to anonymous callers, the job does not exist (404).
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ PROCESS_METADATA: dict[str, Any] = {
         "Upload the delivery as a base64 file or zip (size-limited), or omit it to load what "
         "is in the department's inbox folder. Needs an API key of the department that owns "
         "the job (the inbox folder of its source.path) or an administrator's key. Run it "
-        "asynchronously (Prefer: respond-async); the result is kept for that key."
+        "asynchronously (Prefer: respond-async); the job and its result are shown to every key "
+        "of that department and to administrators."
     },
     "jobControlOptions": ["async-execute", "sync-execute"],
     "keywords": ["etl", "delivery", "upload", "inbox", "giao nộp dữ liệu"],
@@ -124,7 +127,7 @@ def _max_body() -> tuple[int, str]:
     )
 
 
-def _check_caller(caller: Caller, inputs: dict[str, Any]) -> None:
+def _check_caller(caller: Caller, inputs: dict[str, Any]) -> dict[str, Any]:
     try:
         owner = job_department(inputs.get("job"), get_settings())
         check_department(caller.department, owner, inputs.get("job"))
@@ -132,6 +135,9 @@ def _check_caller(caller: Caller, inputs: dict[str, Any]) -> None:
         if "may not" in str(exc):
             raise CallerRefused(403, "Forbidden", str(exc)) from None
         raise CallerRefused(400, "InvalidParameterValue", str(exc)) from None
+    # recorded with the caller: every key of this department sees the job and its result
+    # (sdi.api.processes.JobManager), whoever of them, or an administrator, ran it
+    return {"job_department": owner}
 
 
 # sdi.api.caller.ProcessCaller: 401 without a key, 413 above the upload limit, 403 for a key

@@ -3,8 +3,9 @@
 The process is the pygeoapi adapter of :mod:`sdi.hazard.exposure`, run synchronously on the
 processes' own bounded pool (nothing stored) or, with ``Prefer: respond-async``, as a job that
 :class:`JobManager` keeps in PostgreSQL (:mod:`sdi.jobs`) and shows to the key that created it
-and to administrators only. The process and its access rules: ``docs/warnings.md``; jobs and
-limits: ``docs/jobs.md``; how the caller reaches the job manager: ``docs/internals.md``.
+and to administrators only (an etl-run job: to every key of its department too). The process
+and its access rules: ``docs/warnings.md``; jobs and limits: ``docs/jobs.md``; how the caller
+reaches the job manager: ``docs/internals.md``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedProcessExecutionMode
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sdi.api.etl_process import PROCESS_ID as ETL_PROCESS_ID
 from sdi.jobs import queue, store
 from sdi.settings import get_settings
 
@@ -149,6 +151,11 @@ def _current_caller() -> tuple[str | None, bool]:
     return getattr(_caller, "key_id", None), getattr(_caller, "admin", False)
 
 
+def _current_department() -> str | None:
+    """The department of the key of the API call this thread serves (None: anonymous)."""
+    return getattr(_caller, "department", None)
+
+
 def encode_caller(key_id: str | None, department: str | None) -> str:
     """The trusted header's value: '' (anonymous), or '<key id> <department>'."""
     return "" if key_id is None else f"{key_id} {department}"
@@ -176,7 +183,16 @@ class JobManager(BaseManager):
     @staticmethod
     def _visible(job: dict[str, Any]) -> bool:
         key_id, admin = _current_caller()
-        return admin or (key_id is not None and job.get("owner") == key_id)
+        if admin or (key_id is not None and job.get("owner") == key_id):
+            return True
+        # a delivery (etl-run) is its department's: any key of it sees the job and result
+        department = _current_department()
+        return (
+            key_id is not None
+            and department is not None
+            and job.get("process_id") == ETL_PROCESS_ID
+            and job.get("shared_with") == department
+        )
 
     def execute_process(
         self,
@@ -248,7 +264,14 @@ class JobManager(BaseManager):
             return {"jobs": [], "numberMatched": 0}
         with queue.jobs_connection() as conn:
             jobs, matched = store.page(
-                conn, key_id, everyone=admin, limit=limit or 100, offset=offset or 0
+                conn,
+                key_id,
+                everyone=admin,
+                limit=limit or 100,
+                offset=offset or 0,
+                shared=(ETL_PROCESS_ID, department)
+                if (department := _current_department())
+                else None,
             )
         return {"jobs": jobs, "numberMatched": matched}
 
@@ -334,8 +357,10 @@ def as_caller(api_function: Callable) -> Callable:
 
     @wraps(api_function)
     def call(api: Any, request: Any, *args: Any) -> Any:
-        key_id, admin = _decode_caller(request.headers.get(CALLER_HEADER))
+        value = request.headers.get(CALLER_HEADER)
+        key_id, admin = _decode_caller(value)
         _caller.key_id, _caller.admin = key_id, admin
+        _caller.department = value.partition(" ")[2] or None if key_id else None
         try:
             problem = (
                 _execution_problem(request, key_id)
@@ -359,7 +384,7 @@ def as_caller(api_function: Callable) -> Callable:
                 headers.pop("Location", None)  # a synchronous run is not a job: nothing to get
             return headers, status, content
         finally:
-            _caller.key_id, _caller.admin = None, False
+            _caller.key_id, _caller.admin, _caller.department = None, False, None
 
     call.sdi_caller = True  # type: ignore[attr-defined]
     return call

@@ -4,11 +4,13 @@ Every feature table of the warehouse has the same bookkeeping (see migration 000
 ``id`` from its own sequence, ``version_id``, ``natural_key``, ``commune_code`` +
 ``admin_vintage``, the domain columns, ``run_id``, ``valid_from``/``valid_to``, ``row_hash``,
 a typed SRID 4326 ``geom`` with a GiST index, a ``<table>_current`` view, ``source_hash``
-(0005) and ``<table>_as_of(timestamptz)`` (0002). The frozen migrations 0001, 0002 and 0006
-call :func:`feature_table_sql` and :func:`as_of_function_sql` (their DDL is byte-identical
-to what they wrote before: ``tests/db/test_generated_tables.py`` holds its checksum), and the
-revisions ``sdi table sync`` generates for tables declared in job specs call
-:func:`create_feature_table`, so a declared table and a built-in one cannot drift apart.
+(0005), ``<table>_as_of(timestamptz)`` (0002) and ``geometry_repaired`` (0012a: the ETL marks
+the features whose geometry ``make_valid`` repaired). The frozen migrations 0001, 0002, 0006
+and 0011 call :func:`feature_table_sql` and :func:`as_of_function_sql` (their DDL is
+byte-identical to what they wrote before: ``tests/db/test_generated_tables.py`` holds its
+checksum), 0012a calls :func:`repaired_flag_sql`, and the revisions ``sdi table sync``
+generates for tables declared in job specs call :func:`create_feature_table` (all of these),
+so a declared table and a built-in one cannot drift apart.
 
 Identifiers are checked against :data:`IDENTIFIER` and types come from :data:`COLUMN_TYPES`
 before they are put into DDL: the text is plain (unquoted) so that the built-in migrations'
@@ -73,8 +75,11 @@ BOOKKEEPING_COLUMNS = frozenset(
         "row_hash",
         "geom",
         "source_hash",
+        "geometry_repaired",
     }
 )
+# true on a feature whose delivered geometry was invalid and repaired by the ETL (make_valid)
+REPAIRED_COLUMN = "geometry_repaired"
 GENERATED_PREFIX = "t"  # generated revision ids: t0001_<table>; hand-written ones are 0001…
 _GENERATED_FILE = re.compile(r"^t(\d{4})_[a-z0-9_]+\.py$")
 ALEMBIC_ID_LENGTH = 32  # alembic_version.version_num is varchar(32)
@@ -217,6 +222,29 @@ def create_feature_table_sql(qualified: str, geometry_type: str, columns: str) -
     ]
 
 
+def repaired_flag_sql(qualified: str) -> list[str]:
+    """``geometry_repaired``, false unless the ETL repaired the feature's geometry, and the
+    ``_current`` view again (``SELECT *`` views keep the columns they were made with)."""
+    split_qualified(qualified)
+    return [
+        f"ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS {REPAIRED_COLUMN} boolean "
+        "NOT NULL DEFAULT false",
+        f"COMMENT ON COLUMN {qualified}.{REPAIRED_COLUMN} IS "
+        "'The delivered geometry was invalid and the ETL repaired it (make_valid)'",
+        f"CREATE OR REPLACE VIEW {qualified}_current AS "
+        f"SELECT * FROM {qualified} WHERE valid_to IS NULL",
+    ]
+
+
+def drop_repaired_flag_sql(qualified: str) -> list[str]:
+    split_qualified(qualified)
+    return [
+        f"DROP VIEW IF EXISTS {qualified}_current",
+        f"ALTER TABLE {qualified} DROP COLUMN IF EXISTS {REPAIRED_COLUMN}",
+        f"CREATE VIEW {qualified}_current AS SELECT * FROM {qualified} WHERE valid_to IS NULL",
+    ]
+
+
 def drop_feature_table_sql(qualified: str) -> list[str]:
     split_qualified(qualified)
     return [
@@ -240,6 +268,8 @@ def create_feature_table(execute: Execute, table: FeatureTable) -> None:
     for statement in create_feature_table_sql(
         table.qualified, table.geometry, _columns_sql(table.columns)
     ):
+        execute(statement)
+    for statement in repaired_flag_sql(table.qualified):
         execute(statement)
     if table.comment:
         execute(f"COMMENT ON TABLE {table.qualified} IS {_literal(table.comment)}")

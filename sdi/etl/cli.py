@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
-from sdi.cli_support import print_rows, report_console
 from sdi.db import connect, ensure_database
 from sdi.errors import ConfigError, SdiError
-from sdi.etl.results import RunResult
-from sdi.etl.runner import run_job
 from sdi.etl.spec import discover_jobs, load_job, resolve_jobs
 from sdi.settings import get_settings
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from sdi.etl.results import RunResult
+
+# The runner, progress bars and tables are imported in the commands that use them: the
+# timer's `sdi etl run --changed` with nothing to do exits before needing any of them.
 
 app = typer.Typer(help="Load department deliveries into the warehouse.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)  # a message is one line, even in a pipe
@@ -44,6 +39,10 @@ def run_jobs(
     """Run jobs in order; the first failure stops the sequence and is raised — or, with
     ``keep_going``, is reported and the other jobs run, and :class:`JobsFailed` listing every
     failure (a spec that does not load, a delivery refused) is raised at the end."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sdi.etl.runner import run_job
+
     settings = get_settings()
     url = ensure_database(settings)
     if keep_going:
@@ -88,6 +87,8 @@ class JobsFailed(SdiError):
 
 
 def _run_each(names: list[str], *, force: bool, dry_run: bool, url: str) -> list[RunResult]:
+    from sdi.etl.runner import run_job
+
     settings = get_settings()
     known = discover_jobs(settings)
     results, failures = [], {}
@@ -172,6 +173,10 @@ def _changed_names() -> list[str]:
 @app.command("list")
 def list_command() -> None:
     """The job specs in etl/jobs/ and what they load."""
+    from rich.table import Table
+
+    from sdi.cli_support import report_console
+
     table = Table("job", "title", "source", "target", "mode")
     for name, path in discover_jobs().items():
         try:
@@ -188,6 +193,8 @@ def runs_command(
     job: Annotated[str | None, typer.Option(help="Only this job")] = None,
 ) -> None:
     """Recent runs with their counts."""
+    from sdi.cli_support import print_rows
+
     with connect() as conn:
         rows = conn.execute(
             """
@@ -233,6 +240,12 @@ def report_command(
     ] = None,
 ) -> None:
     """The rows a run rejected, with source file, row number and reason."""
+    import csv
+
+    from rich.table import Table
+
+    from sdi.cli_support import report_console
+
     if html_path:
         from sdi.etl.report_html import html_report
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from sdi.db.tables import REPAIRED_COLUMN
 from sdi.etl.results import MergeCounts
 from sdi.etl.rules import MergeRule
 from sdi.etl.stage import DELIVERED_TABLE, STAGE_TABLE, TargetTable
@@ -65,9 +66,10 @@ def _row_hash(columns: list[str], alias: str) -> sql.Composable:
 
     Used where rows are combined in SQL (contributions); the pipeline hashes the rows it
     stages itself (``row_hash`` column), which costs the database nothing."""
-    values = sql.SQL(", ").join(
-        sql.Identifier(alias, c) for c in columns if c not in ("source_hash", "row_hash")
-    )
+    # geometry_repaired follows from the geometry, which is hashed: left out, rows hashed
+    # before the column existed (0012a) are still the same rows
+    skipped = ("source_hash", "row_hash", REPAIRED_COLUMN)
+    values = sql.SQL(", ").join(sql.Identifier(alias, c) for c in columns if c not in skipped)
     return sql.SQL("md5(ROW({})::text)::uuid").format(values)
 
 
@@ -249,12 +251,14 @@ def combine_contributions(
     attributes = [c for c in target.columns if c in contributed]
 
     def first_of(column: str) -> sql.Composable:
+        # whether the geometry was repaired is said by the source the geometry comes from
+        order = rule.priority("geom" if column == REPAIRED_COLUMN else column)
         return sql.SQL("coalesce({})").format(
             sql.SQL(", ").join(
                 sql.SQL("nullif(p.by_source -> {} -> {}, 'null'::jsonb)").format(
                     sql.Literal(source), sql.Literal(column)
                 )
-                for source in rule.priority(column)
+                for source in order
             )
         )
 

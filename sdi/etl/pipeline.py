@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import shapely
 from psycopg import sql
 
+from sdi.db.tables import REPAIRED_COLUMN
 from sdi.errors import RejectThresholdExceeded
 from sdi.etl.merge import create_indexes, drop_indexes_if_empty, has_current_rows
 from sdi.etl.normalise import Issues, Reprojector, map_fields, natural_keys
@@ -238,15 +239,15 @@ class JobRun:
         if self.duplicate_geometries and stored is not None:
             wkb = pd.Series(stored.to_numpy(zero_copy_only=False), dtype=object)
             self.duplicate_geometries.check(wkb, rows, batch.path.name, issues)
-        if self.marks_repairs:  # the published layer says which geometries were repaired
-            marked = np.zeros(len(frame), dtype=bool)
-            marked[repaired] = True
-            frame["geometry_repaired"] = marked
         self._keep_rejects(batch, frame, rows, issues)
         ok = issues.ok & ~repeats
         # a repaired row that is rejected for another reason is a reject, not a repair
         kept = ok[repaired] if repaired.size else np.zeros(0, dtype=bool)
         self.repaired += int(kept.sum())
+        if self.marks_repairs:  # the published layer says which geometries were repaired
+            marked = np.zeros(len(frame), dtype=bool)
+            marked[repaired[kept]] = True  # accepted rows only (a reject is not loaded)
+            frame[REPAIRED_COLUMN] = marked
         for position, reason in zip(repaired[kept], np.asarray(why)[kept], strict=True):
             key = None if keys is None or pd.isna(keys.iloc[position]) else keys.iloc[position]
             self.repairs.append(
@@ -384,10 +385,15 @@ class JobRun:
         columns += [f.name for f in job.fields]
         if self.tracks_sources:
             columns.append("source_hash")
-        # A target with a geometry_repaired column (boolean) marks each repaired geometry.
-        self.marks_repairs = bool(target.geometry_type) and "geometry_repaired" in target.columns
+        # Every feature table has geometry_repaired (migration 0012a, sdi.db.tables): each
+        # accepted row says whether its geometry was repaired (a table made before has none).
+        self.marks_repairs = (
+            bool(target.geometry_type)
+            and REPAIRED_COLUMN in target.columns
+            and all(f.name != REPAIRED_COLUMN for f in job.fields)  # a spec mapping it wins
+        )
         if self.marks_repairs:
-            columns.append("geometry_repaired")
+            columns.append(REPAIRED_COLUMN)
         # Plain feature tables get the row hash computed here (contributions are combined,
         # and hashed, in SQL; time series have none).
         self.hashes_rows = (

@@ -3,7 +3,8 @@
 Every server process and instance and every worker reads and writes the same rows, so a job
 created through one instance is seen through any other and survives restarts. A result is
 kept in its row (bytes and media type): nothing of a job is on a machine's disk. Who may see
-a job is decided by the caller (:mod:`sdi.api.processes`); here ``owner`` is only a column.
+a job is decided by the caller (:mod:`sdi.api.processes`); here ``owner`` is only a column, and
+``shared_with`` the department an etl-run job was recorded for (its inputs' ``_caller``).
 
 Each function takes a psycopg connection and commits nothing itself: the caller's
 ``with pool.connection()`` (or an autocommit connection) does.
@@ -101,13 +102,29 @@ def get(conn: psycopg.Connection, job_id: str) -> dict[str, Any] | None:
 
 
 def page(
-    conn: psycopg.Connection, owner: str | None, *, everyone: bool, limit: int, offset: int
+    conn: psycopg.Connection,
+    owner: str | None,
+    *,
+    everyone: bool,
+    limit: int,
+    offset: int,
+    shared: tuple[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """(jobs, number matched) of one owner, or of everyone, newest first."""
+    """(jobs, number matched) of one owner, or of everyone, newest first; with ``shared``
+    (process id, department) also the jobs of that process recorded for that department
+    (``shared_with``: the etl-run jobs of a department's deliveries)."""
+    shared_process, department = shared or (None, None)
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
             sql.query("sdi.jobs", "jobs"),
-            {"all": everyone, "owner": owner, "limit": limit, "offset": offset},
+            {
+                "all": everyone,
+                "owner": owner,
+                "limit": limit,
+                "offset": offset,
+                "shared_process": shared_process,
+                "department": department,
+            },
         ).fetchall()
     matched = rows[0]["matched"] if rows else 0
     return [_described(row) for row in rows], matched

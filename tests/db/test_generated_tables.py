@@ -28,6 +28,9 @@ from tests.support.etl_runs import scratch_database
 # downgrade), recorded before they delegated to sdi.db.tables: delegation must not change a
 # byte of the warehouse they built.
 FROZEN_DDL_SHA256 = "0e68000002db0aad882ea8888668cebb6da62f96fe2331016268e6e99910eb31"
+# The same for 0011, recorded while it still loaded 0001's helper by file path.
+FROZEN_0011_SHA256 = "249b292bfe83b4d3742fb073b84c2af835a959adb5364c938c49d2fb6855ab93"
+FROZEN = ("0001_warehouse", "0002_contributions_and_as_of", "0006_hazard_zones_more")
 
 JOB = """\
 title: Points of interest of the culture office
@@ -45,7 +48,7 @@ fields:
 COLUMNS = {"poi_id": "{type: text, not_null: true}", "name": "text", "visitors": "integer"}
 
 
-def frozen_statements() -> list[str]:
+def frozen_statements(names: tuple[str, ...] = FROZEN) -> list[str]:
     """What the frozen migrations hand to op.execute, in order."""
     import alembic.op
 
@@ -54,7 +57,7 @@ def frozen_statements() -> list[str]:
     alembic.op.execute = lambda statement, *a, **k: recorded.append(str(statement))
     try:
         versions = PROJECT_DIR / "schemas" / "migrations" / "versions"
-        for name in ("0001_warehouse", "0002_contributions_and_as_of", "0006_hazard_zones_more"):
+        for name in names:
             spec = importlib.util.spec_from_file_location(f"frozen_{name}", versions / f"{name}.py")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -70,6 +73,15 @@ def frozen_statements() -> list[str]:
 def test_frozen_migrations_write_the_same_ddl_through_the_shared_function() -> None:
     digest = hashlib.sha256(json.dumps(frozen_statements()).encode()).hexdigest()
     assert digest == FROZEN_DDL_SHA256
+
+
+def test_0011_uses_the_shared_function_and_writes_the_same_ddl() -> None:
+    text = (PROJECT_DIR / "schemas/migrations/versions/0011_disaster_risk.py").read_text()
+    assert "from sdi.db.tables import" in text and "spec_from_file_location" not in text
+    digest = hashlib.sha256(
+        json.dumps(frozen_statements(("0011_disaster_risk",))).encode()
+    ).hexdigest()
+    assert digest == FROZEN_0011_SHA256
 
 
 @pytest.fixture()

@@ -172,9 +172,6 @@ def test_repaired_count_excludes_rejected_rows(warehouse: str, tmp_path: Path) -
         '  land_use_codes: {from: KHLOAIDAT, type: "text[]", split: "+", codes: land_use}\n'
         "validation:\n  max_reject_ratio: 0.5\n"
     )
-    with psycopg.connect(warehouse, autocommit=True) as conn:
-        # a table with the column marks each repaired geometry for the published layer
-        conn.execute("ALTER TABLE land.parcels ADD COLUMN IF NOT EXISTS geometry_repaired boolean")
     result = _run(warehouse, tmp_path, spec, name="parcels")
     assert result.exit_code == 0, result.output
     with psycopg.connect(warehouse) as conn:

@@ -177,13 +177,74 @@ def test_etl_run_delivers_an_upload_and_answers_the_report(warehouse: str, tmp_p
             )  # fmt: skip
 
 
+def test_plausible_mistakes_delivered_through_etl_run(warehouse: str, tmp_path: Path) -> None:
+    """What a department will get wrong, uploaded through etl-run: a file in a neighbouring
+    VN-2000 zone, a truncated Shapefile and a commune name with a typo. Each answers a report
+    (or an error) naming the file and the cause, nothing is loaded, no run stays running."""
+    from sdi.api.etl_process import DeliveryError, execute_delivery
+
+    (tmp_path / "jobs").mkdir()
+    gazetteer = "  cabinet_id: {from: commune, gazetteer: commune_name}\n"
+    specs = {
+        "crs": d.lamp_spec("utility/crs.gpkg"),  # declares EPSG:5899
+        "corrupt": d.lamp_spec("utility/corrupt.shp"),
+        "typo": d.lamp_spec("utility/typo.gpkg", fields_extra=gazetteer),
+    }
+    for name, text in specs.items():
+        (tmp_path / "jobs" / f"{name}.yml").write_text(text, encoding="utf-8")
+    upload = tmp_path / "upload"
+    # 1. the file's own CRS is the 105°45' zone (EPSG:5898), the spec says 107°45' (5899)
+    d.write(d.lamps(5, prefix="CRS").set_crs(5898, allow_override=True), upload / "crs.gpkg")
+    # 2. a Shapefile cut in half on its way
+    shapefile = d.write(d.lamps(5, prefix="COR"), upload / "corrupt.shp")
+    shapefile.write_bytes(shapefile.read_bytes()[: shapefile.stat().st_size // 2])
+    # 3. "Hồng Gay" for "Hồng Gai"
+    typo = d.lamps(5, prefix="GZT")
+    typo["commune"] = "Phường Hồng Gay"
+    d.write(typo, upload / "typo.gpkg")
+
+    def file_input(*paths: Path) -> dict[str, str]:
+        if len(paths) == 1:
+            return {
+                "filename": paths[0].name,
+                "value": base64.b64encode(paths[0].read_bytes()).decode(),
+            }
+        return {"filename": "delivery.zip", "value": _zip({p.name: p.read_bytes() for p in paths})}
+
+    cases = {
+        "crs": (file_input(upload / "crs.gpkg"), ("crs.gpkg", "5898", "5899")),
+        "corrupt": (
+            file_input(*sorted(upload.glob("corrupt.*"))),
+            ("corrupt.shp", "corrupt file"),
+        ),
+        "typo": (file_input(upload / "typo.gpkg"), ("typo.gpkg", "Hồng Gay", "Hồng Gai?")),
+    }
+    before = d.fingerprint(warehouse)
+    with d.sdi_settings(**_env(warehouse, tmp_path)) as local:
+        for job, (file, expected) in cases.items():
+            inputs = {"job": job, "file": file, "_caller": {"department": "utility"}}
+            try:
+                report = execute_delivery(inputs, local)
+            except DeliveryError as exc:  # refused before a run began: the process's error
+                message = str(exc)
+            else:
+                assert report["status"] in ("failed", "rejected"), (job, report["message"])
+                message = report["message"] + report["rejects_csv"]
+            assert all(e in message for e in expected), (job, message)
+            assert "Traceback" not in message
+    assert d.fingerprint(warehouse) == before
+
+
 def test_etl_run_over_http(api, settings, migrated) -> None:
     """Through the served API: anonymous 401, another department 403, the owner's async job
-    answers the report (a dry run of the sample file itself: nothing changes)."""
+    answers the report (a dry run of the sample file itself: nothing changes); the job and its
+    result are the department's — another key of it sees them, another department's key and
+    anonymous callers get the answer of a job that does not exist."""
     from sdi.keys import create_key
 
     with psycopg.connect(migrated, autocommit=True) as conn:
         _, utility = create_key(conn, "utility", "lighting company uploads")
+        _, colleague = create_key(conn, "utility", "lighting company, night shift")
         _, land = create_key(conn, "land", "land office uploads")
     sample = settings.source_dir / "utility" / "street_lamps.gpkg"
     body = {
@@ -215,4 +276,71 @@ def test_etl_run_over_http(api, settings, migrated) -> None:
     report = result.json()
     assert report["job"] == "utility_street_lamps" and report["status"] == "succeeded"
     assert report["message"] == "dry run: nothing was written"
-    assert api.get(job, headers={"X-API-Key": land}).status_code == 404
+
+    # the whole department sees it: status, result, and the job in its list
+    seen = api.get(job, headers={"X-API-Key": colleague}, params={"f": "json"})
+    assert seen.status_code == 200 and seen.json()["status"] == "successful", seen.text
+    shared = api.get(f"{job}/results", params={"f": "json"}, headers={"X-API-Key": colleague})
+    assert shared.status_code == 200 and shared.json() == report
+    listed = api.get("/jobs", params={"f": "json"}, headers={"X-API-Key": colleague}).json()
+    assert started.json()["jobID"] in {j["jobID"] for j in listed["jobs"]}
+    # another department and anonymous: as for a job that does not exist
+    missing = "/jobs/00000000-0000-4000-8000-000000000000"
+    for headers in ({"X-API-Key": land}, {}):
+        for path in (job, f"{job}/results"):
+            answer = api.get(path, headers=headers, params={"f": "json"})
+            nothing = api.get(path.replace(job, missing), headers=headers, params={"f": "json"})
+            assert answer.status_code == nothing.status_code == 404, (headers, path)
+            assert answer.json()["type"] == nothing.json()["type"]
+    listed = api.get("/jobs", params={"f": "json"}, headers={"X-API-Key": land}).json()
+    assert started.json()["jobID"] not in {j["jobID"] for j in listed["jobs"]}
+
+
+def test_changed_with_nothing_to_do_imports_nothing_heavy(warehouse: str, tmp_path: Path) -> None:
+    """The timer runs ``sdi etl run --changed`` every few minutes: with nothing changed it is a
+    new process that decides and exits, so the start-up is the cost (issue 12: under 1 s for 50
+    jobs). Nothing that reads, checks or serves data may be imported on that path."""
+    import subprocess
+    import sys
+
+    _lamp_jobs(tmp_path, 2)
+    env = _env(warehouse, tmp_path)
+    assert d.sdi("etl", "run", "--changed", **env).exit_code == 0
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sdi", "etl", "run", "--changed"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "lamps_1: unchanged since its last run" in done.stderr
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "sdi.etl.inbox" in imported  # the importtime lines were read
+    heavy = {"geopandas", "shapely", "pygeoapi", "rasterio", "pandas", "numpy", "pyogrio", "pyproj"}
+    assert not heavy & imported, sorted(heavy & imported)
+
+
+def test_the_sdi_command_imports_its_groups_when_called() -> None:
+    """`sdi` imports another package's command group only when it is called (every command is
+    a new process); a mistyped group is still suggested."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, sdi.cli; "
+        "print(sorted(m for m in ('sdi.etl.cli', 'sdi.etl.scaffold', 'sdi.publish.cli', "
+        "'sdi.serve', 'pandas', 'jsonschema') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+    typo = d.sdi("etll")
+    assert typo.exit_code == 2 and "Did you mean 'etl'?" in typo.output, typo.output
+    assert d.sdi("layer", "--help").exit_code == 0

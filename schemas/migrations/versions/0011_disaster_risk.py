@@ -27,10 +27,9 @@ Revision ID: 0011
 Revises: 0008
 """
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from sdi.db.tables import feature_table_sql
 
 revision = "0011"
 down_revision = "0009"
@@ -38,16 +37,9 @@ branch_labels = None
 depends_on = None
 
 
-def _warehouse_migration():
-    spec = importlib.util.spec_from_file_location(
-        "sdi_migration_0001", Path(__file__).with_name("0001_warehouse.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _as_of(qualified: str) -> str:
+    # this migration's own text (no comment, other indentation than
+    # sdi.db.tables.as_of_function_sql): kept, so the DDL stays what it always was
     return f"""
         CREATE FUNCTION {qualified}_as_of(at timestamptz) RETURNS SETOF {qualified}
         LANGUAGE sql STABLE AS $$
@@ -58,7 +50,7 @@ def _as_of(qualified: str) -> str:
 
 
 def upgrade() -> None:
-    feature_table_sql = _warehouse_migration()._feature_table_sql
+    # the shared DDL of every feature table (0001's text, tests/db/test_generated_tables.py)
     op.execute("CREATE SEQUENCE hazard.rain_gauges_id_seq")
     op.execute(
         feature_table_sql(
