@@ -78,6 +78,12 @@ API_WRITES = {
 }
 # The API checks keys: their id, hash, department, rights and revocation (not who asked).
 API_EXTRA_READS = ("auth.api_keys", "public.layer_styles")
+# The rate limits' counters, shared by every server process and instance (sdi.api.limits):
+# UNLOGGED (not worth WAL, nor a restore) and created here, with the grants, as the owner.
+RATE_COUNTS_DDL = (
+    "CREATE UNLOGGED TABLE IF NOT EXISTS auth.rate_counts (client text NOT NULL, "
+    "window_start bigint NOT NULL, hits integer NOT NULL, PRIMARY KEY (client, window_start))"
+)
 
 
 class RoleError(SdiError):
@@ -283,6 +289,8 @@ def grant_statements(conn: psycopg.Connection, settings: Settings | None = None)
     out.append(
         sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}, {}").format(database, api, etl)
     )
+    if "auth" in schemas:
+        out.append(sql.SQL(RATE_COUNTS_DDL))
     relations = _relations(conn, schemas)
     for schema in schemas:
         ident = sql.Identifier(schema)
@@ -339,6 +347,12 @@ def grant_statements(conn: psycopg.Connection, settings: Settings | None = None)
         out.append(
             sql.SQL("GRANT {} ON {} TO {}").format(
                 sql.SQL(", ").join(map(sql.SQL, privileges)), sql.Identifier(schema, table), api
+            )
+        )
+    if "auth" in schemas:
+        out.append(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+                sql.Identifier("auth", "rate_counts"), api
             )
         )
     # Asynchronous jobs (sdi.jobs): the API records a job and queues it with procrastinate,
