@@ -6,9 +6,10 @@ Sets up a database of its own (``sdi_bench_consistency`` on the local cluster, o
 ``--database-url``) with ``--features`` street lamps (a job of its own, ``bench_lamps``,
 history mode), loads them, and starts an OGC API server on it (``sdi serve``, rate limits
 off: the readers share one address). Then ``--readers`` clients page through
-``/collections/lamps/items`` (``limit`` features a page, following the ``next`` links, over
-and over) while ``--rounds`` ETL runs (``sdi etl run bench_lamps`` in a process of its own)
-each change 10 % of the lamps.
+``/collections/lamps/items`` (``limit`` features on the first page, following the ``next``
+links — whose pages hold 1,000, the provider's next-page size — over and over) while
+``--rounds`` ETL runs (``sdi etl run bench_lamps`` in a process of its own) each change 10 %
+of the lamps.
 
 The marker: the changed lamps are every tenth one, and round *k* sets their ``status`` to
 ``r<k>-<token>`` (``token``: random per bench run), so each changed lamp on a page shows its
@@ -114,6 +115,7 @@ class Readers:
         self.errors: Counter = Counter()
         self.generations: Counter = Counter()  # generation of the consistent pages
         self.walks = 0
+        self.features = 0
         self.examples: list[dict] = []
         self.threads = [threading.Thread(target=self._read, daemon=True) for _ in range(n)]
 
@@ -158,6 +160,7 @@ class Readers:
             if int(f["properties"]["lamp_code"][1:]) % 10 == 0
         }
         with self.lock:
+            self.features += len(features)
             if not seen:
                 self.pages["unchanged"] += 1
             elif len(seen) == 1:
@@ -236,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         "page_size": args.limit,
         "runs": runs,
         "pages": sum(readers.pages.values()),
+        "features_read": readers.features,
         "pages_consistent": readers.pages["consistent"],
         "pages_mixed": readers.pages["mixed"],
         "pages_without_changed_lamp": readers.pages["unchanged"],
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "etl_consistency.md").write_text(
         f"| {args.readers} readers, {args.rounds} ETL runs changing 10 % of "
         f"{args.features} lamps | |\n|---|---|\n"
-        f"| pages read | {result['pages']} |\n"
+        f"| pages read (features) | {result['pages']} ({readers.features}) |\n"
         f"| consistent pages (by generation: {result['pages_by_generation']}) | "
         f"{result['pages_consistent']} |\n"
         f"| **mixed pages** | **{result['pages_mixed']}** |\n"
