@@ -15,6 +15,12 @@ Each phase runs ``--warmup`` seconds (default 10) before it measures: the first 
 clients connecting at once to freshly started clients are a connection storm, not the
 service's steady state (measured: one /healthz of 9.6 s at t=0.2 s, then at most 0.44 s).
 
+``--quiet-only`` runs the first phase alone, ``--label L`` writes ``load-L.json``/``.md`` (to
+keep two runs apart, e.g. the read path's cost of the shared rate limits: run it against a
+server with ``SDI_RATE_LIMIT_ANONYMOUS=0`` and one with the default). Each phase also reports
+how many requests the rate limits counted in ``auth.rate_counts`` and the claims (round trips)
+that took, estimated as counted requests / batch.
+
 Reported per phase: requests, errors (any read answer but 200; 429 counted apart), 5xx
 anywhere, p50/p95/p99 of reads and of ``/healthz``, flood answers by status. The criteria
 (issue 13): quiet 0 errors and ``/healthz`` p99 < 1 s; flood: reads 0 errors, read p99 within
@@ -192,16 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--warmup", type=float, default=10.0, help="seconds run before measuring (connections)"
     )
+    parser.add_argument("--quiet-only", action="store_true", help="only the first phase")
+    parser.add_argument("--label", help="results in load-LABEL.json / .md")
     args = parser.parse_args(argv)
     results = []
-    for name, flooders in (("quiet", 0), ("flood", args.flooders)):
+    phases = [("quiet", 0)] + ([] if args.quiet_only else [("flood", args.flooders)])
+    for name, flooders in phases:
         say(f"{name}: {args.readers} readers, {flooders} flooders, {args.duration:g} s")
         phase = asyncio.run(
             _run(args.url, name, args.readers, flooders, args.duration, args.warmup)
         )
         results.append(phase.summary())
         say(json.dumps(results[-1]))
-    quiet, flood = results
+    quiet = results[0]
+    flood = results[-1] if not args.quiet_only else quiet
     verdict = {
         "quiet: 0 read errors": quiet["read_errors"] == 0,
         "quiet: /healthz p99 < 1 s": (quiet["health_p99_ms"] or 1e9) < 1000,
@@ -211,8 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         "flood: /healthz p99 < 1 s": (flood["health_p99_ms"] or 1e9) < 1000,
         "0 5xx anywhere": quiet["5xx"] == 0 and flood["5xx"] == 0,
     }
+    if args.quiet_only:
+        verdict = {k: v for k, v in verdict.items() if k.startswith("quiet") or "5xx" in k}
+    stem = f"load-{args.label}" if args.label else "load"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(
+    (RESULTS / f"{stem}.json").write_text(
         json.dumps({"args": vars(args), "phases": results, "verdict": verdict}, indent=2)
     )
     lines = [
@@ -227,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['health_p99_ms']} / {r['health_max_ms']} | {r['flood'] or '-'} |"
         )
     lines += ["", *[f"- {'PASS' if ok else 'FAIL'}: {what}" for what, ok in verdict.items()]]
-    (RESULTS / "load.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0 if all(verdict.values()) else 1
 

@@ -129,12 +129,13 @@ class Settings(BaseSettings):
     )
     rate_limit_anonymous: int = Field(
         1800,
-        description="Requests per minute from one client address without a key, per server "
-        "worker process (429 with Retry-After above it); 0 turns the limit off",
+        description="Requests per minute from one client address without a key, counted for "
+        "every server worker process and instance together (429 with Retry-After above it); "
+        "0 turns the limit off",
     )
     rate_limit_key: int = Field(
         12000,
-        description="Requests per minute with one API key, per server worker process; 0: off",
+        description="Requests per minute with one API key, all processes together; 0: off",
     )
     server_max_requests: int = Field(
         20000, description="A server worker process is replaced after this many requests (0: never)"

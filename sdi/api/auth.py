@@ -6,13 +6,16 @@ how hidden collections stay absent and writes are refused: ``docs/internals.md``
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextvars
 import hashlib
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -126,6 +129,13 @@ class AccessPolicy:
 
     def __init__(self, layers: Iterable[Layer], resource_ids: Iterable[str]) -> None:
         self.restrictions: dict[str, Restriction] = {}
+        # Layers that publish personal columns (an internal register): read as the keyed
+        # role (sdi.db.roles), which alone is granted those columns.
+        self.personal = frozenset(
+            layer.id
+            for layer in layers
+            if layer.publish_personal and set(layer.personal) & set(layer.properties)
+        )
         for layer in layers:
             departments = frozenset(normalise_department(d) for d in layer.departments)
             if layer.access == "internal" or departments:
@@ -326,11 +336,17 @@ class AccessControl:
         policy: AccessPolicy,
         verifier: KeyVerifier,
         pygeoapi_api: Any = None,
+        personal_role: str | None = None,
     ) -> None:
         self.app = app
         self.policy = policy
         self.verifier = verifier
         self.api = pygeoapi_api  # pygeoapi's API object: formats, locales, templates
+        if personal_role is None and policy.personal:
+            from sdi.db.roles import role_names
+
+            personal_role = role_names().personal
+        self.personal_role = personal_role
         self._openapi: dict[tuple[frozenset[str], bytes], bytes] = {}  # filtered documents
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -419,7 +435,30 @@ class AccessControl:
         if hidden and method in ("GET", "HEAD") and path in ("/", "/collections", "/openapi"):
             await self._filtered(inner, receive, send, hidden, head)
             return
+        if self._reads_personal(method, inner["path"], identity):
+            from sdi.api.db import PERSONAL_READER
+
+            _carry_context(asyncio.get_running_loop())
+            token = PERSONAL_READER.set(self.personal_role)
+            try:
+                await self.app(inner, receive, send)
+            finally:
+                PERSONAL_READER.reset(token)
+            return
         await self.app(inner, receive, send)
+
+    def _reads_personal(self, method: str, path: str, identity: Identity) -> bool:
+        """A read by a key that may see a layer publishing personal columns, of that layer
+        (only then does the API switch to the role granted them)."""
+        if identity.anonymous or method not in ("GET", "HEAD") or not self.personal_role:
+            return False
+        parts = path.split("/")
+        return (
+            len(parts) > 2
+            and parts[1] == "collections"
+            and parts[2] in self.policy.personal
+            and self.policy.can_see(identity, parts[2])
+        )
 
     # -- hidden collections --------------------------------------------------------------------
     @staticmethod
@@ -511,6 +550,26 @@ class AccessControl:
             document,
             locale,
         )
+
+
+class _ContextThreadPool(ThreadPoolExecutor):
+    """An event loop's default executor that runs each call in the caller's context:
+    pygeoapi hands a request to ``loop.run_in_executor``, which does not copy context
+    variables, and the keyed role (:data:`sdi.api.db.PERSONAL_READER`) must reach its
+    provider's thread."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
+
+
+_LOOPS_CARRYING: set[int] = set()
+
+
+def _carry_context(loop: asyncio.AbstractEventLoop) -> None:
+    """Make ``loop``'s default executor a :class:`_ContextThreadPool` (once per loop)."""
+    if id(loop) not in _LOOPS_CARRYING:
+        _LOOPS_CARRYING.add(id(loop))
+        loop.set_default_executor(_ContextThreadPool(thread_name_prefix="sdi-api"))
 
 
 def redact_query(query: str, limit: int = 2000) -> str:

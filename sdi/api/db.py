@@ -23,10 +23,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from http import HTTPStatus
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pygeoapi.provider.base import (
     ProviderConnectionError,
@@ -166,7 +168,7 @@ def pool() -> ConnectionPool:
 def connection() -> Iterator[psycopg.Connection]:
     """A pooled connection; an unreachable warehouse is a provider error, not a crash."""
     try:
-        with pool().connection() as conn:
+        with pool().connection() as conn, _as_personal_reader(conn):
             yield conn
     except psycopg.errors.QueryCanceled as exc:
         raise ProviderQueryError(user_msg="the query took too long; narrow it") from exc
@@ -175,6 +177,25 @@ def connection() -> Iterator[psycopg.Connection]:
         _away = True
         LOGGER.error("database unavailable: %s", _one_line(exc))
         raise DatabaseAway(user_msg=UNAVAILABLE_MESSAGE) from exc
+
+
+# The role a request may read personal columns as (``<prefix>_api_personal``): set by
+# sdi.api.auth only for a GET of an authorised key on a layer that publishes them.
+PERSONAL_READER: ContextVar[str | None] = ContextVar("sdi_personal_reader", default=None)
+
+
+@contextmanager
+def _as_personal_reader(conn: psycopg.Connection) -> Iterator[None]:
+    """In such a request, the connection's work in one transaction as that role: ``SET LOCAL``
+    ends with the transaction (also when it fails), so the pooled connection is the API
+    role's again before anyone else gets it."""
+    role = PERSONAL_READER.get()
+    if role is None:
+        yield
+        return
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        yield
 
 
 def _one_line(exc: BaseException) -> str:

@@ -311,11 +311,11 @@ def plan(layer: Layer, query: Query, settings: Settings | None = None) -> Plan:
 # -- reading --------------------------------------------------------------------------------
 def _connect(settings: Settings) -> psycopg.Connection:
     """A connection of its own (not the API pool's: a slow client holds it for the whole
-    download), in UTC, read-only."""
-    from sdi.db import database_url
+    download), in UTC, read-only, as the API role (never personal columns)."""
+    from sdi.api.db import api_url
 
     return psycopg.connect(
-        database_url(),
+        api_url(),
         options="-c TimeZone=UTC -c default_transaction_read_only=on -c jit=off "
         "-c max_parallel_workers_per_gather=0 -c statement_timeout=120000",
         application_name="sdi-download",

@@ -4,10 +4,15 @@ In order, for every HTTP request that reaches it (:func:`sdi.api.app.build` plac
 inside :class:`sdi.api.auth.AccessControl`, so the client's identity is known):
 
 1. **Rate limits** (``SDI_RATE_LIMIT_ANONYMOUS`` per client address without a key,
-   ``SDI_RATE_LIMIT_KEY`` per API key; requests per minute, per server worker process): a token
-   bucket refilled continuously that holds a sixth of the minute's budget, so a client may
-   burst for about ten seconds. Above it: ``429`` with ``Retry-After`` (whole seconds until a
-   request is allowed again). Administrators' keys are not limited.
+   ``SDI_RATE_LIMIT_KEY`` per API key; requests per minute), shared by every server worker
+   process and every instance on the database (:class:`SharedRateLimiter`): fixed windows of
+   ``WINDOW`` seconds, each allowing a sixth of the minute's budget, counted in the UNLOGGED
+   table ``auth.rate_counts``. A process claims a client's requests from it in batches (a
+   twentieth of the window's budget), so a read pays a round trip only once per batch; what a
+   process claimed and did not use is simply lost, so the limit is never exceeded across
+   processes. Above it: ``429`` with ``Retry-After`` (whole seconds until the window ends).
+   When the database does not answer within ``CLAIM_TIMEOUT`` the limiter fails open to a
+   token bucket per process for ``AWAY_FOR`` seconds. Administrators' keys are not limited.
 2. **Process executions at once** (``SDI_PROCESS_CONCURRENCY`` per server worker process):
    ``POST /processes/{id}/execution`` beyond it is a ``429`` with ``Retry-After`` at once,
    before its body is read; the running ones use their own connection pool
@@ -27,6 +32,7 @@ All answers are OGC exception bodies naming the limit and the setting.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import math
@@ -35,8 +41,10 @@ import signal
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sdi.api.asgi import header, send_error
@@ -51,6 +59,21 @@ RECYCLE_SPACING = 30.0  # seconds between two workers stopping for the memory ce
 
 
 UPLOAD_PATH = "/processes/etl-run/execution"  # deliveries: sdi.api.etl_process
+
+WINDOW = 10  # seconds of a shared rate-limit window (a sixth of the minute's budget each)
+CLAIM_TIMEOUT = 0.5  # seconds a claim may take before the limiter falls back to local buckets
+AWAY_FOR = 2.0  # seconds the local buckets decide after a failed claim
+CLEANUP_EVERY = 60.0  # seconds between two deletions of past windows (by each process)
+_CLAIM = """
+WITH claim AS (
+    INSERT INTO auth.rate_counts AS r (client, window_start, hits) VALUES (%s, %s, %s)
+    ON CONFLICT (client, window_start) DO UPDATE SET hits = r.hits + excluded.hits
+    RETURNING r.hits
+)
+SELECT (SELECT hits FROM claim), coalesce(
+    (SELECT hits FROM auth.rate_counts WHERE client = %s AND window_start = %s), 0)
+"""
+_CLEANUP = "DELETE FROM auth.rate_counts WHERE window_start < %s"
 
 
 class RateLimiter:
@@ -84,6 +107,133 @@ class RateLimiter:
         return wait
 
 
+class SharedRateLimiter:
+    """Windows of :data:`WINDOW` s counted in ``auth.rate_counts`` by every process, read as
+    a sliding window (the previous window's count weighted by the part of it still within
+    ``WINDOW`` s, plus the current one's), so a burst across a window's end is limited too.
+
+    ``wait`` answers from this process's claimed quota without a round trip; when it is spent
+    it claims a batch more (one statement adding the batch to the window's count and reading
+    the previous one: what the estimate leaves no room for is not granted). A client found at
+    the limit is answered locally until the estimate has room again. Counters are keyed by
+    client and budget, so instances configured with other limits do not share them.
+
+    >>> SharedRateLimiter(60).admit(hits=10, previous=0, batch=1, elapsed=0.5)
+    (1, 0.0)
+    >>> SharedRateLimiter(60).admit(hits=20, previous=0, batch=1, elapsed=0.5)
+    (0, 10.0)
+    >>> SharedRateLimiter(60).admit(hits=6, previous=10, batch=1, elapsed=0.5)
+    (0, 1.0)
+    """
+
+    def __init__(self, per_minute: int, connect: Callable[[], str] | None = None) -> None:
+        self.per_minute = per_minute
+        self.limit = max(1, round(per_minute * WINDOW / 60))
+        self.batch = max(1, self.limit // 20)
+        self.local = RateLimiter(per_minute)  # while the database does not answer
+        self._url = connect
+        # client → (window, requests left of what was claimed, no claim before this time)
+        self._quota: OrderedDict[str, tuple[int, int, float]] = OrderedDict()
+        self._conn: psycopg.AsyncConnection | None = None
+        self._lock: asyncio.Lock | None = None
+        self._away_until = 0.0
+        self._disabled = False
+        self._cleaned = 0.0
+        self.claims = 0  # round trips made
+
+    def admit(self, hits: int, previous: int, batch: int, elapsed: float) -> tuple[int, float]:
+        """(requests granted of a batch just added, making the window's count ``hits``,
+        seconds until there is room again when none is granted); ``elapsed``: the part of
+        the current window gone (0..1)."""
+        before = previous * (1 - elapsed) + hits - batch
+        granted = max(0, min(batch, math.floor(self.limit - before)))
+        if granted:
+            return granted, 0.0
+        if hits >= self.limit:  # room only in the next window, as this one's weight fades
+            wait = (1 - elapsed) + (1 - self.limit / hits)
+        else:  # room once enough of the previous window has slid out
+            wait = (1 - (self.limit - hits) / previous) - elapsed if previous else 0.0
+        return 0, max(1.0, wait * WINDOW)
+
+    async def wait(self, client: str, now: float | None = None) -> float:
+        """0 if ``client`` may make a request now (and count it), else seconds to wait."""
+        now = time.time() if now is None else now
+        window = int(now // WINDOW)
+        state = self._quota.get(client)
+        if state is not None and state[0] == window and state[1] > 0:
+            self._quota[client] = (window, state[1] - 1, 0.0)
+            return 0.0
+        if state is not None and now < state[2]:
+            return state[2] - now
+        if self._disabled or time.monotonic() < self._away_until:
+            return self.local.wait(client)
+        try:
+            hits, previous = await asyncio.wait_for(self._claim(client, window), CLAIM_TIMEOUT)
+        except Exception as exc:  # any failure (away, slow, refused): fail open, locally
+            self._failed(exc)
+            return self.local.wait(client)
+        granted, wait = self.admit(hits, previous, self.batch, now / WINDOW - window)
+        state = self._quota.pop(client, None)
+        left = granted + (state[1] if state is not None and state[0] == window else 0)
+        while len(self._quota) >= MAX_CLIENTS:
+            self._quota.popitem(last=False)
+        if left > 0:
+            self._quota[client] = (window, left - 1, 0.0)
+            return 0.0
+        self._quota[client] = (window, 0, now + wait)
+        return wait
+
+    async def _claim(self, client: str, window: int) -> tuple[int, int]:
+        """Add a batch to the window's count: (the count now, the previous window's)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._conn is None or self._conn.closed:
+                url = self._url() if self._url else _api_url()
+                self._conn = await psycopg.AsyncConnection.connect(
+                    url,
+                    autocommit=True,
+                    connect_timeout=1,
+                    options=f"-c statement_timeout={int(CLAIM_TIMEOUT * 1000)}",
+                    application_name="sdi-rate-limits",
+                )
+            key = f"{client}/{self.per_minute}"
+            cursor = await self._conn.execute(_CLAIM, (key, window, self.batch, key, window - 1))
+            row = await cursor.fetchone()
+            self.claims += 1
+            if time.monotonic() - self._cleaned > CLEANUP_EVERY:
+                self._cleaned = time.monotonic()
+                await self._conn.execute(_CLEANUP, (window - 1,))
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def _failed(self, exc: BaseException) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            # a cancelled claim leaves the connection busy: drop it (a new one next time)
+            conn.pgconn.finish()
+        if isinstance(exc, (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege)):
+            self._disabled = True
+            LOGGER.warning(
+                "rate limits are per server process: auth.rate_counts is missing or not "
+                "granted (`sdi db grants` creates it): %s",
+                " ".join(str(exc).split())[:200],
+            )
+            return
+        if time.monotonic() >= self._away_until:
+            LOGGER.warning(
+                "rate limits are per server process for %.0f s: the database did not answer (%s)",
+                AWAY_FOR,
+                type(exc).__name__,
+            )
+        self._away_until = time.monotonic() + AWAY_FOR
+
+
+def _api_url() -> str:
+    from sdi.api.db import api_url
+
+    return api_url()
+
+
 class Limits:
     """The ASGI middleware (see the module docstring)."""
 
@@ -92,9 +242,11 @@ class Limits:
         settings = settings or get_settings()
         self.settings = settings
         self.anonymous = (
-            RateLimiter(settings.rate_limit_anonymous) if settings.rate_limit_anonymous else None
+            SharedRateLimiter(settings.rate_limit_anonymous)
+            if settings.rate_limit_anonymous
+            else None
         )
-        self.keyed = RateLimiter(settings.rate_limit_key) if settings.rate_limit_key else None
+        self.keyed = SharedRateLimiter(settings.rate_limit_key) if settings.rate_limit_key else None
         self.processes_running = 0
         self.responses = 0
         self.stopping = False
@@ -104,7 +256,7 @@ class Limits:
             await self.app(scope, receive, send)
             return
         s = self.settings
-        wait = self._rate_wait(scope)
+        wait = await self._rate_wait(scope)
         if wait > 0:
             await send_error(
                 send,
@@ -180,16 +332,16 @@ class Limits:
             return self.settings.upload_max_mb * 1024 * 1024 * 4 // 3 + 65536
         return self.settings.max_body_bytes
 
-    def _rate_wait(self, scope: Scope) -> float:
+    async def _rate_wait(self, scope: Scope) -> float:
         identity = scope.get(SCOPE_IDENTITY, ANONYMOUS)
         if identity.key_id is None:
             if self.anonymous is None:
                 return 0.0
             client = scope.get("client") or ("unknown", 0)
-            return self.anonymous.wait(f"ip:{client[0]}")
+            return await self.anonymous.wait(f"ip:{client[0]}")
         if self.keyed is None or identity.department == "*":
             return 0.0
-        return self.keyed.wait(f"key:{identity.key_id}")
+        return await self.keyed.wait(f"key:{identity.key_id}")
 
     def _limit_of(self, scope: Scope) -> int:
         identity = scope.get(SCOPE_IDENTITY, ANONYMOUS)

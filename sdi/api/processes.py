@@ -327,6 +327,7 @@ def process_pool() -> ConnectionPool:
                     "options": f"-c statement_timeout={timeout_ms} "
                     "-c max_parallel_workers_per_gather=0 -c jit=off",
                 },
+                check=ConnectionPool.check_connection,  # none stale after a database restart
                 name="sdi-processes",
                 open=True,
             )

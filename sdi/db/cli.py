@@ -170,7 +170,8 @@ def grants(
                     f"-- CREATE ROLE {names.api} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
                     "PASSWORD '…';\n"
                     f"-- CREATE ROLE {names.etl} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                    "PASSWORD '…';"
+                    "PASSWORD '…';\n"
+                    f"-- CREATE ROLE {names.personal} NOLOGIN;  -- keyed reads of personal columns"
                 )
                 for statement in grant_statements(conn, settings):
                     typer.echo(statement + ";")

@@ -4,10 +4,18 @@
   runs the migrations;
 - ``<prefix>_etl`` writes the warehouse (every table of the warehouse schemas and ``etl``);
 - ``<prefix>_api``, the role the OGC API connects as: not a superuser, no CREATE anywhere; it
-  reads only what the layer files publish — every column of a published relation but the
-  layer files' ``personal`` ones (column privileges: ``SELECT owner_name`` fails even if a bug
-  asks for it), a few columns of the run log for lineage and the change feed, the API keys it
-  checks — and writes incident reports and their log (and the operations summary they feed).
+  reads only what may be shown to anyone — every column of a published relation but the
+  layer files' ``personal`` ones (column privileges: ``SELECT owner_name`` or
+  ``SELECT applicant_name`` fails even if a bug asks for it), a few columns of the run log for
+  lineage and the change feed, the API keys it checks — and writes incident reports and their
+  log (and the operations summary they feed);
+- ``<prefix>_api_personal`` (NOLOGIN): what ``<prefix>_api`` reads, plus the personal columns a
+  keyed internal layer publishes (``publish_personal``: ``applicant_name`` of the permit
+  register). ``<prefix>_api`` is a member without inheriting (it is NOINHERIT), so its
+  sessions have none of these privileges until they ``SET LOCAL ROLE`` to it — which the API
+  does only inside the transaction of a request an authorised key makes to such a layer
+  (:func:`sdi.api.db.connection`, :mod:`sdi.api.auth`). Nobody is granted ``owner_name`` or
+  the reporters' contacts but the ETL.
 
 ``<prefix>`` is ``SDI_DB_ROLE_PREFIX``, by default the database name (``sdi_api`` for the
 database ``sdi``), so several databases on one server (test sessions) never share a role.
@@ -70,6 +78,12 @@ API_WRITES = {
 }
 # The API checks keys: their id, hash, department, rights and revocation (not who asked).
 API_EXTRA_READS = ("auth.api_keys", "public.layer_styles")
+# The rate limits' counters, shared by every server process and instance (sdi.api.limits):
+# UNLOGGED (not worth WAL, nor a restore) and created here, with the grants, as the owner.
+RATE_COUNTS_DDL = (
+    "CREATE UNLOGGED TABLE IF NOT EXISTS auth.rate_counts (client text NOT NULL, "
+    "window_start bigint NOT NULL, hits integer NOT NULL, PRIMARY KEY (client, window_start))"
+)
 
 
 class RoleError(SdiError):
@@ -81,6 +95,7 @@ class Roles:
     owner: str
     etl: str
     api: str
+    personal: str  # NOLOGIN; the API role switches to it for keyed internal layers
 
 
 def role_names(settings: Settings | None = None, dbname: str | None = None) -> Roles:
@@ -93,7 +108,9 @@ def role_names(settings: Settings | None = None, dbname: str | None = None) -> R
     owner = unquote(parts.username or settings.db_user)
     name = dbname or unquote(parts.path.lstrip("/")) or settings.db_name
     prefix = settings.db_role_prefix or name
-    return Roles(owner=owner, etl=f"{prefix}_etl", api=f"{prefix}_api")
+    return Roles(
+        owner=owner, etl=f"{prefix}_etl", api=f"{prefix}_api", personal=f"{prefix}_api_personal"
+    )
 
 
 def password_file(settings: Settings, role: str) -> Path:
@@ -156,6 +173,28 @@ def role_url(settings: Settings | None, purpose: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def etl_url(url: str, settings: Settings | None = None) -> str:
+    """The URL the ETL connects with to the database of ``url`` (the owner's URL its callers
+    hold): ``SDI_ETL_DATABASE_URL`` if set, else the same server and database as the ETL
+    role of that database, with its password (derived or from the state dir). ``url`` as is
+    only when that role has no password here (an external PostGIS whose DBA manages roles
+    and has set no ``SDI_ETL_DATABASE_URL``): then the ETL runs as ``url``'s role, as before."""
+    settings = settings or get_settings()
+    if settings.etl_database_url:
+        return settings.etl_database_url
+    parts = urlsplit(url)
+    dbname = unquote(parts.path.lstrip("/")) or None
+    role = role_names(settings, dbname).etl
+    if unquote(parts.username or "") == role:
+        return url
+    password = _password(settings, role, create=False)
+    if password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{quote(role, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def ensure_roles(conn: psycopg.Connection, settings: Settings | None = None) -> Roles:
     """Create the API and ETL roles, or set their passwords again (idempotent: the same
     derived or stored password). Needs CREATEROLE."""
@@ -177,6 +216,12 @@ def ensure_roles(conn: psycopg.Connection, settings: Settings | None = None) -> 
                 "create the roles (`sdi db grants --print` gives the SQL) and set "
                 "SDI_API_DATABASE_URL / SDI_ETL_DATABASE_URL."
             ) from exc
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (roles.personal,)).fetchone():
+        conn.execute(
+            sql.SQL("CREATE ROLE {} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(
+                sql.Identifier(roles.personal)
+            )
+        )
     return roles
 
 
@@ -236,18 +281,22 @@ def grant_statements(conn: psycopg.Connection, settings: Settings | None = None)
     roles = role_names(settings, conn.info.dbname)
     personal, published = _personal(settings)
     api, etl = sql.Identifier(roles.api), sql.Identifier(roles.etl)
+    keyed = sql.Identifier(roles.personal)
+    readers = sql.SQL(", ").join([api, keyed])
     schemas = _schemas(conn, [*WAREHOUSE_SCHEMAS, "etl", "auth"])
     out: list[sql.Composable] = []
     database = sql.Identifier(conn.info.dbname)
     out.append(
         sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}, {}").format(database, api, etl)
     )
+    if "auth" in schemas:
+        out.append(sql.SQL(RATE_COUNTS_DDL))
     relations = _relations(conn, schemas)
     for schema in schemas:
         ident = sql.Identifier(schema)
-        out.append(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}, {}").format(ident, api, etl))
-        out.append(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(ident, api))
-        out.append(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(ident, api))
+        out.append(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}, {}").format(ident, readers, etl))
+        out.append(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(ident, readers))
+        out.append(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(ident, readers))
     for schema in [s for s in schemas if s in (*WAREHOUSE_SCHEMAS, "etl")]:
         ident = sql.Identifier(schema)
         out.append(
@@ -265,25 +314,30 @@ def grant_statements(conn: psycopg.Connection, settings: Settings | None = None)
         target = sql.Identifier(schema, table)
         if schema == "etl":
             allowed = [c for c in ETL_PUBLIC_COLUMNS.get(name, ()) if c in columns]
+            shown = allowed
         elif schema == "auth":
             allowed = columns if name in API_EXTRA_READS else []
+            shown = allowed
         else:
+            allowed = [c for c in columns if c not in personal]
+            # the keyed role also reads the personal columns an internal layer publishes here
             hidden = personal - published.get(name, set())
-            allowed = [c for c in columns if c not in hidden]
-        if not allowed:
-            continue
-        if len(allowed) == len(columns):
-            out.append(sql.SQL("GRANT SELECT ON {} TO {}").format(target, api))
-        else:
-            out.append(
-                sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
-                    sql.SQL(", ").join(map(sql.Identifier, allowed)), target, api
+            shown = [c for c in columns if c not in hidden]
+        for role, granted in ((api, allowed), (keyed, shown)):
+            if not granted:
+                continue
+            if len(granted) == len(columns):
+                out.append(sql.SQL("GRANT SELECT ON {} TO {}").format(target, role))
+            else:
+                out.append(
+                    sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
+                        sql.SQL(", ").join(map(sql.Identifier, granted)), target, role
+                    )
                 )
-            )
     if "public.layer_styles" in _relations(conn, ["public"]):
         out.append(
             sql.SQL("GRANT SELECT ON {} TO {}").format(
-                sql.Identifier("public", "layer_styles"), api
+                sql.Identifier("public", "layer_styles"), readers
             )
         )
     for name, privileges in API_WRITES.items():
@@ -293,6 +347,12 @@ def grant_statements(conn: psycopg.Connection, settings: Settings | None = None)
         out.append(
             sql.SQL("GRANT {} ON {} TO {}").format(
                 sql.SQL(", ").join(map(sql.SQL, privileges)), sql.Identifier(schema, table), api
+            )
+        )
+    if "auth" in schemas:
+        out.append(
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+                sql.Identifier("auth", "rate_counts"), api
             )
         )
     # Asynchronous jobs (sdi.jobs): the API records a job and queues it with procrastinate,
@@ -309,7 +369,9 @@ def grant_statements(conn: psycopg.Connection, settings: Settings | None = None)
         ]
     # The change feed's window ends at the oldest running transaction's start: that column of
     # other roles' sessions is hidden from a plain role (applied only where we may grant it).
-    out.append(sql.SQL("GRANT pg_read_all_stats TO {}").format(api))
+    out.append(sql.SQL("GRANT pg_read_all_stats TO {}").format(readers))
+    # Membership without inheritance (the API role is NOINHERIT): usable only by SET ROLE.
+    out.append(sql.SQL("GRANT {} TO {}").format(keyed, api))
     if "ops" in schemas:
         out.append(
             sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
@@ -352,5 +414,5 @@ def prepare(settings: Settings | None = None) -> str:
 
 def drop_roles(conn: psycopg.Connection, dbname: str) -> None:
     """Drop the roles of a database that is gone (its privileges went with it)."""
-    for role in (f"{dbname}_api", f"{dbname}_etl"):
+    for role in (f"{dbname}_api", f"{dbname}_api_personal", f"{dbname}_etl"):
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -159,7 +159,11 @@ def run_job(
         from sdi.etl.readers.crs import spec_crs
 
         spec_crs(job.source.srid)  # an EPSG code PROJ does not know: a ConfigError naming it
-    with psycopg.connect(url, autocommit=True) as conn:
+    from sdi.db.roles import etl_url
+
+    # As the ETL role (it writes the warehouse and etl.*, reads no API key and alters nothing),
+    # not as the owner whose URL the callers hold.
+    with psycopg.connect(etl_url(url, settings), autocommit=True) as conn:
         # If this process is killed, the server notices within a second and rolls the run back
         # (instead of finishing the statement and holding the job's lock meanwhile).
         conn.execute("SET client_connection_check_interval = 1000")

@@ -92,6 +92,7 @@ def jobs_pool() -> ConnectionPool:
                 max_idle=120,
                 timeout=5,
                 kwargs={"options": SEARCH_PATH},
+                check=ConnectionPool.check_connection,  # none stale after a database restart
                 name="sdi-jobs",
                 open=True,
             )

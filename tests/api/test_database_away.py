@@ -107,3 +107,53 @@ def test_database_away_answers_503_fast_and_recovers(
         log.read_text()[-3000:],
     )
     assert any(status == 200 for at, status in statuses if at > back)
+
+
+def test_the_job_worker_takes_jobs_again_after_a_database_restart(
+    api: httpx.Client,
+    server: str,
+    cluster: LocalCluster,
+    db: psycopg.Connection,
+    settings: Settings,
+) -> None:
+    """The session's `sdi worker` (started with the server) outlives a restart of the
+    database: an asynchronous job submitted after it completes within seconds."""
+    from sdi.keys import create_key
+
+    _, key = create_key(db, "planning", "worker reconnect test")
+    headers = {"X-API-Key": key}
+    body = {"inputs": {"gauge": "G-HL-01", "water_level_m": 1.0}}
+
+    def completes_within(seconds: float) -> dict:
+        response = api.post(
+            "/processes/exposure/execution",
+            json=body,
+            headers={**headers, "Prefer": "respond-async"},
+        )
+        logs = settings.state_dir / "server"
+        assert response.status_code == 201, (
+            response.text,
+            (logs / "server.log").read_text()[-2000:],
+            (logs / "worker.log").read_text()[-2000:],
+        )
+        job = response.json()["jobID"]
+        deadline = time.monotonic() + seconds
+        status: dict = {}
+        while time.monotonic() < deadline:
+            status = api.get(f"/jobs/{job}", params={"f": "json"}, headers=headers).json()
+            if status["status"] in ("successful", "failed"):
+                return status
+            time.sleep(0.2)
+        raise AssertionError(
+            f"job {job} not done within {seconds} s: {status}",
+            (logs / "worker.log").read_text()[-3000:],
+        )
+
+    assert completes_within(30)["status"] == "successful"  # the worker works
+    cluster.stop()
+    time.sleep(1.0)
+    cluster.start()
+    back = time.monotonic()
+    while time.monotonic() - back < 5.0 and api.get("/healthz").status_code != 200:
+        time.sleep(0.1)
+    assert completes_within(10)["status"] == "successful"

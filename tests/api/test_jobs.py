@@ -472,3 +472,49 @@ def _answer(url: str) -> int:
         except httpx.TransportError:
             time.sleep(1)
     return 0
+
+
+def test_rate_limits_hold_across_two_server_worker_processes(server, workdir, migrated) -> None:
+    """One client's requests spread over two worker processes (a new connection each): the
+    window's budget (120 a minute: 20 per 10-s window) holds for the two together, not for
+    each — both processes counted in auth.rate_counts."""
+    env = {
+        "SDI_SERVE_WORKER": "false",
+        "SDI_WORKERS": "2",
+        "SDI_PORT": str(free_port()),
+        "SDI_STATE_DIR": str(workdir / "state-shared-limits"),
+        "SDI_RATE_LIMIT_ANONYMOUS": "120",
+    }
+    with psycopg.connect(migrated) as conn:
+        started = conn.execute("SELECT now()").fetchone()[0]
+    with _Env(env) as settings:
+        process = Server(settings)
+        process.start()
+    try:
+        url = settings.server_url + "/conformance?f=json"
+        transport = httpx.HTTPTransport(local_address="127.0.0.11")
+        for _ in range(4):  # both workers up (and connected to the database) first
+            with httpx.Client(transport=transport) as warm:
+                warm.get(settings.server_url + "/healthz")
+        time.sleep(10 - time.time() % 10 + 0.2)  # the start of a window: all in one window
+        statuses = []
+        for _ in range(60):
+            with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.12")) as one:
+                statuses.append(one.get(url).status_code)
+        assert set(statuses) <= {200, 429}, statuses
+        assert statuses.count(200) == 20, statuses
+        with psycopg.connect(migrated, autocommit=True) as conn:
+            counted = conn.execute(
+                "SELECT sum(hits) FROM auth.rate_counts WHERE client = 'ip:127.0.0.12/120'"
+            ).fetchone()[0]
+            processes = conn.execute(
+                "SELECT count(DISTINCT pid) FROM pg_stat_activity "
+                "WHERE application_name = 'sdi-rate-limits' AND datname = current_database() "
+                "AND backend_start > %s",
+                (started,),
+            ).fetchone()[0]
+        assert counted >= 20
+        assert processes >= 2, "the requests did not reach both worker processes"
+    finally:
+        with _Env(env):
+            process.stop(quiet=True)

@@ -37,6 +37,9 @@ def test_the_api_role_is_no_superuser_and_cannot_create(as_api: psycopg.Connecti
     [
         "SELECT owner_name FROM land.parcels_current LIMIT 1",
         "SELECT owner_name FROM land.parcels LIMIT 1",
+        "SELECT applicant_name FROM construction.permits_current LIMIT 1",
+        "SELECT applicant_name FROM construction.permits LIMIT 1",
+        "SELECT * FROM construction.permits_current LIMIT 1",
         "SELECT * FROM land.parcels_current LIMIT 1",
         "SELECT reporter_phone FROM ops.incidents LIMIT 1",
         "SELECT reporter_name, reporter_email FROM ops.incidents LIMIT 1",
@@ -97,30 +100,78 @@ def test_the_served_api_connects_as_the_api_role(
 def test_a_personal_column_is_granted_only_where_a_layer_publishes_it(
     server: str, settings: Settings, db: psycopg.Connection, tmp_path
 ) -> None:
-    """permits_register (internal, keyed) publishes applicant_name (publish_personal), so the
-    API reads it there; without that layer file no grant gives it, and owner_name and the
-    reporters' contacts are never granted."""
+    """permits_register (internal, keyed) publishes applicant_name (publish_personal): only
+    the keyed role reads it there, never the API's login role; without that layer file no
+    grant gives it, and owner_name and the reporters' contacts are never granted."""
     import shutil
 
     from sdi.db.roles import grant_statements
 
-    api = role_names(settings).api
+    roles = role_names(settings)
 
-    def readable(table: str, column: str) -> bool:
+    def readable(role: str, table: str, column: str) -> bool:
         query = "SELECT has_column_privilege(%s, %s, %s, 'SELECT')"
-        return db.execute(query, (api, table, column)).fetchone()[0]
+        return db.execute(query, (role, table, column)).fetchone()[0]
 
-    assert readable("construction.permits_current", "applicant_name")
-    for table, column in [
-        ("land.parcels_current", "owner_name"),
-        ("land.parcels", "owner_name"),
-        ("ops.incidents", "reporter_phone"),
-        ("ops.incidents", "reporter_email"),
-    ]:
-        assert not readable(table, column), (table, column)
+    assert readable(roles.personal, "construction.permits_current", "applicant_name")
+    assert readable(roles.personal, "construction.permits", "applicant_name")
+    assert not readable(roles.api, "construction.permits_current", "applicant_name")
+    for role in (roles.api, roles.personal):
+        for table, column in [
+            ("land.parcels_current", "owner_name"),
+            ("land.parcels", "owner_name"),
+            ("ops.incidents", "reporter_phone"),
+            ("ops.incidents", "reporter_email"),
+        ]:
+            assert not readable(role, table, column), (role, table, column)
     layers = tmp_path / "layers"
     shutil.copytree(settings.layers_dir, layers)
     (layers / "permits_register.yml").unlink()
     without = settings.model_copy(update={"layers_dir": layers})
     permits = [s for s in grant_statements(db, without) if '"permits_current" TO' in s]
     assert permits and all("applicant_name" not in s and "(" in s for s in permits), permits
+
+
+def test_the_keyed_role_is_reached_only_by_set_role(
+    as_api: psycopg.Connection, settings: Settings
+) -> None:
+    """The login role is a member of the keyed role without inheriting it: its privileges
+    apply only after SET ROLE (which the API does inside a keyed request's transaction), and
+    even then owner_name and the writes stay refused."""
+    roles = role_names(settings)
+    _refused(as_api, "SELECT applicant_name FROM construction.permits_current LIMIT 1")
+    with as_api.transaction():
+        as_api.execute(f'SET LOCAL ROLE "{roles.personal}"')
+        assert as_api.execute("SELECT current_user").fetchone()[0] == roles.personal
+        names = as_api.execute(
+            "SELECT count(applicant_name) FROM construction.permits_current"
+        ).fetchone()[0]
+        assert names > 0
+    assert as_api.execute("SELECT current_user").fetchone()[0] == roles.api
+    with as_api.transaction():
+        as_api.execute(f'SET LOCAL ROLE "{roles.personal}"')
+        _refused(as_api, "SELECT owner_name FROM land.parcels_current LIMIT 1")
+    with as_api.transaction():
+        as_api.execute(f'SET LOCAL ROLE "{roles.personal}"')
+        _refused(as_api, "INSERT INTO ops.incident_log DEFAULT VALUES")
+
+
+def test_keyed_reads_show_applicant_names_and_anonymous_reads_never(
+    api, db: psycopg.Connection
+) -> None:
+    """Over HTTP: the construction department's key reads applicant_name through the keyed
+    role; an anonymous client and another department's key get a 404."""
+    from sdi.keys import create_key
+
+    _, construction = create_key(db, "construction", "roles test")
+    _, planning = create_key(db, "planning", "roles test")
+    path = "/collections/permits_register/items"
+    keyed = api.get(path, params={"limit": 5}, headers={"X-API-Key": construction})
+    assert keyed.status_code == 200, keyed.text
+    assert all(f["properties"]["applicant_name"] for f in keyed.json()["features"])
+    assert api.get(path, params={"limit": 5}).status_code == 404
+    other = api.get(path, params={"limit": 5}, headers={"X-API-Key": planning})
+    assert other.status_code == 404
+    public = api.get("/collections/permits/items", params={"limit": 5})
+    assert public.status_code == 200
+    assert all("applicant_name" not in f["properties"] for f in public.json()["features"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from sdi.db.roles import apply_grants, role_url
 from sdi.settings import Settings
@@ -26,3 +27,58 @@ def test_grants_print_gives_a_dba_the_sql(migrated: str) -> None:
     assert any(line.startswith("GRANT SELECT (") and "land" in line for line in lines)
     assert all(line.endswith(";") for line in lines if line.startswith("GRANT"))
     assert "owner_name" not in result.stdout and "reporter_phone" not in result.stdout
+    # applicant_name: only to the keyed role, which the API's login role reaches by SET ROLE
+    permits = [line for line in lines if '"construction"."permits_current" TO' in line]
+    to_api = [line for line in permits if line.endswith('_api";')]
+    to_keyed = [line for line in permits if line.endswith('_api_personal";')]
+    assert to_api and all("(" in line and "applicant_name" not in line for line in to_api)
+    assert to_keyed and all("(" not in line or "applicant_name" in line for line in to_keyed)
+    assert any(line.startswith("-- CREATE ROLE") and "_api_personal" in line for line in lines)
+    assert any(
+        line.startswith("GRANT") and line.endswith('_api";') and "_api_personal" in line
+        for line in lines
+    )
+
+
+def test_the_etl_runs_as_the_etl_role_which_reads_no_key_and_alters_nothing(
+    loaded: dict, migrated: str, settings: Settings
+) -> None:
+    """The runner is handed the owner's URL but connects as the ETL role (seen from another
+    session while the run holds its job lock); that role writes the warehouse and no more."""
+    from sdi.db.roles import etl_url, role_names
+    from sdi.etl.runner import run_job
+    from sdi.etl.spec import discover_jobs, load_job
+
+    roles = role_names(settings)
+    seen: list[tuple[str, bool]] = []
+
+    def on_start(total: int | None) -> None:
+        with psycopg.connect(migrated, autocommit=True) as conn:
+            seen.extend(
+                conn.execute(
+                    "SELECT a.usename::text, r.rolsuper FROM pg_locks l "
+                    "JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "JOIN pg_roles r ON r.rolname = a.usename "
+                    "WHERE l.locktype = 'advisory' AND l.database = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                ).fetchall()
+            )
+
+    job = load_job(discover_jobs(settings)["admin_communes"], settings)
+    result = run_job(job, migrated, force=True, dry_run=True, settings=settings, on_start=on_start)
+    assert result.status == "succeeded"
+    assert seen == [(roles.etl, False)]
+    with psycopg.connect(etl_url(migrated, settings), autocommit=True) as etl:
+        assert etl.execute("SELECT session_user").fetchone()[0] == roles.etl
+        for statement in (
+            "SELECT key_sha256 FROM auth.api_keys LIMIT 1",
+            "SELECT * FROM auth.api_keys LIMIT 1",
+            f"ALTER ROLE \"{roles.api}\" PASSWORD 'x'",
+            "CREATE ROLE sdi_intruder",
+            f'GRANT "{roles.personal}" TO "{roles.etl}"',
+            "DROP TABLE land.parcels",
+            "ALTER TABLE land.parcels ADD COLUMN x int",
+            "CREATE TABLE land.x (a int)",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                etl.execute(statement)

@@ -1,6 +1,7 @@
 -- The indexes of a table but its primary key, optionally only those of some access methods
 -- (gist, btree, …): schema, name and definition of each. Parameters: the table's qualified
--- name, the methods (text[] or NULL for all) twice.
+-- name, the methods (text[] or NULL for all) twice. Only the indexes this role may drop (it
+-- owns them, or is a member of their owner): the ETL role, which owns no table, keeps them all.
 SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid)
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
@@ -8,3 +9,4 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_am a ON a.oid = c.relam
 WHERE i.indrelid = %s::regclass AND NOT i.indisprimary
   AND (%s::text[] IS NULL OR a.amname = ANY (%s::text[]))
+  AND pg_has_role(c.relowner, 'USAGE')
