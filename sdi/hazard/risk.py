@@ -101,7 +101,7 @@ def _run(conn: psycopg.Connection, name: str, params: dict | None = None) -> Non
 # -- the areas of each hazard, with their measures -------------------------------------------
 def _rain_areas(conn: psycopg.Connection, params: dict) -> list[Area]:
     areas = []
-    for code, name, gauge, at, r24, r48, r72, distance, method, wkb in _rows(
+    for code, name, gauge, at, r12, r24, r48, r72, distance, method, wkb in _rows(
         conn, "risk_commune_rain_measures", params
     ):
         areas.append(
@@ -112,6 +112,7 @@ def _rain_areas(conn: psycopg.Connection, params: dict) -> list[Area]:
                 name,
                 code,
                 {
+                    "r12_mm": round(r12, 1),
                     "r24_mm": round(r24, 1),
                     "r48_mm": round(r48, 1),
                     "r72_mm": round(r72, 1),
