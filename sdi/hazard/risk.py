@@ -34,7 +34,7 @@ from psycopg.types.json import Jsonb
 
 import sdi.sql
 from sdi.hazard import cap
-from sdi.hazard.exposure import exposure_of_many
+from sdi.hazard.exposure import exposure_of_many, exposure_stamp
 from sdi.hazard.rules import LEVEL_COLOURS, LEVEL_LABELS, RuleSet, load_rules
 from sdi.settings import Settings, get_settings
 from sdi.sql import one
@@ -504,15 +504,30 @@ def _exposure(
     """Exposure of every active area (key → figures), with the evacuation list.
 
     Computed once per distinct polygon (a commune's heavy rain and typhoon share it) with the
-    flood warnings' exposure code; after a load of observations or forecasts only (no exposed
-    layer changed), an area whose polygon is unchanged keeps the exposure of its current
-    record: an hourly rainfall delivery recomputes levels, not the exposure of the province.
+    flood warnings' exposure code, and kept in ``hazard.area_exposure`` under the exposed
+    layers' stamp (``exposure_stamp``): while no exposed layer changes — an hourly rainfall
+    delivery, a typhoon bulletin — an area whose polygon was counted before (under any
+    hazard) is not counted again. Areas with an evacuation list (surge, landslide zones) keep
+    the exposure of their own current record after a load of observations or forecasts
+    only; otherwise their list is rebuilt with their exposure. When the exposed layers
+    changed under figures in use, or on a manual recompute, every commune is counted at once.
     """
     area_md5 = {a.key: hashlib.md5(a.wkb).hexdigest() for a in active}
+    stamp = exposure_stamp(conn, settings)
+    stale = conn.execute("DELETE FROM hazard.area_exposure WHERE stamp <> %s", (stamp,)).rowcount
+    cached = {
+        md5: figures
+        for md5, figures in conn.execute(
+            "SELECT area_md5, figures FROM hazard.area_exposure WHERE area_md5 = ANY(%s)",
+            (sorted(set(area_md5.values())),),
+        )
+    }
     kept: dict[str, dict] = {}
     if trigger in OBSERVATIONS:
         for key, figures in conn.execute(
-            "SELECT natural_key, exposure FROM hazard.risk_levels WHERE valid_to IS NULL"
+            "SELECT natural_key, exposure FROM hazard.risk_levels WHERE valid_to IS NULL "
+            "AND hazard = ANY(%s)",
+            (list(EVACUATED_HAZARDS),),
         ):
             if key in area_md5 and figures.get("area_md5") == area_md5[key]:
                 kept[key] = figures
@@ -529,19 +544,63 @@ def _exposure(
                 "level": area.level,
                 "area_code": area.area_code,
             }
+        elif area_md5[area.key] in cached:
+            continue
         else:
             job = f"area:{area_md5[area.key]}"
         jobs[job] = area.wkb
         job_of[area.key] = job
-    computed = exposure_of_many(conn, jobs, evacuate=evacuate, settings=settings) if jobs else {}
+    # Warm the communes: when the exposed layers changed under figures in use (or on a manual
+    # recompute), every commune is counted now, in this load, so that a typhoon bulletin or a
+    # rainfall delivery raising the whole province later finds its communes counted.
+    warm: dict[str, str] = {}  # job → commune
+    if stale or trigger == "manual":
+        counted = {md5 for (md5,) in conn.execute("SELECT area_md5 FROM hazard.area_exposure")}
+        for code, wkb in conn.execute(
+            "SELECT commune_code, ST_AsBinary(ST_Multi(geom)) FROM admin.communes_current"
+        ):
+            md5 = hashlib.md5(bytes(wkb)).hexdigest()
+            job = f"area:{md5}"
+            if md5 not in counted and job not in jobs:
+                jobs[job] = bytes(wkb)
+                warm[job] = code
+    # a commune's own area concerns that commune only (no need to find it again)
+    known = {
+        job_of[a.key]: [a.commune_code]
+        for a in active
+        if a.area_kind == "commune" and a.commune_code and a.key in job_of
+    }
+    known.update({job: [code] for job, code in warm.items()})
+    computed = (
+        exposure_of_many(conn, jobs, evacuate=evacuate, communes=known, settings=settings)
+        if jobs
+        else {}
+    )
+    fresh = [
+        (job.removeprefix("area:"), stamp, Jsonb(figures))
+        for job, figures in computed.items()
+        if job.startswith("area:")
+    ]
+    if fresh:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO hazard.area_exposure (area_md5, stamp, figures) VALUES (%s, %s, %s) "
+                "ON CONFLICT (area_md5) DO UPDATE SET stamp = excluded.stamp, "
+                "figures = excluded.figures, computed_at = now()",
+                fresh,
+            )
     # the evacuation list of areas no longer active (or evacuated no more) goes
     conn.execute(
         "DELETE FROM hazard.evacuation_list WHERE NOT (risk_key = ANY(%s))",
         ([a.key for a in active if a.hazard in EVACUATED_HAZARDS],),
     )
     exposure = dict(kept)
-    for key, job in job_of.items():
-        exposure[key] = {**computed.get(job, {}), "area_md5": area_md5[key]}
+    for area in active:
+        if area.key in kept:
+            continue
+        job_key = job_of.get(area.key)
+        figures = computed.get(job_key, {}) if job_key else cached.get(area_md5[area.key], {})
+        exposure[area.key] = {**figures, "area_md5": area_md5[area.key]}
     return exposure
 
 
