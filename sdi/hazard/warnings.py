@@ -26,6 +26,8 @@ _TEMP_TABLES = (
     "sdi_warning_new",
     "sdi_warning_zone",
     "sdi_zone_parts",
+    "sdi_zone_edges",
+    "sdi_edge_parcels",
     "sdi_commune_parts",
     "sdi_exposed_buildings",
     "sdi_exposed_parcels",

@@ -11,4 +11,12 @@ SELECT z.gauge_code, p.geom, ST_Transform(p.geom, %(srid)s::int) AS geom_local
 FROM sdi_warning_zone z
 CROSS JOIN LATERAL ST_Subdivide(z.geom, 256) AS p(geom);
 CREATE INDEX ON sdi_zone_parts USING gist (geom);
-ANALYZE sdi_zone_parts
+ANALYZE sdi_zone_parts;
+-- Their boundaries, cut short: a single-part feature that meets the area but not its boundary
+-- lies inside it (exposed_parcels.sql), so most features need no exact covering test.
+CREATE TEMP TABLE sdi_zone_edges ON COMMIT DROP AS
+SELECT z.gauge_code, e.geom
+FROM sdi_warning_zone z
+CROSS JOIN LATERAL ST_Subdivide(ST_Boundary(z.geom), 64) AS e(geom);
+CREATE INDEX ON sdi_zone_edges USING gist (geom);
+ANALYZE sdi_zone_edges
