@@ -122,7 +122,14 @@ def _insert(conn, table: str, key: str, commune: str, run: int, values: dict, wk
 
 def _clean(conn: psycopg.Connection) -> None:
     # the risk model's tables hold only what this scenario raised (the samples raise nothing)
-    for table in ("cap_messages", "risk_level_history", "risk_levels", "combined_levels"):
+    # (the kept exposure too: a later load of an exposed layer would count it all again)
+    for table in (
+        "cap_messages",
+        "risk_level_history",
+        "risk_levels",
+        "combined_levels",
+        "area_exposure",
+    ):
         conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier("hazard", table)))
     conn.execute("DELETE FROM hazard.rain_readings WHERE gauge_code LIKE 'T-%'")
     conn.execute("DELETE FROM hazard.typhoon_track WHERE storm_code LIKE 'T-%'")
