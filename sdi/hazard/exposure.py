@@ -21,6 +21,7 @@ from sdi.hazard.warnings import (
     exposure_of_area,
     exposure_of_gauge_level,
     exposure_of_many,
+    exposure_stamp,
 )
 from sdi.settings import get_settings
 
@@ -32,6 +33,7 @@ __all__ = [
     "depth_statistics",
     "exposure",
     "exposure_of_many",
+    "exposure_stamp",
 ]
 
 INPUTS = ("area", "gauge", "water_level_m")

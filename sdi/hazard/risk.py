@@ -34,7 +34,7 @@ from psycopg.types.json import Jsonb
 
 import sdi.sql
 from sdi.hazard import cap
-from sdi.hazard.exposure import exposure_of_many
+from sdi.hazard.exposure import exposure_of_many, exposure_stamp
 from sdi.hazard.rules import LEVEL_COLOURS, LEVEL_LABELS, RuleSet, load_rules
 from sdi.settings import Settings, get_settings
 from sdi.sql import one
@@ -101,7 +101,7 @@ def _run(conn: psycopg.Connection, name: str, params: dict | None = None) -> Non
 # -- the areas of each hazard, with their measures -------------------------------------------
 def _rain_areas(conn: psycopg.Connection, params: dict) -> list[Area]:
     areas = []
-    for code, name, gauge, at, r24, r48, r72, distance, method, wkb in _rows(
+    for code, name, gauge, at, r12, r24, r48, r72, distance, method, wkb in _rows(
         conn, "risk_commune_rain_measures", params
     ):
         areas.append(
@@ -112,6 +112,7 @@ def _rain_areas(conn: psycopg.Connection, params: dict) -> list[Area]:
                 name,
                 code,
                 {
+                    "r12_mm": round(r12, 1),
                     "r24_mm": round(r24, 1),
                     "r48_mm": round(r48, 1),
                     "r72_mm": round(r72, 1),
@@ -497,29 +498,83 @@ def _write_combined(
 OBSERVATIONS = frozenset({"hazard.rain_readings", "hazard.typhoon_track", "hazard.gauge_readings"})
 
 
+_WARM_AREAS = """
+SELECT NULL::text, 'commune', commune_code, ST_AsBinary(ST_Multi(geom))
+FROM admin.communes_current
+UNION ALL
+SELECT zone_code, 'zone', NULL, ST_AsBinary(ST_Multi(geom)) FROM hazard.storm_surge_zones_current
+UNION ALL
+SELECT zone_code, 'zone', NULL, ST_AsBinary(ST_Multi(geom)) FROM hazard.landslide_zones_current
+"""
+
+# The evacuation list of an area rebuilt from its kept residential buildings.
+_EVACUATION_FROM_KEPT = """
+INSERT INTO hazard.evacuation_list (risk_key, hazard, level, area_code, building_id,
+    building_code, building_name, floors, residents_estimate, commune_code, geom)
+SELECT a.key, a.hazard, a.level, a.area_code, b.id, b.building_code, b.name, b.floors,
+       r.residents_estimate, b.commune_code, ST_Multi(b.geom)
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[])
+     AS a(key, md5, hazard, level, area_code)
+JOIN hazard.area_residents r ON r.area_md5 = a.md5
+JOIN construction.buildings_current b ON b.id = r.building_id
+ORDER BY a.key, b.building_code
+"""
+
+
 def _exposure(
     conn: psycopg.Connection, active: list[Area], trigger: str, settings: Settings
 ) -> dict[str, dict]:
     """Exposure of every active area (key → figures), with the evacuation list.
 
     Computed once per distinct polygon (a commune's heavy rain and typhoon share it) with the
-    flood warnings' exposure code; after a load of observations or forecasts only (no exposed
-    layer changed), an area whose polygon is unchanged keeps the exposure of its current
-    record: an hourly rainfall delivery recomputes levels, not the exposure of the province.
+    flood warnings' exposure code, and kept in ``hazard.area_exposure`` (with the residential
+    buildings of surge and landslide zones, ``hazard.area_residents``: their evacuation list)
+    under the exposed layers' stamp (``exposure_stamp``): while no exposed layer changes — an
+    hourly rainfall delivery, a typhoon bulletin — an area whose polygon was counted before
+    (under any hazard) is not counted again. When the exposed layers changed under figures
+    in use, or on a manual recompute, every commune, surge zone and landslide zone is counted
+    at once, so that a bulletin raising the whole province later finds them counted.
     """
     area_md5 = {a.key: hashlib.md5(a.wkb).hexdigest() for a in active}
+    stamp = exposure_stamp(conn, settings)
+    stale = conn.execute("DELETE FROM hazard.area_exposure WHERE stamp <> %s", (stamp,)).rowcount
+    cached = {
+        md5: figures
+        for md5, figures in conn.execute(
+            "SELECT area_md5, figures FROM hazard.area_exposure WHERE area_md5 = ANY(%s)",
+            (sorted(set(area_md5.values())),),
+        )
+    }
+    # an evacuated area unchanged since the last recompute (same polygon, same level) keeps its
+    # list as it is after a load of observations or forecasts
     kept: dict[str, dict] = {}
     if trigger in OBSERVATIONS:
-        for key, figures in conn.execute(
-            "SELECT natural_key, exposure FROM hazard.risk_levels WHERE valid_to IS NULL"
+        level_of = {a.key: a.level for a in active}
+        for key, figures, level in conn.execute(
+            "SELECT natural_key, exposure, level FROM hazard.risk_levels "
+            "WHERE valid_to IS NULL AND hazard = ANY(%s)",
+            (list(EVACUATED_HAZARDS),),
         ):
-            if key in area_md5 and figures.get("area_md5") == area_md5[key]:
+            if (
+                key in area_md5
+                and figures.get("area_md5") == area_md5[key]
+                and level_of[key] == level
+                and area_md5[key] in cached
+            ):
                 kept[key] = figures
     jobs: dict[str, bytes] = {}  # computation key → polygon
     job_of: dict[str, str] = {}
-    evacuate = {}
+    evacuate: dict[str, dict] = {}
+    relist: list[Area] = []  # evacuated areas whose list comes from the kept buildings
     for area in active:
+        md5 = area_md5[area.key]
         if area.key in kept:
+            continue
+        if md5 in cached and (
+            area.hazard not in EVACUATED_HAZARDS or cached[md5].get("residents_listed")
+        ):
+            if area.hazard in EVACUATED_HAZARDS:
+                relist.append(area)
             continue
         if area.hazard in EVACUATED_HAZARDS:  # its residential buildings are listed by key
             job = area.key
@@ -529,18 +584,81 @@ def _exposure(
                 "area_code": area.area_code,
             }
         else:
-            job = f"area:{area_md5[area.key]}"
+            job = f"area:{md5}"
         jobs[job] = area.wkb
         job_of[area.key] = job
-    computed = exposure_of_many(conn, jobs, evacuate=evacuate, settings=settings) if jobs else {}
-    # the evacuation list of areas no longer active (or evacuated no more) goes
+    md5_of_job = {job: area_md5[key] for key, job in job_of.items()}
+    known = {  # a commune's own area concerns that commune only (no need to find it again)
+        job_of[a.key]: [a.commune_code]
+        for a in active
+        if a.area_kind == "commune" and a.commune_code and a.key in job_of
+    }
+    if stale or trigger == "manual":
+        counted = {md5 for (md5,) in conn.execute("SELECT area_md5 FROM hazard.area_exposure")}
+        counted |= set(md5_of_job.values())
+        for zone, kind, commune, wkb in conn.execute(_WARM_AREAS):
+            md5 = hashlib.md5(bytes(wkb)).hexdigest()
+            if md5 in counted:
+                continue
+            counted.add(md5)
+            job = f"warm:{md5}"
+            jobs[job] = bytes(wkb)
+            md5_of_job[job] = md5
+            if kind == "commune":
+                known[job] = [commune]
+            else:  # its residential buildings are kept for its evacuation list
+                evacuate[job] = {"hazard": "warm", "level": 0, "area_code": zone}
+    for job in jobs:
+        md5_of_job.setdefault(job, job.removeprefix("area:"))
+    computed = (
+        exposure_of_many(conn, jobs, evacuate=evacuate, communes=known, settings=settings)
+        if jobs
+        else {}
+    )
+    if computed:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO hazard.area_exposure (area_md5, stamp, figures) VALUES (%s, %s, %s) "
+                "ON CONFLICT (area_md5) DO UPDATE SET stamp = excluded.stamp, "
+                "figures = excluded.figures, computed_at = now()",
+                [
+                    (md5_of_job[job], stamp, Jsonb({**figures, "residents_listed": True}))
+                    if job in evacuate
+                    else (md5_of_job[job], stamp, Jsonb(figures))
+                    for job, figures in computed.items()
+                ],
+            )
+            cur.executemany(
+                "INSERT INTO hazard.area_residents (area_md5, building_id, residents_estimate) "
+                "SELECT %s, building_id, residents_estimate FROM hazard.evacuation_list "
+                "WHERE risk_key = %s ON CONFLICT DO NOTHING",
+                [(md5_of_job[job], job) for job in evacuate if job in computed],
+            )
+    if relist:
+        keys = [a.key for a in relist]
+        conn.execute("DELETE FROM hazard.evacuation_list WHERE risk_key = ANY(%s)", (keys,))
+        conn.execute(
+            _EVACUATION_FROM_KEPT,
+            (
+                keys,
+                [area_md5[a.key] for a in relist],
+                [a.hazard for a in relist],
+                [a.level for a in relist],
+                [a.area_code for a in relist],
+            ),
+        )
+    # the evacuation list of areas no longer active (or evacuated no more, or only counted) goes
     conn.execute(
         "DELETE FROM hazard.evacuation_list WHERE NOT (risk_key = ANY(%s))",
         ([a.key for a in active if a.hazard in EVACUATED_HAZARDS],),
     )
     exposure = dict(kept)
-    for key, job in job_of.items():
-        exposure[key] = {**computed.get(job, {}), "area_md5": area_md5[key]}
+    for area in active:
+        if area.key in kept:
+            continue
+        job_key = job_of.get(area.key)
+        figures = computed.get(job_key, {}) if job_key else cached.get(area_md5[area.key], {})
+        exposure[area.key] = {**figures, "area_md5": area_md5[area.key]}
     return exposure
 
 

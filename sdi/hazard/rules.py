@@ -39,12 +39,18 @@ def rules_dir() -> Path:
     return get_settings().home / "etl" / "rules" / "disaster_risk"
 
 
+# Said after the citation of a criterion not checked against the article's text (``read:
+# false`` in its rule file), wherever it is cited: records, history, CAP messages.
+UNREAD_MARK: Final = "chưa đối chiếu văn bản / not checked against the text"
+
+
 @dataclass(frozen=True)
 class Criterion:
     level: int
     clause: str
     when: dict[str, dict[str, Any]]
     text: dict[str, str]
+    read: bool = True
 
     def holds(self, measures: dict[str, Any]) -> bool:
         """Every condition holds for the measures (a missing measure fails its condition)."""
@@ -74,6 +80,7 @@ class HazardRule:
     hazard: str
     title: dict[str, str]
     article: str
+    source_status: str
     area: str
     measures: dict[str, str]
     criteria: tuple[Criterion, ...]
@@ -89,7 +96,8 @@ class HazardRule:
         return best.level, best
 
     def citation(self, criterion: Criterion) -> str:
-        return f"Quyết định {DECISION}, {self.article} {criterion.clause}"
+        cited = f"Quyết định {DECISION}, {self.article} {criterion.clause}"
+        return cited if criterion.read else f"{cited} ({UNREAD_MARK})"
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ class RuleSet:
 
 
 def _criterion(raw: dict) -> Criterion:
-    return Criterion(raw["level"], raw["clause"], raw["when"], raw["text"])
+    return Criterion(raw["level"], raw["clause"], raw["when"], raw["text"], raw.get("read", True))
 
 
 @cache
@@ -159,10 +167,18 @@ def _load(directory: Path) -> RuleSet:
                     f"undeclared measure(s) {', '.join(sorted(unknown))}; declared: "
                     f"{', '.join(data['measures'])}"
                 )
+        status = data.get("source_status", "read")
+        unread = sum(1 for raw in data["criteria"] if not raw.get("read", True))
+        if (status == "read" and unread) or (status == "unread" and unread < len(data["criteria"])):
+            raise ConfigError(
+                f"{path}: source_status {status!r} but {unread} of {len(data['criteria'])} "
+                "criteria are marked read: false"
+            )
         hazards[data["hazard"]] = HazardRule(
             hazard=data["hazard"],
             title=data["title"],
             article=data["article"],
+            source_status=data.get("source_status", "read"),
             area=data["area"],
             measures=data["measures"],
             criteria=tuple(_criterion(c) for c in data["criteria"]),

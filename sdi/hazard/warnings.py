@@ -6,6 +6,7 @@ an input), all in PostGIS, and is idempotent. The model it computes: ``docs/warn
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -24,6 +25,10 @@ _TEMP_TABLES = (
     "sdi_gauge_state",
     "sdi_warning_new",
     "sdi_warning_zone",
+    "sdi_zone_parts",
+    "sdi_zone_edges",
+    "sdi_edge_parcels",
+    "sdi_commune_parts",
     "sdi_exposed_buildings",
     "sdi_exposed_parcels",
     "sdi_facility_parcels",
@@ -280,10 +285,7 @@ def exposure_of_area(
     with conn.transaction():
         _drop_temp(conn)
         _run(conn, "polygon_area", {"wkb": area_wkb})
-        conn.execute("ALTER TABLE sdi_warning_zone ADD COLUMN geom_local geometry")
-        conn.execute(
-            "UPDATE sdi_warning_zone SET geom_local = ST_Transform(geom, %(srid)s::int)", params
-        )
+        _run(conn, "zones_local", params)
         result = _exposure_in_transaction(conn, params)
         _drop_temp(conn)
     return result
@@ -294,18 +296,31 @@ def exposure_of_many(
     areas: dict[str, bytes],
     *,
     evacuate: dict[str, dict] | None = None,
+    communes: dict[str, list[str]] | None = None,
     settings: Settings | None = None,
 ) -> dict[str, dict]:
     """The exposure figures of many (multi)polygons at once (key → figures, EPSG:4326 WKB),
     counted exactly as a flood warning's. With ``evacuate`` (key → hazard, level, area_code),
     the evacuation list (``hazard.evacuation_list``) is rebuilt from those areas' residential
-    buildings in the same pass. Runs in a transaction of its own (a savepoint)."""
+    buildings in the same pass. ``communes`` (key → commune codes) gives the communes of the
+    areas that are known (a commune's own area: itself); the others' are those sharing some of
+    their interior. Runs in a transaction of its own (a savepoint)."""
     params = _model_params(settings or get_settings())
     result: dict[str, dict] = {}
     with conn.transaction():
         _drop_temp(conn)
-        _run(conn, "risk_areas_zone", {"keys": list(areas), "wkbs": list(areas.values())})
+        known = communes or {}
+        _run(
+            conn,
+            "risk_areas_zone",
+            {
+                "keys": list(areas),
+                "wkbs": list(areas.values()),
+                "communes": [json.dumps(sorted(known[k])) if k in known else None for k in areas],
+            },
+        )
         _run(conn, "zones_local", params)
+        _run(conn, "risk_areas_communes")
         _expose(conn, params)
         cur = conn.execute(_statement("risk_exposure"), params)
         names = [c.name for c in cur.description or ()]
@@ -315,6 +330,20 @@ def exposure_of_many(
             _run(conn, "risk_evacuation", {**params, "evacuate": Jsonb(evacuate)})
         _drop_temp(conn)
     return result
+
+
+def exposure_stamp(conn: psycopg.Connection, settings: Settings | None = None) -> str:
+    """What exposure figures depend on (the exposed layers' latest runs and current rows, the
+    model's parameters): figures counted under another stamp are stale."""
+    params = _model_params(settings or get_settings())
+    model_text = json.dumps(
+        {k: (v.obj if isinstance(v, Jsonb) else v) for k, v in params.items()},
+        sort_keys=True,
+        default=str,
+    )
+    return str(
+        sdi.sql.one(conn.execute(sdi.sql.load(PACKAGE, "exposure_stamp"), {"model": model_text}))[0]
+    )
 
 
 def gauge_thresholds(conn: psycopg.Connection, gauge_code: str) -> tuple[float, float, float]:

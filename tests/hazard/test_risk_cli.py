@@ -24,3 +24,12 @@ def test_the_manual_recompute_is_a_recorded_run_and_the_report_lists_levels(
     report = run_sdi("hazard", "risk")
     assert report.returncode == 0, report.stderr
     assert "hazard" in report.stdout and "combined level" in report.stdout
+    with psycopg.connect(migrated) as conn:
+        # the manual recompute counted every commune and zone once, under the current stamp
+        counted, stamps = conn.execute(
+            "SELECT count(*), count(DISTINCT stamp) FROM hazard.area_exposure"
+        ).fetchone()
+        communes = conn.execute("SELECT count(*) FROM admin.communes_current").fetchone()[0]
+        assert counted >= communes and stamps == 1
+        # leave none kept: a later test's load of an exposed layer would count them all again
+        conn.execute("DELETE FROM hazard.area_exposure")

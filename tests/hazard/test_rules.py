@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sdi.errors import ConfigError
-from sdi.hazard.rules import LEVEL_COLOURS, load_rules, rules_dir
+from sdi.hazard.rules import LEVEL_COLOURS, UNREAD_MARK, load_rules, rules_dir
 
 
 def test_every_rule_file_cites_an_article_of_decision_18() -> None:
@@ -58,13 +58,79 @@ def test_flash_flood_and_landslide_follow_article_46(r24, prior, susceptibility,
     assert (verdict[0] if verdict else None) == level
 
 
+# Article 42's table, column "vùng biển ven bờ, đất liền Đông Bắc Bộ ..." (Quảng Ninh's coast
+# and land): 6–9 → 3, 10–11 → 3, 12–13 → 4, 14–15 → 4, ≥ 16 → 5.
 @pytest.mark.parametrize(
-    ("storm", "level"), [(5, None), (6, 3), (9, 3), (10, 4), (13, 4), (14, 5), (16, 5)]
+    ("storm", "level"),
+    [(5, None), (6, 3), (9, 3), (10, 3), (11, 3), (12, 4), (13, 4), (14, 4), (15, 4), (16, 5)],
 )
-def test_typhoon_levels(storm, level) -> None:
+@pytest.mark.parametrize("setting", ["coast", "land"])
+def test_typhoon_levels_follow_article_42(storm, level, setting) -> None:
     rule = load_rules().hazards["typhoon"]
-    verdict = rule.judge({"storm_level": storm, "setting": "coast", "wind_level": 6})
+    verdict = rule.judge({"storm_level": storm, "setting": setting, "wind_level": 6})
     assert (verdict[0] if verdict else None) == level
+    if verdict:
+        assert rule.citation(verdict[1]).startswith("Quyết định 18/2021/QĐ-TTg, Điều 42 khoản")
+        assert UNREAD_MARK not in rule.citation(verdict[1])
+
+
+@pytest.mark.parametrize(
+    ("r12", "r24", "level"),
+    [
+        (40, 99.9, None),
+        (50, 60, 1),  # "từ 50 mm đến 100 mm trong 12 giờ"
+        (100, 100, 1),  # both ends of both ranges included
+        (100.1, 99.9, None),  # over the 12-hour range, under the 24-hour one
+        (30, 200, 1),
+        (30, 200.1, 2),
+    ],
+)
+def test_heavy_rain_level_1_follows_article_44_clause_1(r12, r24, level) -> None:
+    rule = load_rules().hazards["heavy_rain"]
+    verdict = rule.judge({"r12_mm": r12, "r24_mm": r24, "r48_mm": r24, "r72_mm": r24})
+    assert (verdict[0] if verdict else None) == level
+    if level == 1:
+        assert rule.citation(verdict[1]) == "Quyết định 18/2021/QĐ-TTg, Điều 44 khoản 1"
+
+
+@pytest.mark.parametrize(
+    ("alarm", "above3", "level"),
+    [(1, -2.0, 1), (2, -1.0, 1), (3, 0.0, 2), (3, 0.99, 2), (3, 1.0, 3)],
+)
+def test_river_flood_follows_article_45_region_1(alarm, above3, level) -> None:
+    rule = load_rules().hazards["river_flood"]
+    verdict = rule.judge({"alarm_level": alarm, "above_alarm3_m": above3})
+    assert verdict is not None and verdict[0] == level
+    # level 3 from alarm 3 + 1 m was not read in the article: its citation says so
+    assert (UNREAD_MARK in rule.citation(verdict[1])) == (level == 3)
+
+
+def test_unread_criteria_are_marked_where_they_are_cited() -> None:
+    rules = load_rules()
+    status = {h: r.source_status for h, r in rules.hazards.items()}
+    assert status == {
+        "typhoon": "read",
+        "flash_flood_landslide": "partly_read",
+        "heavy_rain": "partly_read",
+        "river_flood": "partly_read",
+        "storm_surge": "unread",
+    }
+    surge = rules.hazards["storm_surge"]
+    assert all(not c.read for c in surge.criteria)
+    assert all(UNREAD_MARK in surge.citation(c) for c in surge.criteria)
+    # clause 1 of Article 46 was read; clauses 2 and 3 were not
+    landslide = rules.hazards["flash_flood_landslide"]
+    assert {c.level for c in landslide.criteria if c.read} == {1}
+
+
+def test_a_file_said_read_with_an_unread_criterion_is_refused(tmp_path: Path) -> None:
+    directory = _copy(tmp_path)
+    path = directory / "typhoon.yml"
+    path.write_text(
+        path.read_text().replace("    clause: khoản 3\n", "    clause: khoản 3\n    read: false\n")
+    )
+    with pytest.raises(ConfigError, match="source_status 'read'"):
+        load_rules(directory)
 
 
 @pytest.mark.parametrize(

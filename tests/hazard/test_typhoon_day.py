@@ -15,24 +15,32 @@ alternate ±0.1 (±1 mm, ±0.5 mm) around these means, as real gauges do (an ide
 value six hours running is a stuck sensor, rejected by the feed); every window of an even
 number of hours sums to the mean.
 
-Per step: hill r24 / prior (r72 − r24), coast r24 in mm; storm level; expected levels.
+Per step: hill r24 / prior (r72 − r24), coast r12 / r24 in mm; storm level; river level;
+expected levels.
 
-| step | hill | coast | storm | typhoon | surge | rain h/c | LS1/LS2/LS3 | river | combined c/h |
+| step | hill | coast | storm | typhoon c/h | surge | rain h/c | LS1/2/3 | river | combined c/h |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-| T0 | 24/48 | 0 | 13 (B1) | 4/4 | SS2 → 4 | –/– | –/–/– | – 1.5 m | 5 (+2) / 4 |
-| T0+12 | 162/48 | 60 | 14 (B2) | 5/5 | SS3 → 5 | 1/– | 1/2/– | – 2.6 m | 5 (+2) / 5 |
-| T0+24 | 300/48 | 120 | 14 (B2) | 5/5 | SS3 → 5 | 2/1 | 2/3/– | 1 3.4 m | 5 (+2) / 5 |
-| T0+36 | 150/186 | 60 | final | – | – | 2/– | 1/2/– | – 2.5 m | – / 3 (+1) |
-| T0+60 | 0 | 0 | – | – | – | – | – | – 1.8 m | – / – |
+| T0 | 24/48 | 0/0 | 13 (B1) | 4/4 | SS2 → 4 | –/– | –/–/– | – 1.5 m | 5 (+2) / 4 |
+| T0+12 | 162/48 | 60/60 | 14 (B2) | 4/4 | SS3 → 5 | 1/1 | 1/2/– | 1 2.6 m | 5 (+2) / 5 (+1) |
+| T0+24 | 300/48 | 60/120 | 14 (B2) | 4/4 | SS3 → 5 | 2/1 | 2/3/– | 1 3.4 m | 5 (+2) / 5 (+2) |
+| T0+36 | 150/186 | 0/60 | final | – | – | 2/– | 1/2/– | 1 2.5 m | – / 3 (+1) |
+| T0+60 | 0 | 0/0 | – | – | – | – | – | – 1.8 m | – / – |
 
-Heavy rain on the hill at T0+36 h: 150 mm in 24 h lasting (336 mm in 72 h ≥ 300): level 2.
+Typhoon (Article 42, read: the column "vùng biển ven bờ, đất liền Đông Bắc Bộ" of its table):
+levels 12–15 are level 4, so the storm's intensification from 13 to 14 keeps level 4 (the
+national centre gave Yagi level 4 there too). Heavy rain (Article 44 clause 1, read): 100–200
+mm in 24 h or 50–100 mm in 12 h is level 1 — the coast's 60 mm in 12 h at T0+12; the hill's
+levels 2 are the service's unconfirmed reading of clause 2 (over 200 mm in 24 h at T0+24; 150
+mm in 24 h lasting, 336 mm in 72 h ≥ 300, at T0+36). River (Article 45, region 1): alarm 1
+(2.0 m) and alarm 2 (3.0 m) are level 1; 1.8 m is below alarm 1.
 Storm levels: bulletin B1's point at T0+12 h (level 13, 180 km, r6 250 km) and the landfall
 point (level 12, r6 200 km) reach both communes, the T0 point (level 14, 420 km) does not:
 13. B2 raises the T0+12 h point to level 14: 14. Surge: the zone of the strongest scenario the
 storm reaches ('12-13' at 13, '14-15' at 14). Combined: Article 4 clause 4 as in
 combination.yml (raise 1 with two hazards at level ≥ 2, raise 2 with two at level ≥ 3).
 The exposure of the activated surge zone equals an independent PostGIS query; the CAP
-messages (alert, update, cancel) validate against the CAP 1.2 schema and reference the first.
+messages validate against the CAP 1.2 schema: the coast's typhoon is an alert then a cancel,
+the hill's heavy rain an alert, an update (1 → 2) and a cancel, each referencing the first.
 """
 
 from __future__ import annotations
@@ -114,7 +122,14 @@ def _insert(conn, table: str, key: str, commune: str, run: int, values: dict, wk
 
 def _clean(conn: psycopg.Connection) -> None:
     # the risk model's tables hold only what this scenario raised (the samples raise nothing)
-    for table in ("cap_messages", "risk_level_history", "risk_levels", "combined_levels"):
+    # (the kept exposure too: a later load of an exposed layer would count it all again)
+    for table in (
+        "cap_messages",
+        "risk_level_history",
+        "risk_levels",
+        "combined_levels",
+        "area_exposure",
+    ):
         conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier("hazard", table)))
     conn.execute("DELETE FROM hazard.rain_readings WHERE gauge_code LIKE 'T-%'")
     conn.execute("DELETE FROM hazard.typhoon_track WHERE storm_code LIKE 'T-%'")
@@ -357,12 +372,14 @@ STEPS = [  # (hour, rain from, bulletin, river level, expected levels, combined)
         B2,
         2.6,
         {
-            f"typhoon:{COAST}": 5,
-            f"typhoon:{HILL}": 5,
+            f"typhoon:{COAST}": 4,
+            f"typhoon:{HILL}": 4,
             "storm_surge:T-SS3": 5,
             f"heavy_rain:{HILL}": 1,
+            f"heavy_rain:{COAST}": 1,
             "flash_flood_landslide:T-LS1": 1,
             "flash_flood_landslide:T-LS2": 2,
+            "river_flood:T-RG": 1,
         },
         {COAST: (5, 2), HILL: (5, 1)},
     ),
@@ -372,8 +389,8 @@ STEPS = [  # (hour, rain from, bulletin, river level, expected levels, combined)
         None,
         3.4,
         {
-            f"typhoon:{COAST}": 5,
-            f"typhoon:{HILL}": 5,
+            f"typhoon:{COAST}": 4,
+            f"typhoon:{HILL}": 4,
             "storm_surge:T-SS3": 5,
             f"heavy_rain:{HILL}": 2,
             f"heavy_rain:{COAST}": 1,
@@ -392,6 +409,7 @@ STEPS = [  # (hour, rain from, bulletin, river level, expected levels, combined)
             f"heavy_rain:{HILL}": 2,
             "flash_flood_landslide:T-LS1": 1,
             "flash_flood_landslide:T-LS2": 2,
+            "river_flood:T-RG": 1,
         },
         {HILL: (3, 1)},
     ),
@@ -459,15 +477,23 @@ def test_the_typhoon_day_hour_by_hour(day, feed, api, settings) -> None:
                     for c, (box, use, _) in BUILDINGS.items()
                     if use == "residential" and box[0] < SURGE[zone][0][2]
                 }
-        # CAP: every message valid; the typhoon on the coast: alert, update, cancel
+        # CAP: every message valid; the typhoon on the coast: alert, cancel (it stays at
+        # level 4 from 13 to 14); the heavy rain on the hill: alert, update, cancel
         messages = db.execute(
             'SELECT identifier, msg_type, "references", xml FROM hazard.cap_messages '
             "WHERE natural_key = %s ORDER BY id",
             (f"typhoon:{COAST}",),
         ).fetchall()
-        assert [m[1] for m in messages] == ["Alert", "Update", "Cancel"]
+        assert [m[1] for m in messages] == ["Alert", "Cancel"]
         first = messages[0][0]
-        assert all(first in m[2] for m in messages[1:])
+        assert first in messages[1][2]
+        rain_messages = db.execute(
+            'SELECT identifier, msg_type, "references" FROM hazard.cap_messages '
+            "WHERE natural_key = %s ORDER BY id",
+            (f"heavy_rain:{HILL}",),
+        ).fetchall()
+        assert [m[1] for m in rain_messages] == ["Alert", "Update", "Cancel"]
+        assert all(rain_messages[0][0] in m[2] for m in rain_messages[1:])
         for _identifier, _kind, _refs, xml in db.execute(
             'SELECT identifier, msg_type, "references", xml FROM hazard.cap_messages'
         ).fetchall():
@@ -486,10 +512,16 @@ def test_the_typhoon_day_hour_by_hour(day, feed, api, settings) -> None:
         schema.validate(response.text)
         atom = api.get("/cap/alerts.atom")
         assert atom.status_code == 200 and first not in atom.text
-        # history: the coast's typhoon raised at 4, escalated to 5, cleared
+        # history: the coast's typhoon raised at 4 and cleared; the hill's rain 1 → 2 → cleared
         history = db.execute(
             "SELECT event, level_from, level_to FROM hazard.risk_level_history "
             "WHERE natural_key = %s ORDER BY id",
             (f"typhoon:{COAST}",),
         ).fetchall()
-        assert history == [("raised", 0, 4), ("escalated", 4, 5), ("cleared", 5, 0)]
+        assert history == [("raised", 0, 4), ("cleared", 4, 0)]
+        history = db.execute(
+            "SELECT event, level_from, level_to FROM hazard.risk_level_history "
+            "WHERE natural_key = %s ORDER BY id",
+            (f"heavy_rain:{HILL}",),
+        ).fetchall()
+        assert history == [("raised", 0, 1), ("escalated", 1, 2), ("cleared", 2, 0)]

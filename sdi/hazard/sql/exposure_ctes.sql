@@ -43,20 +43,21 @@ WITH buildings AS (
     ) f
     GROUP BY 1
 ), lamps AS (
-    SELECT z.gauge_code, count(*)::int AS n
-    FROM sdi_warning_zone z
+    SELECT z.gauge_code, count(DISTINCT l.id)::int AS n
+    FROM sdi_zone_parts z
     JOIN utility.street_lamps_current l ON ST_Intersects(l.geom, z.geom)
     GROUP BY 1
 ), cameras AS (
-    SELECT z.gauge_code, count(*)::int AS n
-    FROM sdi_warning_zone z
+    SELECT z.gauge_code, count(DISTINCT c.id)::int AS n
+    FROM sdi_zone_parts z
     JOIN utility.cameras_current c ON ST_Intersects(c.geom, z.geom)
     GROUP BY 1
 ), pipes AS (
-    SELECT z.gauge_code, count(*)::int AS n,
+    -- the pieces partition the zone: a pipe's length inside it is the sum over the pieces
+    SELECT z.gauge_code, count(DISTINCT w.id)::int AS n,
            sum(ST_Length(ST_Intersection(ST_Transform(w.geom, %(srid)s::int), z.geom_local)))
                AS length_m
-    FROM sdi_warning_zone z
+    FROM sdi_zone_parts z
     JOIN utility.water_pipes_current w ON ST_Intersects(w.geom, z.geom)
     GROUP BY 1
 )
