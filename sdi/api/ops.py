@@ -26,7 +26,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sdi.api import db
+from sdi.api import db, replicas
 from sdi.api.asgi import header, replace_header, send_body, send_error
 from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY, redact_query
 
@@ -258,6 +258,15 @@ def configure_logging(path: Path, max_bytes: int, backups: int) -> None:
         logger.setLevel(logging.WARNING)
 
 
+def instance_name() -> str:
+    """This API instance's name (``SDI_INSTANCE``, set by ``sdi serve --instances``), else
+    host:port of the settings: the label of its metrics and its /healthz."""
+    from sdi.settings import get_settings
+
+    settings = get_settings()
+    return settings.instance or f"{settings.host}:{settings.port}"
+
+
 # -- health ------------------------------------------------------------------------------------
 class HealthCheck:
     """Whether the warehouse answers, asked at most once per ``ttl`` seconds."""
@@ -468,9 +477,18 @@ class Operations:
         started = time.perf_counter()
         state: dict[str, Any] = {"status": None, "bytes": 0, "done": False}
 
+        # Reads may go to a replica, writes to the primary; a write's answer says where the
+        # primary's WAL reached, for the client's next reads (sdi.api.replicas).
+        replicas.propagate_context()
+        intent = replicas.begin(scope["method"], scope.get("headers", []))
+
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
+                extra = replicas.response_headers(intent)
+                if extra:
+                    message = dict(message)
+                    message["headers"] = [*message.get("headers", []), *extra]
             elif message["type"] == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
                 state["done"] = not message.get("more_body", False)
@@ -518,10 +536,14 @@ class Operations:
                 await send_error(send, 405, "MethodNotAllowed", "use GET /healthz")
                 return
             ok = await self.health.database_ok()
-            body = {
+            body: dict[str, Any] = {
                 "status": "ok" if ok else "unavailable",
                 "database": "ok" if ok else "unreachable",
+                "instance": instance_name(),
             }
+            router = await run_in_threadpool(db.read_router)
+            if router is not None and router.has_replicas():
+                body["replicas"] = router.report()  # down or lagging ones: the primary reads
             await send_body(
                 send,
                 200 if ok else 503,
@@ -535,6 +557,8 @@ class Operations:
                 await send_error(send, 405, "MethodNotAllowed", "use GET /metrics")
                 return
             exposition, content_type = await run_in_threadpool(self.metrics.exposition)
+            await run_in_threadpool(db.read_router)  # the replicas are watched from here on
+            exposition += replicas.metrics_lines(instance_name())
             await send_body(
                 send, 200, exposition, content_type, [(b"cache-control", b"no-store")], head
             )

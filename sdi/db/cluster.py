@@ -78,10 +78,26 @@ def wal_settings(level: str) -> str:
 
 PG_HBA = """\
 # Written by sdi (sdi/db/cluster.py): password logins (scram-sha-256) over TCP from 127.0.0.1
-# only. Nothing else is accepted, not even the unix socket.
-# TYPE  DATABASE  USER  ADDRESS       METHOD
-host    all       all   127.0.0.1/32  scram-sha-256
+# only. Nothing else is accepted, not even the unix socket. The replication line lets a local
+# hot standby (`sdi db replica add`, sdi/db/replica.py) stream this cluster's WAL.
+# TYPE  DATABASE     USER  ADDRESS       METHOD
+host    all          all   127.0.0.1/32  scram-sha-256
+host    replication  all   127.0.0.1/32  scram-sha-256
 """
+
+# What a primary with replicas needs (a minimal WAL cannot be streamed); a replica's slot
+# keeps the WAL it has not received, bounded so that a replica left down cannot fill the disk
+# (past it, the replica must be added again).
+REPLICATION = """\
+max_wal_senders = 10
+max_replication_slots = 10
+max_slot_wal_keep_size = 4GB
+wal_keep_size = 256MB
+hot_standby = on
+hot_standby_feedback = on
+"""
+
+REPLICAS_DIR = "replicas"
 
 
 class ClusterError(DatabaseUnavailable):
@@ -526,14 +542,39 @@ class LocalCluster:
         self._write_config()
         return True
 
+    # -- replication (sdi.db.replica) -----------------------------------------------------
+    @property
+    def replicas_dir(self) -> Path:
+        """Where this cluster's local hot standbys live (one folder each)."""
+        return self.base_dir / REPLICAS_DIR
+
+    def has_replicas(self) -> bool:
+        """Whether a replica exists or is being added (its folder is made first)."""
+        return self.replicas_dir.is_dir() and any(
+            child.is_dir() for child in self.replicas_dir.iterdir()
+        )
+
+    def wal_level(self) -> str:
+        """The configured wal_level, at least ``replica`` while the cluster has replicas."""
+        level = self.settings.db_wal_level
+        return "replica" if level == "minimal" and self.has_replicas() else level
+
+    def _replication_conf(self) -> str:
+        level = self.wal_level()
+        return wal_settings(level) + (REPLICATION if level != "minimal" else "")
+
     def _write_config(self) -> None:
         text = (
             "# Written by sdi at every `sdi db start`: edits here are lost.\n"
             f"listen_addresses = '{self.host}'\n"
             f"port = {self.port}\n"
             f"unix_socket_directories = '{self.socket_dir}'\n"
-            "unix_socket_permissions = 0700\n" + TUNING + wal_settings(self.settings.db_wal_level)
+            "unix_socket_permissions = 0700\n" + TUNING + self._replication_conf()
         )
+        hba = self.data_dir / "pg_hba.conf"
+        with contextlib.suppress(OSError):
+            if hba.read_text() != PG_HBA:  # clusters made before the replication line
+                self._write(hba, PG_HBA)
         path = self.data_dir / "sdi.conf"
         with contextlib.suppress(OSError):
             if path.read_text() == text:
