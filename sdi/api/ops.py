@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sdi.api import db, replicas
 from sdi.api.asgi import header, replace_header, send_body, send_error
 from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY, redact_query
+from sdi.settings import get_settings
 
 LOGGER = logging.getLogger("sdi.api.ops")
 
@@ -261,8 +262,6 @@ def configure_logging(path: Path, max_bytes: int, backups: int) -> None:
 def instance_name() -> str:
     """This API instance's name (``SDI_INSTANCE``, set by ``sdi serve --instances``), else
     host:port of the settings: the label of its metrics and its /healthz."""
-    from sdi.settings import get_settings
-
     settings = get_settings()
     return settings.instance or f"{settings.host}:{settings.port}"
 
@@ -539,8 +538,9 @@ class Operations:
             body: dict[str, Any] = {
                 "status": "ok" if ok else "unavailable",
                 "database": "ok" if ok else "unreachable",
-                "instance": instance_name(),
             }
+            if get_settings().instance:  # one of several behind the balancer: which one
+                body["instance"] = instance_name()
             router = await run_in_threadpool(db.read_router)
             if router is not None and router.has_replicas():
                 body["replicas"] = router.report()  # down or lagging ones: the primary reads

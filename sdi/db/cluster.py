@@ -78,12 +78,13 @@ def wal_settings(level: str) -> str:
 
 PG_HBA = """\
 # Written by sdi (sdi/db/cluster.py): password logins (scram-sha-256) over TCP from 127.0.0.1
-# only. Nothing else is accepted, not even the unix socket. The replication line lets a local
-# hot standby (`sdi db replica add`, sdi/db/replica.py) stream this cluster's WAL.
-# TYPE  DATABASE     USER  ADDRESS       METHOD
-host    all          all   127.0.0.1/32  scram-sha-256
-host    replication  all   127.0.0.1/32  scram-sha-256
+# only. Nothing else is accepted, not even the unix socket.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+host    all       all   127.0.0.1/32  scram-sha-256
 """
+# Added while the cluster has local hot standbys (`sdi db replica add`, sdi/db/replica.py):
+# they stream its WAL over the same loopback, with the same password logins.
+PG_HBA_REPLICATION = "host    replication  all  127.0.0.1/32  scram-sha-256\n"
 
 # What a primary with replicas needs (a minimal WAL cannot be streamed); a replica's slot
 # keeps the WAL it has not received, bounded so that a replica left down cannot fill the disk
@@ -534,7 +535,7 @@ class LocalCluster:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             raise self._error("initdb failed", proc, show_log=False)
         self._write(self.base_dir / "superuser", user + "\n")
-        self._write(self.data_dir / "pg_hba.conf", PG_HBA)
+        self._write(self.data_dir / "pg_hba.conf", self.hba_rules())
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as handle:
             handle.write("\n# Settings of the sdi project (rewritten at every start).\n")
@@ -559,6 +560,19 @@ class LocalCluster:
         level = self.settings.db_wal_level
         return "replica" if level == "minimal" and self.has_replicas() else level
 
+    def hba_rules(self) -> str:
+        """pg_hba.conf: loopback password logins, and replication while replicas exist."""
+        return PG_HBA + (PG_HBA_REPLICATION if self.wal_level() != "minimal" else "")
+
+    def allow_replication(self) -> None:
+        """Write the settings a replica needs and make a running cluster read them (a change
+        of wal_level needs a restart: ``sdi.db.replica.add`` does it)."""
+        with self._lock():
+            self._write_config()
+            if self.is_running():
+                with self.connect() as conn:
+                    conn.execute("SELECT pg_reload_conf()")
+
     def _replication_conf(self) -> str:
         level = self.wal_level()
         return wal_settings(level) + (REPLICATION if level != "minimal" else "")
@@ -571,10 +585,10 @@ class LocalCluster:
             f"unix_socket_directories = '{self.socket_dir}'\n"
             "unix_socket_permissions = 0700\n" + TUNING + self._replication_conf()
         )
-        hba = self.data_dir / "pg_hba.conf"
+        hba, rules = self.data_dir / "pg_hba.conf", self.hba_rules()
         with contextlib.suppress(OSError):
-            if hba.read_text() != PG_HBA:  # clusters made before the replication line
-                self._write(hba, PG_HBA)
+            if hba.read_text() != rules:
+                self._write(hba, rules)
         path = self.data_dir / "sdi.conf"
         with contextlib.suppress(OSError):
             if path.read_text() == text:

@@ -218,6 +218,7 @@ def add(settings: Settings, name: str, port: int | None = None) -> Replica:
     if replica.is_initialised():
         raise ClusterError(f"replica {name!r} exists already ({replica.data_dir})")
     replica._make_base()
+    primary.allow_replication()  # the replica's folder exists: pg_hba lets it stream
     with primary.connect() as conn:
         level = conn.execute("SHOW wal_level").fetchone()
         senders = conn.execute("SHOW max_wal_senders").fetchone()
@@ -316,6 +317,8 @@ def remove(settings: Settings, name: str) -> bool:
     shutil.rmtree(base, ignore_errors=True)
     if replica.socket_dir != base / "run":
         shutil.rmtree(replica.socket_dir, ignore_errors=True)
+    # The last one gone: no more replication logins (wal_level goes back at the next start).
+    primary.allow_replication()
     # The slot goes last: while it exists, the primary keeps the WAL the standby needs.
     deadline = time.monotonic() + 10
     while True:

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from sdi.db import LocalCluster
-from sdi.db.cluster import PG_HBA
+from sdi.db.cluster import PG_HBA, PG_HBA_REPLICATION
 from sdi.db.replica import Replica, replicas, slot_name
 from sdi.settings import PROJECT_DIR
 from tests.support.replicas import local_primary, replica_of
@@ -70,8 +70,7 @@ def test_the_replica_streams_the_primarys_writes_and_refuses_its_own(
         ).fetchone()
         assert slot == (True,)  # the primary keeps what the standby has not received
         assert conn.execute("SHOW wal_level").fetchone()[0] in ("replica", "logical")
-    assert "host    replication  all   127.0.0.1/32  scram-sha-256" in PG_HBA
-    assert (primary.data_dir / "pg_hba.conf").read_text() == PG_HBA
+    assert (primary.data_dir / "pg_hba.conf").read_text() == PG_HBA + PG_HBA_REPLICATION
 
 
 def test_list_shows_it_streaming_and_its_lag(standby) -> None:
@@ -121,6 +120,7 @@ def test_remove_deletes_its_folder_and_slot(standby, database_url: str) -> None:
     assert remove(primary.settings, replica.name) is True
     assert not replica.base_dir.exists()
     assert replica.name not in {r.name for r in replicas(primary)}
+    assert primary.hba_rules() == PG_HBA  # the replication line goes with the last replica
     with psycopg.connect(database_url, autocommit=True) as conn:
         assert (
             conn.execute(
