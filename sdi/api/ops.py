@@ -479,7 +479,7 @@ class Operations:
         # Reads may go to a replica, writes to the primary; a write's answer says where the
         # primary's WAL reached, for the client's next reads (sdi.api.replicas).
         replicas.propagate_context()
-        intent = replicas.begin(scope["method"], scope.get("headers", []))
+        intent = replicas.begin(scope["method"], scope["path"], scope.get("headers", []))
 
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -2,10 +2,11 @@
 
 With read replicas (``SDI_READ_DATABASE_URLS``, else the local cluster's, ``sdi db replica
 add``), :func:`sdi.api.db.connection` hands a ``GET``/``HEAD``/``OPTIONS`` request a
-connection to a replica, and any other request one to the primary. A write request's answer
-carries the primary's WAL position after it (cookie ``sdi_lsn`` and header ``SDI-LSN``); a
-later read that presents it (cookie, or the ``SDI-LSN`` header) is served by a replica that
-has replayed that far (waiting at most ``SDI_READ_YOUR_WRITES_WAIT_S``), else by the primary.
+connection to a replica, and any other request (and the change feed, :data:`PRIMARY_READS`)
+one to the primary. A write request's answer carries the primary's WAL position after it
+(cookie ``sdi_lsn`` and header ``SDI-LSN``); a later read that presents it (cookie, or the
+``SDI-LSN`` header) is served by a replica that has replayed that far (waiting at most
+``SDI_READ_YOUR_WRITES_WAIT_S``), else by the primary.
 
 A thread per worker process checks each replica every ``SDI_REPLICA_CHECK_INTERVAL_S``: one
 that does not answer, is no standby any more, or lags more than ``SDI_REPLICA_MAX_LAG_S``
@@ -24,6 +25,7 @@ import contextlib
 import contextvars
 import logging
 import random
+import re
 import threading
 import time
 import weakref
@@ -104,10 +106,17 @@ def propagate_context() -> None:
         _loops.add(loop)
 
 
-def begin(method: str, headers: list[tuple[bytes, bytes]]) -> Intent:
+# Reads that must see the primary: the change feed's watermark is the oldest transaction
+# still running on the primary (sdi.api.changes), which a standby cannot see; computed there
+# it could pass a version a running load commits later, and the feed would miss it.
+PRIMARY_READS = re.compile(r"^/collections/[^/]+/changes/?$")
+
+
+def begin(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> Intent:
     """Note the request's intent (reads may go to a replica) for the connections it takes;
     called by the outermost middleware (sdi.api.ops) before the request is answered."""
-    intent = Intent(write=method.upper() not in READ_METHODS, min_lsn=_client_lsn(headers))
+    write = method.upper() not in READ_METHODS or PRIMARY_READS.match(path) is not None
+    intent = Intent(write=write, min_lsn=_client_lsn(headers))
     _intent.set(intent)
     return intent
 

@@ -264,3 +264,19 @@ def test_a_read_load_survives_losing_an_instance_then_the_replica(
     assert int(events["replica_reads"]) >= kill_at, events
     # Afterwards the primary serves, and /healthz says the replica is down.
     wait_for(lambda: replica_state(fleet) == "down", what="the replica reported down")
+
+
+def test_what_reads_the_primary_and_what_a_replica() -> None:
+    from sdi.api.replicas import begin, parse_lsn
+
+    assert begin("GET", "/collections/parcels/items", []).write is False
+    assert begin("HEAD", "/collections/parcels/items/7", []).write is False
+    assert begin("POST", "/collections/incidents/items", []).write is True
+    assert begin("PATCH", "/collections/incidents/items/3", []).write is True
+    # the change feed's watermark is the primary's oldest running transaction
+    assert begin("GET", "/collections/parcels/changes", []).write is True
+    cookie = [(b"cookie", b"theme=dark; sdi_lsn=0/3000060")]
+    assert begin("GET", "/", cookie).min_lsn == parse_lsn("0/3000060")
+    header = [(b"sdi-lsn", b"1/A"), *cookie]
+    assert begin("GET", "/", header).min_lsn == (1 << 32) + 10
+    assert begin("GET", "/", [(b"cookie", b"sdi_lsn=garbage")]).min_lsn is None
