@@ -404,6 +404,9 @@ defaults
 
 frontend api
     bind {bind}
+    # The client's address for the instances' rate limits and access log (uvicorn trusts
+    # X-Forwarded-For from 127.0.0.1, where this balancer connects from).
+    option forwardfor
     default_backend instances
 
 backend instances
