@@ -396,6 +396,8 @@ defaults
     timeout http-request 10s
     timeout http-keep-alive 10s
     timeout queue 5s
+    # a busy instance's slow /healthz is no dead one (a dead one refuses at once)
+    timeout check 5s
     # An instance that refuses the connection, dies mid-request or answers 502/503/504 (its
     # database away): the request goes to another instance, up to 3 times.
     retries 3
