@@ -269,6 +269,9 @@ def start_ours(url: str, workdir: Path) -> Server:
         SDI_PORT=str(port),
         SDI_WORKERS="2",
         SDI_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        # wrk is one client address: measure throughput, not the per-address rate limit
+        SDI_RATE_LIMIT_ANONYMOUS="0",
+        SDI_SERVE_WORKER="false",
     )
     server = Server("ours", f"http://127.0.0.1:{port}", "parcels", {})
     server.env = env

@@ -90,6 +90,7 @@ def start_server(url: str, read_url: str, workdir: Path) -> Server:
         SDI_SERVE_WORKER="false",
         SDI_PUBLIC_URL=f"http://127.0.0.1:{port}",
         SDI_READ_DATABASE_URLS=read_url,
+        SDI_RATE_LIMIT_ANONYMOUS="0",  # one load client: throughput, not the per-address limit
     )
     server = Server("ours", f"http://127.0.0.1:{port}", "parcels", {})
     server.env = env
