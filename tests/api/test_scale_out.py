@@ -109,6 +109,9 @@ def test_the_balancer_config_retries_only_idempotent_requests(fleet: Fleet) -> N
     assert "option redispatch" in config
     assert "http-request disable-l7-retry if !METH_GET !METH_OPTIONS" in config
     assert config.count("    server i") == 2 and "option httpchk GET /healthz" in config
+    status = fleet.server.status()
+    assert status.startswith(f"running at {fleet.url}/ (HAProxy pid"), status
+    assert " i1 pid " in status and " i2 pid " in status
 
 
 def test_each_instance_reports_itself_and_the_replica(fleet: Fleet) -> None:
