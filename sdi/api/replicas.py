@@ -266,7 +266,16 @@ class Router:
                     self.replicas[name] = Replica(name, url)
 
     def _connect(self, url: str) -> psycopg.Connection:
-        return psycopg.connect(url, autocommit=True, connect_timeout=1, application_name="sdi-mon")
+        # A check must not hang the monitor: 1 s to connect, to answer, and for the server's
+        # machine to acknowledge what is sent (a host gone from the network).
+        return psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=1,
+            application_name="sdi-replica-monitor",
+            options="-c statement_timeout=1000",
+            tcp_user_timeout=1000,
+        )
 
     def _sample_primary(self) -> None:
         try:
