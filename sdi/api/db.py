@@ -189,6 +189,14 @@ def connection() -> Iterator[psycopg.Connection]:
 
 
 # -- read replicas (sdi.api.replicas) ------------------------------------------------------------
+@contextmanager
+def read_connection() -> Iterator[psycopg.Connection]:
+    """A connection for a read that may come from a replica (errors as psycopg raises them),
+    for code that handles them itself instead of :func:`connection`."""
+    with _routed() as conn:
+        yield conn
+
+
 def read_router() -> replicas.Router | None:
     """This worker's read router (made, and its replicas checked, on first use)."""
     from sdi.api import replicas

@@ -398,7 +398,7 @@ class ServerErrors:
             self.held.append(message)
             if not message.get("more_body", False):
                 self.complete = True
-                await self.finish(db.away())
+                await self.finish(db.away() or replicas.lost_recently())
             return
         await self.send(message)
 
@@ -497,7 +497,7 @@ class Operations:
         guard = ServerErrors(observed_send, head=scope["method"].upper() == "HEAD")
         try:
             await self._answer(scope, receive, guard)
-            await guard.finish(db.away())  # a 500 whose body never completed
+            await guard.finish(db.away() or replicas.lost_recently())  # a 500 cut short
         except Exception as exc:
             unavailable = db.away() or db.is_unavailable(exc)
             if unavailable:

@@ -219,6 +219,7 @@ class Router:
         self._stop = threading.Event()
         self._scanned = -1e9
         self._thread: threading.Thread | None = None
+        self.lost_at = -1e9  # when a request last lost its replica connection mid-query
 
     # -- monitoring
     def start(self) -> None:
@@ -395,6 +396,7 @@ class Router:
                     lost = connection_lost(exc)
                     if lost is not None:  # its next request goes to another, or the primary
                         replica.mark_down(f"lost: {' '.join(str(lost).split())[:200]}")
+                        self.lost_at = time.monotonic()
                         with contextlib.suppress(AttributeError):
                             lost.sdi_replica = replica.name  # type: ignore[attr-defined]
                     raise
@@ -489,6 +491,12 @@ def router(
             made.start()
             _router, _router_made = made, True
     return _router
+
+
+def lost_recently(window: float = 2.0) -> bool:
+    """Whether a request of this worker lost its replica mid-query in the last ``window``
+    seconds: a 500 then is answered 503, which the balancer retries (sdi.api.ops)."""
+    return _router is not None and time.monotonic() - _router.lost_at < window
 
 
 def current() -> Router | None:

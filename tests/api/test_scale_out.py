@@ -9,6 +9,7 @@ replica cluster, the instances, HAProxy) is stopped at the end, also on failure.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -199,8 +200,14 @@ def test_a_read_load_survives_losing_an_instance_then_the_replica(
     dense = f"/collections/parcels/items?f=json&limit=100&bbox={west},{south},{east},{north}"
     ids = [f["id"] for f in httpx.get(fleet.url + dense, timeout=30).json()["features"][:10]]
     assert ids
+    # the vector tile (zoom 16) holding the dense box's centre: tiles read the replica too
+    lon, lat = (west + east) / 2, (south + north) / 2
+    n = 2**16
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
     paths = [
         dense,
+        f"/collections/parcels/tiles/WebMercatorQuad/16/{y}/{x}",
         f"/collections/buildings/items?f=json&limit=50&bbox={west},{south},{east},{north}",
         *(f"/collections/parcels/items/{key}?f=json" for key in ids),
     ]
