@@ -12,13 +12,18 @@ process, then stopped:
   published properties;
 * the query itself in SQL (psycopg, 4 threads): the GeoJSON of 100 features of the bbox.
 
-Scenarios: a bbox with ``limit=100`` (16 bboxes of a few thousand parcels, in turn), the first
+Scenarios: a dense bbox with ``limit=100`` (16 boxes of 0.002° in the densest cells of the
+data, 50–300 parcels each: a street block of the densest city), a bbox with ``limit=100`` (16
+bboxes of a few thousand parcels, in turn), the first
 ``limit=1000`` page of the whole table, an item by id (64 ids in turn), and a page deep in the
 table (offset 500,000; ours also through the cursor of its next link). Every URL is checked
 once (status 200, number of features) before it is loaded. Servers only ever listen on
 127.0.0.1 and every process started is stopped at the end.
 
-``python -m bench api_vs_tipg [--parcels N] [--duration S] [--only ours,tipg,stock,sql]``;
+Each scenario is loaded at every concurrency of ``--concurrency`` (default 1 and 4 connections).
+
+``python -m bench api_vs_tipg [--parcels N] [--duration S] [--concurrency 1,4]
+[--only ours,tipg,stock,sql] [--scenarios dense,item,…]``;
 results in ``bench/results/api_vs_tipg.json`` and ``.md``.
 """
 
@@ -74,12 +79,15 @@ PROPERTIES = [
 DEEP_OFFSET = 500_000
 DATABASE_SETTINGS = ("max_parallel_workers_per_gather = 0", "jit = off")
 BBOX_HALF = 0.006  # degrees: a few thousand parcels in the cities of the 1 M sample
+DENSE_HALF = 0.001  # degrees: a 0.002° box, 50-300 parcels where the data is densest
+DENSE_MATCH = (50, 300)
 VENV_TIPG = RESULTS / "venv-tipg"
 VENV_STOCK = RESULTS / "venv-pygeoapi"
-GOALS = {  # scenario: (versus, minimum ratio of req/s)
+GOALS = {  # scenario (at every concurrency): (versus, minimum ratio of req/s)
+    "dense bbox+limit=100": [("tipg", 2.0)],
     "bbox+limit=100": [("tipg", 2.0), ("stock pygeoapi", 5.0)],
     "limit=1000": [("tipg", 1.5)],
-    "item by id": [("tipg", 1.0)],
+    "item by id": [("tipg", 1.5)],
 }
 
 
@@ -147,8 +155,31 @@ def inputs(url: str) -> dict:
                 "SELECT id FROM land.parcels_current WHERE id % 15331 = 7 ORDER BY id LIMIT 64"
             )
         ]
+        # The densest 0.002° cells (by parcel centroids) whose box matches 50-300 parcels.
+        cells = conn.execute(
+            "SELECT (floor(ST_X(c) / %(s)s) + 0.5) * %(s)s, (floor(ST_Y(c) / %(s)s) + 0.5) * %(s)s "
+            "FROM (SELECT ST_Centroid(geom) c FROM land.parcels_current) p "
+            "GROUP BY 1, 2 HAVING count(*) BETWEEN %(lo)s AND %(hi)s ORDER BY count(*) DESC "
+            "LIMIT 64",
+            {"s": 2 * DENSE_HALF, "lo": DENSE_MATCH[0], "hi": int(DENSE_MATCH[1] * 0.8)},
+        ).fetchall()
+        dense, dense_counts = [], []
+        for x, y in cells:
+            box = (x - DENSE_HALF, y - DENSE_HALF, x + DENSE_HALF, y + DENSE_HALF)
+            matched = conn.execute(
+                "SELECT count(*) FROM land.parcels_current "
+                "WHERE ST_Intersects(geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))",
+                box,
+            ).fetchone()[0]
+            if DENSE_MATCH[0] <= matched <= DENSE_MATCH[1]:
+                dense.append(box)
+                dense_counts.append(matched)
+            if len(dense) == 16:
+                break
     return {
         "parcels": total,
+        "dense_bboxes": dense,
+        "dense_counts": dense_counts,
         "bboxes": bboxes,
         "bbox_counts": counts,
         "ids": ids,
@@ -238,6 +269,9 @@ def start_ours(url: str, workdir: Path) -> Server:
         SDI_PORT=str(port),
         SDI_WORKERS="2",
         SDI_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        # wrk is one client address: measure throughput, not the per-address rate limit
+        SDI_RATE_LIMIT_ANONYMOUS="0",
+        SDI_SERVE_WORKER="false",
     )
     server = Server("ours", f"http://127.0.0.1:{port}", "parcels", {})
     server.env = env
@@ -428,7 +462,9 @@ def check(base: str, paths: list[str]) -> dict:
 
 def scenarios(server: Server, data: dict) -> dict[str, list[str]]:
     bbox = [",".join(f"{v:.6f}" for v in box) for box in data["bboxes"]]
+    dense = [",".join(f"{v:.6f}" for v in box) for box in data.get("dense_bboxes", [])]
     out = {
+        "dense bbox+limit=100": [server.items(bbox=b, limit=100) for b in dense],
         "bbox+limit=100": [server.items(bbox=b, limit=100) for b in bbox],
         "limit=1000": [server.items(limit=1000)],
         "first page limit=100": [server.items(limit=100)],
@@ -453,10 +489,10 @@ def scenarios(server: Server, data: dict) -> dict[str, list[str]]:
     return out
 
 
-def measure_once(server: Server, name: str, paths: list[str], args) -> dict:
-    wrk(server.base, paths, 1.0, args.connections)  # warm-up
+def measure_once(server: Server, name: str, paths: list[str], args, connections: int) -> dict:
+    wrk(server.base, paths, 1.0, connections)  # warm-up
     load = os.getloadavg()[0]
-    result = wrk(server.base, paths, args.duration, args.connections)
+    result = wrk(server.base, paths, args.duration, connections)
     result.update(load_before=round(load, 2), urls=len(paths), example=paths[0][:300])
     say(
         f"  {server.name:15s} {name:36s} {result['rps']:9.1f} req/s  "
@@ -525,9 +561,11 @@ def sql_direct(url: str, data: dict, duration: float, connections: int) -> dict:
 def verdicts(results: dict[str, dict]) -> list[dict]:
     out = []
     ours = results.get("ours", {})
-    for scenario, goals in GOALS.items():
+    for base, goals in GOALS.items():
         for other, minimum in goals:
-            if scenario in ours and scenario in results.get(other, {}):
+            for scenario in [k for k in ours if k == base or k.startswith(base + " @")]:
+                if scenario not in results.get(other, {}):
+                    continue
                 ratio = ours[scenario]["rps"] / results[other][scenario]["rps"]
                 out.append(
                     {
@@ -540,7 +578,7 @@ def verdicts(results: dict[str, dict]) -> list[dict]:
                 )
     if ours:
         deep = next((k for k in ours if k.startswith("deep page")), None)
-        first = ours.get("first page limit=100")
+        first = next((v for k, v in ours.items() if k.startswith("first page limit=100")), None)
         if deep and first:
             cost = first["rps"] / ours[deep]["rps"]
             out.append(
@@ -564,7 +602,8 @@ def markdown(report: dict) -> str:
         f"({report['started_at']})",
         "",
         f"Host: {report['host']['cpus']} CPUs, Python {report['host']['python']}; servers with "
-        f"2 workers on 127.0.0.1; load: wrk, 1 thread, {report['connections']} connections, "
+        f"2 workers on 127.0.0.1; load: wrk, 1 thread, {report['connections']} connections "
+        "(the scenario's `@cN`), "
         f"{report['duration']:g} s a scenario after a 1 s warm-up, {report['rounds']} rounds "
         f"with the servers in turn (median round shown); code {report['git']['commit']}"
         + (f" + uncommitted {', '.join(report['git']['dirty'])}" if report["git"]["dirty"] else "")
@@ -594,8 +633,11 @@ def markdown(report: dict) -> str:
             f"{'yes' if v['met'] else '**no**'} |"
         )
     counts = report["data"]["bbox_counts"]
+    dense = report["data"].get("dense_counts") or [0]
     lines += [
         "",
+        f"dense boxes: {len(report['data'].get('dense_bboxes', []))} of {2 * DENSE_HALF}° "
+        f"(median {statistics.median(dense):,.0f} parcels, {min(dense):,}–{max(dense):,}). ",
         f"bboxes: {len(counts)} of {2 * BBOX_HALF}° (median {statistics.median(counts):,.0f} "
         f"parcels, {min(counts):,}–{max(counts):,}); ids: {len(report['data']['ids'])}. "
         "numberMatched of the first URL of each scenario:",
@@ -632,7 +674,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench api_vs_tipg", description=__doc__)
     parser.add_argument("--parcels", type=int, default=1_000_000)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds a scenario")
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--concurrency", default="1,4", help="connections of each load, comma-separated"
+    )
+    parser.add_argument(
+        "--scenarios", default="", help="only scenarios whose name contains one of these words"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="the median round is reported")
     parser.add_argument("--only", default="ours,tipg,stock,sql")
     parser.add_argument("--load-only", action="store_true", help="load the data and stop")
@@ -656,7 +703,17 @@ def main(argv: list[str] | None = None) -> int:
             if key in wanted:
                 say(f"starting {key} …")
                 servers.append(start(url, workdir))
-        plans = {server.name: scenarios(server, data) for server in servers}
+        words = [w for w in args.scenarios.split(",") if w]
+        plans = {
+            server.name: {
+                name: paths
+                for name, paths in scenarios(server, data).items()
+                if not words or any(w in name for w in words)
+            }
+            for server in servers
+        }
+        levels = [int(c) for c in args.concurrency.split(",") if c]
+        args.connections = ",".join(map(str, levels))
         info = {
             server.name: {
                 name: check(server.base, paths) for name, paths in plans[server.name].items()
@@ -669,14 +726,17 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(1, args.rounds + 1):
             say(f"round {round_} of {args.rounds}")
             for name in names:
-                for server in servers:
-                    if name in plans[server.name]:
-                        result = measure_once(server, name, plans[server.name][name], args)
-                        result.update(info[server.name][name])
-                        samples.setdefault(server.name, {}).setdefault(name, []).append(result)
-                if name == "bbox+limit=100" and "sql" in wanted:
-                    result = sql_direct(url, data, args.duration, args.connections)
-                    samples.setdefault("sql", {}).setdefault(name, []).append(result)
+                for level in levels:
+                    label = f"{name} @c{level}" if len(levels) > 1 else name
+                    for server in servers:
+                        if name in plans[server.name]:
+                            paths = plans[server.name][name]
+                            result = measure_once(server, label, paths, args, level)
+                            result.update(info[server.name][name])
+                            samples.setdefault(server.name, {}).setdefault(label, []).append(result)
+                    if name == "bbox+limit=100" and "sql" in wanted:
+                        result = sql_direct(url, data, args.duration, level)
+                        samples.setdefault("sql", {}).setdefault(label, []).append(result)
     finally:
         for server in servers:
             server.stop()

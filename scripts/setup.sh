@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs; safe to run again, and quick when there is nothing to do.
-#   1. System packages (apt): a PostgreSQL server >= 13, the matching PostGIS 3, gdal-bin.
+#   1. System packages (apt): a PostgreSQL server >= 13, the matching PostGIS 3, gdal-bin,
+#      haproxy (the balancer of several API instances).
 #   2. A Python >= 3.12 virtualenv in .venv with the project installed: pip install -e '.[test]'.
 #   3. The browser libraries of the web pages and the dashboard in node_modules: npm ci
 #      (nodejs + npm from apt if missing).
@@ -119,6 +120,10 @@ system_packages() {
   if [[ -z $major ]]; then bindir=$(pg_config_bindir || true); fi
   if [[ -z $major && -z $bindir ]]; then missing+=(postgresql); fi
   if ! command -v ogr2ogr >/dev/null 2>&1; then missing+=(gdal-bin); fi
+  # The load balancer of `sdi serve --instances N` (README, "Past one machine").
+  if ! command -v haproxy >/dev/null 2>&1 && [[ ! -x /usr/sbin/haproxy ]]; then
+    missing+=(haproxy)
+  fi
 
   if ((${#missing[@]})); then
     if ((have_apt == 0)); then

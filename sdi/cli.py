@@ -205,11 +205,18 @@ def serve_command(
     action: Annotated[
         str, typer.Argument(help="start | stop | restart | status | foreground")
     ] = "start",
+    instances: Annotated[
+        int | None,
+        typer.Option(min=1, help="API instances behind HAProxy on SDI_PORT (SDI_INSTANCES)"),
+    ] = None,
 ) -> None:
     """Run the OGC API (pygeoapi under gunicorn + uvicorn workers) on SDI_HOST:SDI_PORT."""
     from sdi.serve import Server
 
-    server = Server(get_settings())
+    settings = get_settings()
+    if instances is not None:
+        settings = settings.model_copy(update={"instances": instances})
+    server = Server(settings)
     try:
         match action:
             case "start":

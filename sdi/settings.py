@@ -196,9 +196,41 @@ class Settings(BaseSettings):
         5_000, description="Rows fetched from PostgreSQL at a time while a download streams"
     )
 
+    # Past one machine (issue 14): read replicas, several API instances behind a balancer
+    # (sdi.db.replica, sdi.api.replicas, sdi.serve; README, "Past one machine").
+    read_database_urls: str | None = Field(
+        None,
+        description="Comma-separated URLs of read replicas the API reads from (writes go to the "
+        "primary); default: the local cluster's replicas (`sdi db replica add`)",
+    )
+    replica_max_lag_s: float = Field(
+        5.0, description="A replica further behind the primary than this is skipped (seconds)"
+    )
+    replica_check_interval_s: float = Field(
+        0.5, description="Seconds between two health and lag checks of each replica"
+    )
+    read_your_writes_wait_s: float = Field(
+        0.5,
+        description="Longest wait for a replica to replay a client's own last write before "
+        "the primary answers instead (seconds)",
+    )
+    instances: int = Field(
+        1,
+        description="API instances `sdi serve` starts; above 1, behind an HAProxy balancer on "
+        "SDI_PORT, the instances on the following ports",
+    )
+    instance: str | None = Field(
+        None, description="This instance's name (set by `sdi serve`; labels its metrics)"
+    )
+
     @property
     def cluster_dir(self) -> Path:
         return self.state_dir / "pg"
+
+    @property
+    def read_urls(self) -> list[str]:
+        """``read_database_urls`` split on commas (empty when unset)."""
+        return [u.strip() for u in (self.read_database_urls or "").split(",") if u.strip()]
 
     @property
     def server_url(self) -> str:

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
@@ -38,6 +39,9 @@ from pygeoapi.provider.base import (
 
 from sdi import sql as sql_files
 from sdi.settings import get_settings
+
+if TYPE_CHECKING:
+    from sdi.api import replicas
 
 LOGGER = logging.getLogger(__name__)
 
@@ -141,18 +145,7 @@ def pool() -> ConnectionPool:
                 # A connection the server dropped (restart, failover) is found here, not by
                 # the client's request.
                 check=ConnectionPool.check_connection,
-                # No server-side prepared statements: a generic plan cannot see the bbox, and
-                # planning each time is cheaper than a bad spatial plan. No parallel workers
-                # and no JIT: starting either costs more than a whole page of features
-                # (PostGIS rates ST_Intersects so dear that the planner reaches for both on a
-                # bbox of a few thousand parcels). Figures: docs/api-contract.md, "Speed".
-                kwargs={
-                    "autocommit": True,
-                    "connect_timeout": max(1, round(settings.db_connect_timeout)),
-                    "prepare_threshold": None,
-                    "options": "-c statement_timeout=30000 -c max_parallel_workers_per_gather=0"
-                    " -c jit=off",
-                },
+                kwargs=session_kwargs(),
                 name="sdi-api",
                 # Do not wait for the first connection: a worker starts while the database
                 # is away and answers 503 until it is back.
@@ -164,17 +157,35 @@ def pool() -> ConnectionPool:
         return _pool
 
 
+def session_kwargs() -> dict[str, object]:
+    """The connection settings of every API session, on the primary and on the replicas."""
+    settings = get_settings()
+    # No server-side prepared statements: a generic plan cannot see the bbox, and
+    # planning each time is cheaper than a bad spatial plan. No parallel workers
+    # and no JIT: starting either costs more than a whole page of features
+    # (PostGIS rates ST_Intersects so dear that the planner reaches for both on a
+    # bbox of a few thousand parcels). Figures: docs/api-contract.md, "Speed".
+    return {
+        "autocommit": True,
+        "connect_timeout": max(1, round(settings.db_connect_timeout)),
+        "prepare_threshold": None,
+        "options": "-c statement_timeout=30000 -c max_parallel_workers_per_gather=0 -c jit=off",
+    }
+
+
 @contextmanager
 def connection() -> Iterator[psycopg.Connection]:
     """A pooled connection; an unreachable warehouse is a provider error, not a crash."""
     try:
-        with pool().connection() as conn, _as_personal_reader(conn):
+        with _routed() as conn, _as_personal_reader(conn):
             yield conn
     except psycopg.errors.QueryCanceled as exc:
         raise ProviderQueryError(user_msg="the query took too long; narrow it") from exc
     except psycopg.OperationalError as exc:  # includes the pool's timeout
         global _away
-        _away = True
+        from sdi.api.replicas import from_replica
+
+        _away = _away or not from_replica(exc)  # a replica lost: the primary still serves
         LOGGER.error("database unavailable: %s", _one_line(exc))
         raise DatabaseAway(user_msg=UNAVAILABLE_MESSAGE) from exc
 
@@ -196,6 +207,38 @@ def _as_personal_reader(conn: psycopg.Connection) -> Iterator[None]:
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
         yield
+
+
+# -- read replicas (sdi.api.replicas) ------------------------------------------------------------
+@contextmanager
+def read_connection() -> Iterator[psycopg.Connection]:
+    """A connection for a read that may come from a replica (errors as psycopg raises them),
+    for code that handles them itself instead of :func:`connection`."""
+    with _routed() as conn:
+        yield conn
+
+
+def read_router() -> replicas.Router | None:
+    """This worker's read router (made, and its replicas checked, on first use)."""
+    from sdi.api import replicas
+
+    return replicas.router(api_url, session_kwargs)
+
+
+@contextmanager
+def _routed() -> Iterator[psycopg.Connection]:
+    """The routing hook: a read request's connection from a usable read replica when there are
+    any, else (and for every write) one from :func:`pool`, the primary's."""
+    router = read_router()
+    if router is None or not router.has_replicas():
+        with pool().connection() as conn:
+            yield conn
+        return
+    with router.connection(pool) as conn:
+        yield conn
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 def _one_line(exc: BaseException) -> str:

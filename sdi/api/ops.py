@@ -26,9 +26,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sdi.api import db
+from sdi.api import db, replicas
 from sdi.api.asgi import header, replace_header, send_body, send_error
 from sdi.api.auth import ANONYMOUS, SCOPE_IDENTITY, redact_query
+from sdi.settings import get_settings
 
 LOGGER = logging.getLogger("sdi.api.ops")
 
@@ -258,6 +259,13 @@ def configure_logging(path: Path, max_bytes: int, backups: int) -> None:
         logger.setLevel(logging.WARNING)
 
 
+def instance_name() -> str:
+    """This API instance's name (``SDI_INSTANCE``, set by ``sdi serve --instances``), else
+    host:port of the settings: the label of its metrics and its /healthz."""
+    settings = get_settings()
+    return settings.instance or f"{settings.host}:{settings.port}"
+
+
 # -- health ------------------------------------------------------------------------------------
 class HealthCheck:
     """Whether the warehouse answers, asked at most once per ``ttl`` seconds."""
@@ -390,7 +398,7 @@ class ServerErrors:
             self.held.append(message)
             if not message.get("more_body", False):
                 self.complete = True
-                await self.finish(db.away())
+                await self.finish(db.away() or replicas.lost_recently())
             return
         await self.send(message)
 
@@ -468,9 +476,18 @@ class Operations:
         started = time.perf_counter()
         state: dict[str, Any] = {"status": None, "bytes": 0, "done": False}
 
+        # Reads may go to a replica, writes to the primary; a write's answer says where the
+        # primary's WAL reached, for the client's next reads (sdi.api.replicas).
+        replicas.propagate_context()
+        intent = replicas.begin(scope["method"], scope["path"], scope.get("headers", []))
+
         async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
+                extra = replicas.response_headers(intent)
+                if extra:
+                    message = dict(message)
+                    message["headers"] = [*message.get("headers", []), *extra]
             elif message["type"] == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
                 state["done"] = not message.get("more_body", False)
@@ -480,7 +497,7 @@ class Operations:
         guard = ServerErrors(observed_send, head=scope["method"].upper() == "HEAD")
         try:
             await self._answer(scope, receive, guard)
-            await guard.finish(db.away())  # a 500 whose body never completed
+            await guard.finish(db.away() or replicas.lost_recently())  # a 500 cut short
         except Exception as exc:
             unavailable = db.away() or db.is_unavailable(exc)
             if unavailable:
@@ -518,10 +535,15 @@ class Operations:
                 await send_error(send, 405, "MethodNotAllowed", "use GET /healthz")
                 return
             ok = await self.health.database_ok()
-            body = {
+            body: dict[str, Any] = {
                 "status": "ok" if ok else "unavailable",
                 "database": "ok" if ok else "unreachable",
             }
+            if get_settings().instance:  # one of several behind the balancer: which one
+                body["instance"] = instance_name()
+            router = await run_in_threadpool(db.read_router)
+            if router is not None and router.has_replicas():
+                body["replicas"] = router.report()  # down or lagging ones: the primary reads
             await send_body(
                 send,
                 200 if ok else 503,
@@ -535,6 +557,8 @@ class Operations:
                 await send_error(send, 405, "MethodNotAllowed", "use GET /metrics")
                 return
             exposition, content_type = await run_in_threadpool(self.metrics.exposition)
+            await run_in_threadpool(db.read_router)  # the replicas are watched from here on
+            exposition += replicas.metrics_lines(instance_name())
             await send_body(
                 send, 200, exposition, content_type, [(b"cache-control", b"no-store")], head
             )

@@ -29,7 +29,7 @@ from pygeoapi.util import url_join
 from sdi import sql as sql_files
 from sdi.api import pgtypes
 from sdi.api.bbox import CRS84
-from sdi.api.db import columns, pool
+from sdi.api.db import columns, read_connection
 
 LOGGER = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class PostGISTileProvider(BaseMVTProvider):
         z, y, x = self.tile_index(z, y, x)
         params = {"z": z, "x": x, "y": y, "layer": self.layer, "margin": BUFFER / EXTENT}
         try:
-            with pool().connection() as conn:
+            with read_connection() as conn:
                 tile = sql_files.one(conn.execute(self._statement, params))[0]
         except psycopg.errors.QueryCanceled as exc:
             raise ProviderQueryError(user_msg="the tile took too long to build") from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -10,6 +10,9 @@ from rich.table import Table
 
 from sdi.db import ClusterError, LocalCluster, database_url, ensure_database, mask_url
 from sdi.settings import get_settings
+
+if TYPE_CHECKING:
+    from sdi.db.replica import Replica
 
 app = typer.Typer(
     help=(
@@ -55,6 +58,11 @@ def start(
 
         with connect(settings, autocommit=True) as conn:  # the API and ETL roles
             apply_grants(conn, settings)
+        from sdi.db.replica import replicas
+
+        for standby in replicas(cluster):  # its hot standbys too (`sdi db replica add`)
+            if standby.start(timeout=timeout):
+                console.print(f"Replica {standby.name} started on port {standby.port}.")
     except ClusterError as exc:
         raise _fail(exc) from exc
     state = "started" if started else "already running"
@@ -73,7 +81,12 @@ def stop() -> None:
         console.print("SDI_DATABASE_URL is set: there is no local cluster to stop.")
         return
     try:
-        stopped = LocalCluster(settings).stop()
+        from sdi.db.replica import replicas
+
+        cluster = LocalCluster(settings)
+        for standby in replicas(cluster):
+            standby.stop()
+        stopped = cluster.stop()
     except ClusterError as exc:
         raise _fail(exc) from exc
     console.print("PostgreSQL stopped." if stopped else "PostgreSQL was not running.")
@@ -180,6 +193,112 @@ def grants(
     except (ClusterError, RoleError) as exc:
         raise _fail(exc) from exc
     console.print("Grants applied.")
+
+
+# -- replicas (sdi.db.replica) ---------------------------------------------------------------
+replica_app = typer.Typer(
+    help="Hot standbys of the local cluster (streaming replication, 127.0.0.1 only): the API "
+    "reads from them and writes to the primary. README, 'Past one machine'.",
+    no_args_is_help=True,
+)
+app.add_typer(replica_app, name="replica")
+
+
+def _local_only() -> None:
+    if get_settings().database_url:
+        raise _fail(
+            ClusterError(
+                "SDI_DATABASE_URL is set: replicas of an existing PostgreSQL are made by its "
+                "DBA; list them in SDI_READ_DATABASE_URLS for the API."
+            )
+        )
+
+
+@replica_app.command("add")
+def replica_add(
+    name: Annotated[str, typer.Argument(help="A short name: r1, r2, …")],
+    port: Annotated[int | None, typer.Option(help="Its port (default: the next free one)")] = None,
+) -> None:
+    """Copy the running local cluster (pg_basebackup) into a hot standby and start it.
+
+    A primary still at wal_level=minimal (the default) is restarted once with wal_level=replica.
+    """
+    from sdi.db import replica
+
+    _local_only()
+    try:
+        made = replica.add(get_settings(), name, port)
+    except ClusterError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"Replica [bold]{made.name}[/] streaming on {made.host}:{made.port} "
+        f"({made.data_dir}). Running API instances read from it within a few seconds.",
+        highlight=False,
+    )
+
+
+@replica_app.command("list")
+def replica_list() -> None:
+    """The local replicas: port, state, and how far behind the primary they are."""
+    from sdi.db import replica
+
+    _local_only()
+    primary = LocalCluster(get_settings())
+    table = Table(box=None, pad_edge=False)
+    for column in ("name", "port", "state", "lag (bytes)", "data"):
+        table.add_column(column)
+    for one in replica.replicas(primary):
+        found = replica.info(primary, one)
+        if not found.running:
+            state = "[red]stopped[/]"
+        elif found.streaming:
+            state = "[green]streaming[/]"
+        else:
+            state = "[yellow]running, not streaming[/]"
+        lag = "-" if found.lag_bytes is None else str(found.lag_bytes)
+        table.add_row(found.name, str(found.port), state, lag, str(found.data_dir))
+    console.print(table)
+
+
+def _replica(name: str) -> Replica:
+    from sdi.db import replica
+
+    return replica.Replica(LocalCluster(get_settings()), name)
+
+
+@replica_app.command("start")
+def replica_start(name: Annotated[str, typer.Argument(help="The replica's name")]) -> None:
+    """Start a stopped replica (it catches up from its slot on the primary)."""
+    _local_only()
+    try:
+        started = _replica(name).start()
+    except ClusterError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Replica {name} " + ("started." if started else "was running."))
+
+
+@replica_app.command("stop")
+def replica_stop(name: Annotated[str, typer.Argument(help="The replica's name")]) -> None:
+    """Stop a replica; the API reads from the primary (or the others) meanwhile."""
+    _local_only()
+    try:
+        stopped = _replica(name).stop()
+    except ClusterError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Replica {name} " + ("stopped." if stopped else "was not running."))
+
+
+@replica_app.command("remove")
+def replica_remove(name: Annotated[str, typer.Argument(help="The replica's name")]) -> None:
+    """Stop a replica, delete its data directory and drop its slot on the primary."""
+    from sdi.db import replica
+
+    _local_only()
+    try:
+        removed = replica.remove(get_settings(), name)
+    except ClusterError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Replica {name} removed." if removed else f"There is no replica {name}.")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,23 @@ PG_HBA = """\
 # TYPE  DATABASE  USER  ADDRESS       METHOD
 host    all       all   127.0.0.1/32  scram-sha-256
 """
+# Added while the cluster has local hot standbys (`sdi db replica add`, sdi/db/replica.py):
+# they stream its WAL over the same loopback, with the same password logins.
+PG_HBA_REPLICATION = "host    replication  all  127.0.0.1/32  scram-sha-256\n"
+
+# What a primary with replicas needs (a minimal WAL cannot be streamed); a replica's slot
+# keeps the WAL it has not received, bounded so that a replica left down cannot fill the disk
+# (past it, the replica must be added again).
+REPLICATION = """\
+max_wal_senders = 10
+max_replication_slots = 10
+max_slot_wal_keep_size = 4GB
+wal_keep_size = 256MB
+hot_standby = on
+hot_standby_feedback = on
+"""
+
+REPLICAS_DIR = "replicas"
 
 
 class ClusterError(DatabaseUnavailable):
@@ -518,7 +535,7 @@ class LocalCluster:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             raise self._error("initdb failed", proc, show_log=False)
         self._write(self.base_dir / "superuser", user + "\n")
-        self._write(self.data_dir / "pg_hba.conf", PG_HBA)
+        self._write(self.data_dir / "pg_hba.conf", self.hba_rules())
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as handle:
             handle.write("\n# Settings of the sdi project (rewritten at every start).\n")
@@ -526,14 +543,52 @@ class LocalCluster:
         self._write_config()
         return True
 
+    # -- replication (sdi.db.replica) -----------------------------------------------------
+    @property
+    def replicas_dir(self) -> Path:
+        """Where this cluster's local hot standbys live (one folder each)."""
+        return self.base_dir / REPLICAS_DIR
+
+    def has_replicas(self) -> bool:
+        """Whether a replica exists or is being added (its folder is made first)."""
+        return self.replicas_dir.is_dir() and any(
+            child.is_dir() for child in self.replicas_dir.iterdir()
+        )
+
+    def wal_level(self) -> str:
+        """The configured wal_level, at least ``replica`` while the cluster has replicas."""
+        level = self.settings.db_wal_level
+        return "replica" if level == "minimal" and self.has_replicas() else level
+
+    def hba_rules(self) -> str:
+        """pg_hba.conf: loopback password logins, and replication while replicas exist."""
+        return PG_HBA + (PG_HBA_REPLICATION if self.wal_level() != "minimal" else "")
+
+    def allow_replication(self) -> None:
+        """Write the settings a replica needs and make a running cluster read them (a change
+        of wal_level needs a restart: ``sdi.db.replica.add`` does it)."""
+        with self._lock():
+            self._write_config()
+            if self.is_running():
+                with self.connect() as conn:
+                    conn.execute("SELECT pg_reload_conf()")
+
+    def _replication_conf(self) -> str:
+        level = self.wal_level()
+        return wal_settings(level) + (REPLICATION if level != "minimal" else "")
+
     def _write_config(self) -> None:
         text = (
             "# Written by sdi at every `sdi db start`: edits here are lost.\n"
             f"listen_addresses = '{self.host}'\n"
             f"port = {self.port}\n"
             f"unix_socket_directories = '{self.socket_dir}'\n"
-            "unix_socket_permissions = 0700\n" + TUNING + wal_settings(self.settings.db_wal_level)
+            "unix_socket_permissions = 0700\n" + TUNING + self._replication_conf()
         )
+        hba, rules = self.data_dir / "pg_hba.conf", self.hba_rules()
+        with contextlib.suppress(OSError):
+            if hba.read_text() != rules:
+                self._write(hba, rules)
         path = self.data_dir / "sdi.conf"
         with contextlib.suppress(OSError):
             if path.read_text() == text:
