@@ -114,7 +114,7 @@ def build(settings=None):
         MethodContract(protected, OPENAPI, public=lambda c: policy.can_see(ANONYMOUS, c)),
         metrics=ops.Metrics(),
         access_log=ops.AccessLog(settings.state_dir / "server" / "access.log"),
-        health=ops.HealthCheck(ops.database_probe),
+        health=ops.HealthCheck(ops.DatabaseProbe()),
         routes=ops.route_templates(
             [
                 *pages.ROUTES,

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -157,7 +157,7 @@ def pool() -> ConnectionPool:
         return _pool
 
 
-def session_kwargs() -> dict[str, object]:
+def session_kwargs() -> dict[str, Any]:
     """The connection settings of every API session, on the primary and on the replicas."""
     settings = get_settings()
     # No server-side prepared statements: a generic plan cannot see the bbox, and

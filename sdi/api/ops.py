@@ -10,6 +10,7 @@ While the database is away every data route answers 503 with ``Retry-After``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -18,11 +19,12 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -270,16 +272,16 @@ def instance_name() -> str:
 class HealthCheck:
     """Whether the warehouse answers, asked at most once per ``ttl`` seconds."""
 
-    def __init__(self, probe: Callable[[], None], ttl: float = HEALTH_TTL) -> None:
+    def __init__(self, probe: Callable[[], Awaitable[None]], ttl: float = HEALTH_TTL) -> None:
         self._probe = probe
         self.ttl = ttl
         self._at = -1e9
         self._ok = False
         self._lock = asyncio.Lock()
 
-    def _run_probe(self) -> bool:
+    async def _run_probe(self) -> bool:
         try:
-            self._probe()
+            await self._probe()
             return True
         except Exception as exc:
             LOGGER.warning("health check: the warehouse does not answer: %s", exc)
@@ -288,16 +290,46 @@ class HealthCheck:
     async def database_ok(self) -> bool:
         async with self._lock:
             if time.monotonic() - self._at >= self.ttl:
-                self._ok = await run_in_threadpool(self._run_probe)
+                self._ok = await self._run_probe()
                 self._at = time.monotonic()
             return self._ok
 
 
-def database_probe() -> None:
-    from sdi.api.db import pool
+class DatabaseProbe:
+    """``SELECT 1`` within ``timeout`` seconds on a connection of the probe's own, asynchronous:
+    no server thread and no wait behind the read pool, which a read load keeps busy (through
+    the pool, /healthz p99 went over 1 s under the process flood of ``bench/load.py``). After
+    a failure, and while the pool knows the database away, the pool must hand out a connection
+    too before the answer is "ok": a balancer then sends requests only to an instance whose
+    requests will be served."""
 
-    with pool().connection(timeout=1.0) as conn:
-        conn.execute("SELECT 1").fetchone()
+    def __init__(self, timeout: float = 1.0) -> None:
+        self.timeout = timeout
+        self._conn: psycopg.AsyncConnection | None = None
+        self._pool_ok = False
+
+    async def __call__(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._conn is None or self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        db.api_url(), **db.session_kwargs()
+                    )
+                await self._conn.execute("SELECT 1")
+        except BaseException:
+            self._pool_ok = False
+            conn, self._conn = self._conn, None  # the next probe connects afresh
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            raise
+        if not self._pool_ok or db.away():
+            await run_in_threadpool(self._pool_probe)
+            self._pool_ok = True
+
+    def _pool_probe(self) -> None:
+        with db.pool().connection(timeout=self.timeout) as conn:
+            conn.execute("SELECT 1").fetchone()
 
 
 # -- routes ------------------------------------------------------------------------------------
@@ -541,7 +573,7 @@ class Operations:
             }
             if get_settings().instance:  # one of several behind the balancer: which one
                 body["instance"] = instance_name()
-            router = await run_in_threadpool(db.read_router)
+            router = replicas.current() or await run_in_threadpool(db.read_router)
             if router is not None and router.has_replicas():
                 body["replicas"] = router.report()  # down or lagging ones: the primary reads
             await send_body(
