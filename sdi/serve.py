@@ -25,6 +25,16 @@ from sdi.errors import SdiError
 from sdi.settings import Settings
 
 
+def live_pid(pid_file: Path) -> int | None:
+    """The process id in ``pid_file`` if that process is alive, else None."""
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+
+
 class ServerError(SdiError):
     exit_code = 7
 
@@ -148,12 +158,7 @@ class Server:
 
     # -- lifecycle ---------------------------------------------------------------------
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-            return None
+        return live_pid(self.pid_file)
 
     def _port_taken(self) -> bool:
         with socket.socket() as probe:
@@ -312,12 +317,7 @@ class Balancer:
         return self.config_file
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-            return None
+        return live_pid(self.pid_file)
 
     def start(self) -> None:
         binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -438,12 +438,7 @@ class Worker:
         self.log_file = self.run_dir / "worker.log"
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-            return None
+        return live_pid(self.pid_file)
 
     def start(self) -> None:
         if self.pid():

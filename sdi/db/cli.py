@@ -269,23 +269,22 @@ def _replica(name: str) -> Replica:
 @replica_app.command("start")
 def replica_start(name: Annotated[str, typer.Argument(help="The replica's name")]) -> None:
     """Start a stopped replica (it catches up from its slot on the primary)."""
-    _local_only()
-    try:
-        started = _replica(name).start()
-    except ClusterError as exc:
-        raise _fail(exc) from exc
-    console.print(f"Replica {name} " + ("started." if started else "was running."))
+    _switch_replica(name, "start", ("started.", "was running."))
 
 
 @replica_app.command("stop")
 def replica_stop(name: Annotated[str, typer.Argument(help="The replica's name")]) -> None:
     """Stop a replica; the API reads from the primary (or the others) meanwhile."""
+    _switch_replica(name, "stop", ("stopped.", "was not running."))
+
+
+def _switch_replica(name: str, action: str, said: tuple[str, str]) -> None:
     _local_only()
     try:
-        stopped = _replica(name).stop()
+        changed = getattr(_replica(name), action)()
     except ClusterError as exc:
         raise _fail(exc) from exc
-    console.print(f"Replica {name} " + ("stopped." if stopped else "was not running."))
+    console.print(f"Replica {name} " + (said[0] if changed else said[1]))
 
 
 @replica_app.command("remove")

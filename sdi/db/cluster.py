@@ -602,9 +602,10 @@ class LocalCluster:
         check: bool = True,
         timeout: float | None = None,
         new_session: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         cmd = args if self.run_as is None else ["runuser", "-u", self.run_as, "--", *args]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")} | (extra_env or {})
         try:
             proc = subprocess.run(
                 cmd,

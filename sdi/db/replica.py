@@ -10,11 +10,9 @@ writes to the primary (sdi.api.replicas). README, "Past one machine".
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,19 +117,14 @@ class Replica(LocalCluster):
                 "--checkpoint=fast",
                 "--no-password",
             ]
-            cmd = args if self.run_as is None else ["runuser", "-u", self.run_as, "--", *args]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-            env["PGPASSWORD"] = self.primary.password()  # -R writes it into primary_conninfo
-            env["PGAPPNAME"] = slot_name(self.name)
-            proc = subprocess.run(
-                cmd,
-                cwd=self.base_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
+            proc = self._run(
+                args,
                 check=False,
+                timeout=timeout,
+                extra_env={
+                    "PGPASSWORD": self.primary.password(),  # -R writes it into primary_conninfo
+                    "PGAPPNAME": slot_name(self.name),
+                },
             )
             if proc.returncode != 0:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
