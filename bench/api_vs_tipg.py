@@ -252,7 +252,9 @@ def uvicorn_options(port: int) -> list[str]:
     return ["--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning"]
 
 
-def start_ours(url: str, workdir: Path) -> Server:
+def start_ours(url: str, workdir: Path, **more_env: str) -> Server:
+    """Our server on the bench database with the parcels collection only (``more_env``: more
+    settings, e.g. the read replicas of bench/replica_reads.py)."""
     port = free_port()
     # The project's configuration with the parcels collection only: the bench database holds
     # the parcels, and the other servers publish that one table too.
@@ -272,6 +274,7 @@ def start_ours(url: str, workdir: Path) -> Server:
         # wrk is one client address: measure throughput, not the per-address rate limit
         SDI_RATE_LIMIT_ANONYMOUS="0",
         SDI_SERVE_WORKER="false",
+        **more_env,
     )
     server = Server("ours", f"http://127.0.0.1:{port}", "parcels", {})
     server.env = env

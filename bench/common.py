@@ -60,8 +60,8 @@ def parcels_gpkg(data_dir: Path) -> Path:
 
 
 # -- database -----------------------------------------------------------------------------
-def bench_database(url: str | None = None) -> str:
-    """URL of the migrated bench database: ``url`` or ``sdi_bench`` on the local cluster."""
+def bench_database(url: str | None = None, name: str = BENCH_DB) -> str:
+    """URL of the migrated bench database: ``url`` or ``name`` on the local cluster."""
     from sdi.db import ClusterError, LocalCluster
     from sdi.db.migrate import upgrade
 
@@ -75,8 +75,8 @@ def bench_database(url: str | None = None) -> str:
                 if attempt == 3:
                     raise
                 time.sleep(5)
-        cluster.ensure_database(BENCH_DB)
-        url = cluster.url(BENCH_DB)
+        cluster.ensure_database(name)
+        url = cluster.url(name)
     upgrade(url)
     return url
 

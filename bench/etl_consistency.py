@@ -37,26 +37,16 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import psycopg
 
-from bench.common import RESULTS, say, sdi_env
+from bench.common import RESULTS, bench_database, reset_target, say, sdi_env
 
 DB = "sdi_bench_consistency"
 JOB = "bench_lamps"
 
 
 def _database(url: str | None) -> str:
-    from sdi.db import LocalCluster
-    from sdi.db.migrate import upgrade
-
-    if url is None:
-        cluster = LocalCluster()
-        cluster.start()
-        cluster.ensure_database(DB)
-        url = cluster.url(DB)
-    upgrade(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE utility.street_lamps, etl.runs CASCADE")
+    url = bench_database(url, DB)
+    reset_target(url, "utility.street_lamps")
     return url
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,8 +30,8 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.api_vs_tipg import Server, database, free_port, inputs, ready, wrk
-from bench.common import PROJECT, RESULTS, git_state
+from bench.api_vs_tipg import Server, database, inputs, start_ours, wrk
+from bench.common import RESULTS, git_state
 from sdi.db import LocalCluster
 from sdi.db.replica import Replica, add, remove, replicas, with_port
 from sdi.settings import Settings
@@ -72,34 +71,7 @@ def commits(url: str) -> int:
 
 
 def start_server(url: str, read_url: str, workdir: Path) -> Server:
-    port = free_port()
-    env = dict(os.environ)
-    config = workdir / "pygeoapi.yml"
-    import yaml
-
-    whole = yaml.safe_load((PROJECT / "pygeoapi-config.yml").read_text(encoding="utf-8"))
-    whole["resources"] = {k: v for k, v in whole["resources"].items() if k == "parcels"}
-    config.write_text(yaml.safe_dump(whole, sort_keys=False, allow_unicode=True))
-    env.update(
-        SDI_PYGEOAPI_CONFIG=str(config),
-        SDI_DATABASE_URL=url,
-        SDI_STATE_DIR=str(workdir / "state"),
-        SDI_HOST="127.0.0.1",
-        SDI_PORT=str(port),
-        SDI_WORKERS="2",
-        SDI_SERVE_WORKER="false",
-        SDI_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        SDI_READ_DATABASE_URLS=read_url,
-        SDI_RATE_LIMIT_ANONYMOUS="0",  # one load client: throughput, not the per-address limit
-    )
-    server = Server("ours", f"http://127.0.0.1:{port}", "parcels", {})
-    server.env = env
-    server.stop_command = [sys.executable, "-m", "sdi", "serve", "stop"]
-    subprocess.run(
-        [sys.executable, "-m", "sdi", "serve", "start"], env=env, cwd=PROJECT, check=True
-    )
-    ready(server, "/conformance?f=json")
-    return server
+    return start_ours(url, workdir, SDI_READ_DATABASE_URLS=read_url)
 
 
 def markdown(report: dict) -> str:

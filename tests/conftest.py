@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from sdi.settings import PROJECT_DIR, Settings, get_settings
+from tests.support.environment import sdi_settings
 
 # One database per test session, so concurrent sessions (two checkouts, a developer and CI)
 # never drop each other's data; databases of sessions that died are removed at the next start.
@@ -105,16 +106,8 @@ def settings(database_url: str, workdir: Path) -> Iterator[Settings]:
         "SDI_RATE_LIMIT_ANONYMOUS": "0",
         "SDI_RATE_LIMIT_KEY": "0",
     }
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    get_settings.cache_clear()
-    yield get_settings()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
+    with sdi_settings(**overrides) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import time
 import zipfile
@@ -26,9 +25,10 @@ from pyproj import CRS
 
 from sdi.keys import create_key
 from sdi.layers import load_layers
-from sdi.settings import Settings, get_settings
+from sdi.settings import Settings
 from tests.conftest import free_port
 from tests.support.api import SYSTEM_PYTHON, run_qgis_probe
+from tests.support.environment import sdi_settings
 
 
 def qgis_available() -> bool:
@@ -322,20 +322,10 @@ def small_limit_server(loaded, settings: Settings, tmp_path_factory) -> Iterator
         "SDI_DOWNLOAD_ANONYMOUS_MAX_FEATURES": "5",
         "SDI_DOWNLOAD_KEY_MAX_FEATURES": "50",
     }
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    get_settings.cache_clear()
-    process = Server(get_settings())
-    try:
+    with sdi_settings(**overrides) as limited:
+        process = Server(limited)
         process.start()
-        url = get_settings().server_url
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
+        url = limited.server_url
     try:
         yield url
     finally:

@@ -21,8 +21,9 @@ import pytest
 
 from sdi.keys import create_key
 from sdi.serve import Server, Worker
-from sdi.settings import Settings, get_settings
+from sdi.settings import get_settings
 from tests.conftest import free_port, run_sdi
+from tests.support.environment import sdi_settings
 
 EXECUTE = "/processes/exposure/execution"
 GAUGE = "G-HL-01"
@@ -37,32 +38,11 @@ SMALL = {
 }
 
 
-class _Env:
-    """Environment variables set only around a call (the server child reads them)."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-
-    def __enter__(self) -> Settings:
-        self.saved = {k: os.environ.get(k) for k in self.values}
-        os.environ.update(self.values)
-        get_settings.cache_clear()
-        return get_settings()
-
-    def __exit__(self, *exc: object) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def second(server: str, workdir) -> Iterator[tuple[Server, str, dict[str, str]]]:
     """A second server (small limits) over the same database; (server, url, its env)."""
     env = {**SMALL, "SDI_PORT": str(free_port()), "SDI_STATE_DIR": str(workdir / "state-2")}
-    with _Env(env) as settings:
+    with sdi_settings(**env) as settings:
         process = Server(settings)
         process.start()
     try:
@@ -138,7 +118,7 @@ def test_a_job_is_seen_from_another_server_and_survives_its_restart(
     # the second server has no worker: the session's worker (another process) runs it
     done = _wait(server, job_id, keys["planning"])
     assert done["status"] == "successful"
-    with _Env(env):
+    with sdi_settings(**env):
         process.stop(quiet=True)
         process.start()
     for url in (server, other):
@@ -443,7 +423,7 @@ def test_server_workers_are_replaced_and_the_service_keeps_answering(
         "SDI_STATE_DIR": str(workdir / f"state-{recycling['SDI_SERVER_MAX_REQUESTS']}"),
         **recycling,
     }
-    with _Env(env) as settings:
+    with sdi_settings(**env) as settings:
         process = Server(settings)
         process.start()
     try:
@@ -459,7 +439,7 @@ def test_server_workers_are_replaced_and_the_service_keeps_answering(
         assert after - before, "no worker was replaced"
         assert len(after) >= 2  # and they were replaced, not lost
     finally:
-        with _Env(env):
+        with sdi_settings(**env):
             process.stop(quiet=True)
 
 
@@ -487,7 +467,7 @@ def test_rate_limits_hold_across_two_server_worker_processes(server, workdir, mi
     }
     with psycopg.connect(migrated) as conn:
         started = conn.execute("SELECT now()").fetchone()[0]
-    with _Env(env) as settings:
+    with sdi_settings(**env) as settings:
         process = Server(settings)
         process.start()
     try:
@@ -516,5 +496,5 @@ def test_rate_limits_hold_across_two_server_worker_processes(server, workdir, mi
         assert counted >= 20
         assert processes >= 2, "the requests did not reach both worker processes"
     finally:
-        with _Env(env):
+        with sdi_settings(**env):
             process.stop(quiet=True)

@@ -25,8 +25,9 @@ from sdi.db.replica import Replica, with_port
 from sdi.db.roles import role_url
 from sdi.keys import create_key
 from sdi.serve import Balancer, Server
-from sdi.settings import Settings, get_settings
+from sdi.settings import Settings
 from tests.support.api import bbox_around
+from tests.support.environment import sdi_settings
 from tests.support.replicas import free_ports, local_primary, replica_of
 
 pytestmark = pytest.mark.disruptive  # adding a replica restarts a primary at wal_level=minimal
@@ -60,21 +61,13 @@ def fleet(loaded: dict, settings: Settings, database_url: str, workdir: Path) ->
             "SDI_REPLICA_MAX_LAG_S": str(MAX_LAG),
             "SDI_REPLICA_CHECK_INTERVAL_S": "0.25",
         }
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        get_settings.cache_clear()
-        server = Server(get_settings())
-        try:
-            server.start()
-            yield Fleet(server, replica, replica_url, f"http://127.0.0.1:{base}")
-        finally:
-            server.stop(quiet=True)
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            get_settings.cache_clear()
+        with sdi_settings(**env) as fleet_settings:
+            server = Server(fleet_settings)
+            try:
+                server.start()
+                yield Fleet(server, replica, replica_url, f"http://127.0.0.1:{base}")
+            finally:
+                server.stop(quiet=True)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pytest
 from sdi.etl.inbox import changed_jobs, department_of, link_samples
 from sdi.etl.spec import load_job
 from tests.support import deliveries as d
+from tests.support.environment import sdi_settings
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_changed_runs_only_what_changed(warehouse: str, tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     assert "never run" in first.output and "nothing delivered" in first.output
 
-    with d.sdi_settings(**env) as local, psycopg.connect(warehouse) as conn:
+    with sdi_settings(**env) as local, psycopg.connect(warehouse) as conn:
         pending = {p.job: p for p in changed_jobs(conn, local)}
         assert not any(p.run for p in pending.values()), pending
         # touched, same bytes: the hash decides it is unchanged
@@ -133,7 +134,7 @@ def test_etl_run_delivers_an_upload_and_answers_the_report(warehouse: str, tmp_p
     _lamp_jobs(tmp_path, 1)
     shapefile = d.write(d.lamps(5, prefix="UP-"), tmp_path / "upload" / "lamps_0.shp")
     parts = {p.name: p.read_bytes() for p in shapefile.parent.iterdir()}
-    with d.sdi_settings(**_env(warehouse, tmp_path)) as local:
+    with sdi_settings(**_env(warehouse, tmp_path)) as local:
         inputs = {"job": "lamps_0", "file": {"filename": "lamps.zip", "value": _zip(parts)}}
         with pytest.raises(DeliveryError, match="may not deliver job 'lamps_0'"):
             execute_delivery({**inputs, "_caller": {"department": "land"}}, local)
@@ -220,7 +221,7 @@ def test_plausible_mistakes_delivered_through_etl_run(warehouse: str, tmp_path: 
         "typo": (file_input(upload / "typo.gpkg"), ("typo.gpkg", "Hồng Gay", "Hồng Gai?")),
     }
     before = d.fingerprint(warehouse)
-    with d.sdi_settings(**_env(warehouse, tmp_path)) as local:
+    with sdi_settings(**_env(warehouse, tmp_path)) as local:
         for job, (file, expected) in cases.items():
             inputs = {"job": job, "file": file, "_caller": {"department": "utility"}}
             try:

@@ -9,7 +9,6 @@ copies, missing parts, wrong declarations).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -21,7 +20,8 @@ from psycopg import sql
 from pyproj import Transformer
 from typer.testing import CliRunner
 
-from sdi.settings import Settings, get_settings
+from sdi.settings import Settings
+from tests.support.environment import sdi_settings
 
 SRID = 5899  # VN-2000 / TM-3 107°45'
 LON, LAT = 107.05, 20.95  # Hạ Long
@@ -112,23 +112,6 @@ def warehouse(migrated: str, settings: Settings, name: str) -> Iterator[str]:
     finally:
         with psycopg.connect(migrated, autocommit=True) as conn:
             conn.execute(drop)
-
-
-@contextlib.contextmanager
-def sdi_settings(**env: str) -> Iterator[Settings]:
-    """SDI_* variables set for the ``sdi`` command run in this process, restored after."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    try:
-        yield get_settings()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 def sdi(*args: str, **env: str):
