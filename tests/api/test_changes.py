@@ -123,7 +123,7 @@ def test_changes_since_a_run(api, history) -> None:
     assert history["r1"] in [r["run_id"] for r in body["runs"]]
     assert set(by_code["CF-4"]["properties"]) == {
         "change", "run_id", "valid_from", "valid_to", "lamp_code", "commune_code", "road_id",
-        "road_name", "status", "power_w", "install_year", "cabinet_id",
+        "road_name", "status", "power_w", "install_year", "cabinet_id", "geometry_repaired",
     }  # fmt: skip
 
 
