@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from sdi.errors import ConfigError
+from sdi.sql import one as sdi_one
 
 HookFunction = Callable[..., "str | None"]
 
@@ -30,13 +31,22 @@ class AfterLoadHook:
     inputs: frozenset[str]  # schema.table of the loads that trigger it
     function: str  # "module:function", imported on first use
     layers: tuple[str, ...] = ()  # passed on as ``layers=``: the derived tables to rebuild
+    # passed the communes the load touched as ``communes=`` (None: unknown, rebuild whole)
+    scoped: bool = False
 
-    def run(self, conn: psycopg.Connection, table: str, run_id: int) -> str | None:
+    def run(
+        self,
+        conn: psycopg.Connection,
+        table: str,
+        run_id: int,
+        communes: frozenset[str] | None = None,
+    ) -> str | None:
         module, name = self.function.split(":")
         function: HookFunction = getattr(import_module(module), name)
-        if self.layers:
-            return function(conn, table, run_id, layers=self.layers)
-        return function(conn, table, run_id)
+        kwargs: dict[str, object] = {"layers": self.layers} if self.layers else {}
+        if self.scoped:
+            kwargs["communes"] = communes
+        return function(conn, table, run_id, **kwargs)
 
 
 @cache
@@ -54,15 +64,51 @@ def registered() -> tuple[AfterLoadHook, ...]:
     return tuple(hooks)
 
 
+def _to_analyze(
+    conn: psycopg.Connection, table: str, run_id: int, communes: frozenset[str] | None
+) -> list[str]:
+    """The table, or of a table partitioned by province the partitions this run wrote:
+    ANALYZE of the parent samples every province's partition, which a national warehouse
+    would pay at each province's load."""
+    partitioned = sdi_one(
+        conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s))",
+            (table,),
+        )
+    )[0]
+    if not partitioned or communes is None:
+        return [table]
+    written = conn.execute(
+        sql.SQL("SELECT DISTINCT tableoid::regclass::text FROM {} WHERE run_id = %s").format(
+            sql.Identifier(*table.split("."))
+        ),
+        (run_id,),
+    ).fetchall()
+    never = sdi_one(
+        conn.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_statistic WHERE starelid = to_regclass(%s))",
+            (table,),
+        )
+    )[0]
+    # the parent's own statistics (autovacuum never makes them): once, on the first load
+    return [r[0] for r in written] + ([table] if never else [])
+
+
 def after_load(
-    conn: psycopg.Connection, table: str, run_id: int, *, changed: bool = True
+    conn: psycopg.Connection,
+    table: str,
+    run_id: int,
+    *,
+    changed: bool = True,
+    communes: frozenset[str] | None = None,
 ) -> list[str]:
     """Run the hooks derived from ``table``; their summary lines.
 
     A load that changed nothing (``changed=False``: no feature added, updated or retired)
     cannot change what is derived from the warehouse, so no hook runs: a re-run of an unchanged
     delivery stays cheap. ``sdi hazard recompute`` and ``sdi planning refresh`` recompute on
-    demand.
+    demand. ``communes``: those whose features the load touched (hooks registered ``scoped``
+    refresh only what derives from them; None: unknown).
     """
     hooks = [hook for hook in registered() if table in hook.inputs]
     if not hooks or not changed:
@@ -70,6 +116,7 @@ def after_load(
     # The load may have replaced much of the table in this transaction, before autovacuum could
     # look at it; without fresh statistics the derived queries' plans go wrong (an order of
     # magnitude slower right after a first load: docs/etl-performance.md).
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
-    summaries = (hook.run(conn, table, run_id) for hook in hooks)
+    for relation in _to_analyze(conn, table, run_id, communes):
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*relation.split("."))))
+    summaries = (hook.run(conn, table, run_id, communes) for hook in hooks)
     return [s for s in summaries if s]
