@@ -43,6 +43,8 @@ WAREHOUSE_SCHEMAS = ("admin", "land", "construction", "utility", "hazard", "plan
 # Run-log columns the API shows (catalogue lineage, change feed); never the rejects or
 # contributions, which hold raw rows of the deliveries.
 ETL_PUBLIC_COLUMNS = {
+    # the provinces a bbox can touch: partition pruning in sdi/api/provider.py
+    "etl.partition_extents": ("relation", "province_code", "extent"),
     "etl.runs": (
         "run_id",
         "job",

@@ -1,7 +1,8 @@
 """A national warehouse: parcels and buildings partitioned by province (issue 14).
 
 The partitioned layout (keys that include the partition key, the default partition, the
-as-of functions), and a province's delivery that replaces only its own slice.
+as-of functions), a province's delivery that replaces only its own slice, and the API's
+partition pruning for bbox and CQL2 queries, shown by EXPLAIN of the SQL the provider runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+import yaml
+from psycopg import sql
 
 from tests.support.etl_runs import modify, parcel_table, write_parcels
 from tests.support.nation import nation_warehouse, run, with_provinces
@@ -175,3 +178,77 @@ def test_a_commune_unknown_to_the_communes_layer_goes_to_the_deployment_province
         "SELECT DISTINCT province_code FROM land.parcels_current WHERE commune_code = '99999'"
     ).fetchall()
     assert province == [(settings.province_code,)]
+
+
+# -- the API prunes partitions -----------------------------------------------------------------
+
+
+def _scanned(db, statements: list[tuple[sql.Composable, dict]]) -> set[str]:
+    """The parcels partitions the statements read: the plan nodes on them that ran (pruned
+    at planning they are not in the plan; pruned while running, never executed)."""
+    found: set[str] = set()
+
+    def walk(node: dict) -> None:
+        if node.get("Relation Name", "").startswith("parcels_") and node.get("Actual Loops"):
+            found.add(node["Relation Name"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    for statement, params in statements:
+        plan = db.execute(sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(statement), params)
+        walk(plan.fetchone()[0][0]["Plan"])
+    return found
+
+
+def test_bbox_and_cql2_queries_scan_only_their_province_partition(loaded, db, settings) -> None:
+    from sdi.api.provider import PostGISProvider
+
+    class Recording(PostGISProvider):
+        """The provider as served; it keeps the statements it runs, to EXPLAIN them."""
+
+        def _execute(self, statement, params, conn=None):
+            self.ran.append((statement, params))
+            return super()._execute(statement, params, conn)
+
+    config = yaml.safe_load(settings.pygeoapi_config.read_text())
+    definition = next(
+        p for p in config["resources"]["parcels"]["providers"] if p["type"] == "feature"
+    )
+    definition = {**definition, "properties": [*definition["properties"], "province_code"]}
+    # A second province with an extent far from Quảng Ninh (Hà Nội), for the duration.
+    db.execute("SELECT etl.ensure_province_partition('land.parcels', '01')")
+    db.execute(
+        "INSERT INTO etl.partition_extents VALUES "
+        "('land.parcels', '01', ST_MakeEnvelope(105.3, 20.5, 106.1, 21.4, 4326))"
+    )
+    db.commit()
+    try:
+        west, south, east, north = db.execute(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT ST_Extent(geom) AS e FROM (SELECT geom FROM land.parcels_current "
+            "ORDER BY id LIMIT 50) g) x"
+        ).fetchone()
+        inside = [west, south, east, north]
+
+        provider = Recording(definition)
+        provider.ran = []
+        page = provider.query(bbox=inside, limit=100)
+        assert page["numberReturned"] > 0
+        assert _scanned(db, provider.ran) == {"parcels_p22"}
+
+        provider.ran = []
+        provider.query(bbox=[105.5, 20.8, 105.9, 21.2], limit=100)  # Hà Nội: no parcel there
+        assert _scanned(db, provider.ran) == {"parcels_p01"}
+
+        from pygeofilter.parsers.cql2_text import parse
+
+        provider.ran = []
+        node = parse("province_code = '22' AND area_m2 > 100")
+        page = provider.query(filterq=node, limit=1000)
+        assert page["numberReturned"] > 0
+        assert _scanned(db, provider.ran) == {"parcels_p22"}
+    finally:
+        db.rollback()
+        db.execute("DELETE FROM etl.partition_extents WHERE province_code = '01'")
+        db.execute("DROP TABLE IF EXISTS land.parcels_p01")
+        db.commit()
