@@ -2,8 +2,8 @@ CREATE TEMP TABLE sdi_permit_building_pairs ON COMMIT DROP AS
 SELECT p.id AS permit_id, b.id AS building_id,
        (b.year_built IS NULL OR p.issued_on IS NULL
         OR p.issued_on <= make_date(b.year_built + %(tolerance_years)s, 12, 31)) AS date_fits
-FROM construction.permits_current p
-JOIN construction.buildings_current b
+FROM {permits} p
+JOIN {buildings} b
   ON b.geom && ST_Expand(p.geom, %(box_deg)s)
  AND (ST_Intersects(b.geom, p.geom)
       OR ST_DWithin(b.geom::geography, p.geom::geography, %(distance_m)s))
