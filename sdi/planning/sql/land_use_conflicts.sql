@@ -15,10 +15,16 @@ zones AS MATERIALIZED (
 hits AS (
     SELECT DISTINCT ON (p.id) p.id, zn.id AS zone_id
     FROM zones zn
-    JOIN {parcels} p
-      ON p.geom && zn.geom
-     AND NOT (p.land_use_codes <@ zn.permitted)
-     AND ST_Intersects(zn.geom, ST_PointOnSurface(p.geom))
+    -- a lateral probe per zone (OFFSET 0 keeps it one): with the parcels of some communes
+    -- only, the planner otherwise read those parcels by commune and tested each against
+    -- every zone of the nation (minutes at a million parcels)
+    CROSS JOIN LATERAL (
+        SELECT p.id FROM {parcels} p
+        WHERE p.geom && zn.geom
+          AND NOT (p.land_use_codes <@ zn.permitted)
+          AND ST_Intersects(zn.geom, ST_PointOnSurface(p.geom))
+        OFFSET 0
+    ) p
     ORDER BY p.id, zn.id
 )
 INSERT INTO planning.land_use_conflicts (
