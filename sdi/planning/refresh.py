@@ -119,6 +119,20 @@ def scope_of(conn: psycopg.Connection, communes: Iterable[str], fallback_provinc
     return Scope(touched, near, around, sorted(provinces))
 
 
+def _most_provinces(conn: psycopg.Connection, scope: Scope) -> bool:
+    """Whether the communes a load touched lie in more than half of the provinces the
+    communes layer knows."""
+    touched, known = sdi.sql.one(
+        conn.execute(
+            "SELECT count(DISTINCT province_code) FILTER (WHERE commune_code = ANY(%s)), "
+            "count(DISTINCT province_code) FROM admin.communes_current "
+            "WHERE province_code IS NOT NULL",
+            (scope.touched,),
+        )
+    )
+    return 2 * touched > max(known, 1)
+
+
 @dataclass
 class _Context:
     conn: psycopg.Connection
@@ -403,6 +417,12 @@ def refresh(
     settings = get_settings()
     ctx = _Context(conn, run_id, settings.province_srid, result.notes)
     scope = scope_of(conn, communes, settings.province_code) if communes is not None else None
+    if scope is not None and _most_provinces(conn, scope):
+        # A load over most provinces (a first national load; every load of a one-province
+        # deployment): the per-commune filters would cost more than they save, and the
+        # whole rebuild's plans are the tuned ones (docs/planning.md "Speed").
+        result.notes.append(f"{len(scope.touched)} communes touched: rebuilt whole")
+        scope = None
     with conn.transaction():
         for table in wanted:
             started = time.perf_counter()
