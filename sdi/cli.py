@@ -100,8 +100,37 @@ def sample_generate(
     parcels_format: Annotated[
         str, typer.Option(help="shp (per city, TCVN3) or gpkg (one file)")
     ] = "shp",
+    provinces: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=34,
+            help="Write a nation instead: N provinces (communes, parcels per province, zoning; "
+            "sdi/samples/nation.py)",
+        ),
+    ] = None,
+    parcels: Annotated[
+        int, typer.Option(min=1, help="With --provinces: parcels in all, shared by population")
+    ] = 1_000_000,
 ) -> None:
-    """Write the sample deliveries of Hạ Long, Uông Bí, Cẩm Phả and Móng Cái."""
+    """Write the sample deliveries of Hạ Long, Uông Bí, Cẩm Phả and Móng Cái (or, with
+    --provinces, of a nation)."""
+    if provinces is not None:
+        from sdi.samples.nation import generate_nation
+
+        if out is None:
+            raise typer.BadParameter("give --out: a nation is not the demo's sample folder")
+        made = generate_nation(
+            out,
+            provinces=provinces,
+            parcels=parcels,
+            seed=seed,
+            progress=lambda msg: console.print(f"  {msg}"),
+        )
+        console.print(
+            f"[green]wrote {made['parcels']:,} parcels of {provinces} province(s) to {out}[/]"
+        )
+        return
     from sdi.samples import generate  # heavy imports only when generating
 
     out = out or get_settings().samples_dir

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         5899, description="Provincial VN-2000 TM-3 CRS: legal areas and lengths are computed in it"
     )
     utm_srid: int = Field(3405, description="VN-2000 UTM zone of the province")
+    province_code: str = Field(
+        "22",
+        pattern=r"^[0-9]{2}$",
+        description="Province code (GSO) of rows whose commune the communes layer does not know",
+    )
     province_extent: tuple[float, float, float, float] = Field(
         (106.4, 20.6, 108.2, 21.7), description="lon/lat box the province's data must fall in"
     )

@@ -38,6 +38,7 @@ from sdi.api.bbox import CRS84
 from sdi.api.db import columns, connection, provider_error
 from sdi.api.geojson import FeatureTexts
 from sdi.api.paging import CURSOR_PARAM, Cursor, SortKey
+from sdi.db.tables import PROVINCE_COLUMN
 
 LOGGER = logging.getLogger(__name__)
 
@@ -339,6 +340,11 @@ class PostGISProvider(BaseProvider):
         after = cursor.keys if cursor is not None and cursor.offset == request.offset else None
 
         with connection() as conn:
+            pruned = self._provinces_of_bbox(conn, request.bbox)
+            if pruned is not None:
+                prune, prune_params = pruned
+                where = sql.SQL(sql.SQL("({}) AND {}").format(where, prune).as_string(None))
+                params = {**params, **prune_params}
             if resulttype == "hits":  # an explicit request for the count: counted
                 count = sql.SQL("SELECT count(*) FROM {} t WHERE {}").format(self.table, where)
                 return {
@@ -367,6 +373,37 @@ class PostGISProvider(BaseProvider):
             last = list(rows[-1][1:]) if rows else None
             content["links"] = self._links(request, signature, matched, last)
         return content
+
+    def _provinces_of_bbox(
+        self, conn: psycopg.Connection, bbox: list[float]
+    ) -> tuple[sql.Composable, dict[str, Any]] | None:
+        """On a table partitioned by province: ``province_code IN (…)``, the provinces whose
+        stored extent the bbox meets (``etl.partition_extents``, grown by a trigger at every
+        write, so it holds every row ever stored). The geometry test alone cannot prune
+        partitions; with the codes as values the planner scans only those provinces'
+        partitions (runtime pruning of a generic plan too). None: nothing to add."""
+        base = _province_partitioned(conn, self.table_name)
+        if base is None or len(bbox) not in (4, 6) or self.storage_srid != 4326:
+            return None
+        if len(bbox) == 6:
+            bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+        west, south, east, north = bbox
+        if west > east:  # across the antimeridian: not worth it
+            return None
+        south, north = min(south, north), max(south, north)
+        codes = [
+            row[0]
+            for row in conn.execute(
+                sql_files.load(PACKAGE, "provinces_of_bbox"),
+                {"relation": base, "w": west, "s": south, "e": east, "n": north},
+            )
+        ]
+        if not codes:  # no province has a row there
+            return sql.SQL("FALSE"), {}
+        column = sql.Identifier("t", PROVINCE_COLUMN)
+        placeholders = [sql.Placeholder(f"pv{i}") for i in range(len(codes))]
+        clause = sql.SQL("{} IN ({})").format(column, sql.SQL(", ").join(placeholders))
+        return clause, {f"pv{i}": code for i, code in enumerate(codes)}
 
     def _page(
         self,
@@ -469,6 +506,25 @@ class PostGISProvider(BaseProvider):
             tuple(request.select), request.skip_geometry, crs, tuple(request.order)
         )
 
+    def _fetch(self, needed: list[str], province: list[str]) -> sql.Composable:
+        """How a counted page's rows are fetched back by id (sql/page_counted.sql)."""
+        table, id_ = self.table, sql.Identifier("t", self.id_field)
+        bare = sql.Identifier(self.id_field)
+        if not province:
+            return sql.SQL("JOIN {} t ON {} = k.{}").format(table, id_, bare)
+        # A lateral probe per row (OFFSET 0 keeps it one: no hash join over every
+        # partition): each probe runs in the row's own province's partition only.
+        return sql.SQL(
+            "CROSS JOIN LATERAL (SELECT {} FROM {} t WHERE {} = k.{} AND {} = k.{} OFFSET 0) t"
+        ).format(
+            sql.SQL(", ").join(sql.Identifier("t", c) for c in needed),
+            table,
+            id_,
+            bare,
+            sql.Identifier("t", PROVINCE_COLUMN),
+            sql.Identifier(PROVINCE_COLUMN),
+        )
+
     def _rendered_parts(
         self, select: tuple, skip_geometry: bool, crs: str | None, order: tuple
     ) -> dict[str, sql.Composable]:
@@ -478,6 +534,9 @@ class PostGISProvider(BaseProvider):
             geometry = [] if skip_geometry else [self.geom_field]
             keys = [k.column for k in order]
             needed = dict.fromkeys([self.id_field, *select, *geometry, *keys])
+            # A province-partitioned table: the page's rows are fetched back from their own
+            # province's partition only (run-time pruning of the join), not probed in all.
+            province = [PROVINCE_COLUMN] if _PARTITIONED.get(self.table_name) else []
             spec = _TargetCRS(crs) if crs else None
             composed = {
                 "feature": self._feature(list(select), skip_geometry, spec),
@@ -486,8 +545,9 @@ class PostGISProvider(BaseProvider):
                 ),
                 "columns": sql.SQL(", ").join(sql.Identifier("t", c) for c in needed),
                 "key_columns": sql.SQL(", ").join(
-                    sql.Identifier("t", c) for c in dict.fromkeys([self.id_field, *keys])
+                    sql.Identifier("t", c) for c in dict.fromkeys([self.id_field, *keys, *province])
                 ),
+                "fetch": self._fetch(list(needed), province),
                 "id": sql.Identifier("t", self.id_field),
                 "bare_id": sql.Identifier(self.id_field),
                 "table": self.table,
@@ -557,6 +617,23 @@ class PostGISProvider(BaseProvider):
         if not rows:
             raise ProviderItemNotFoundError(user_msg=f"no item {identifier!r}")
         return json.loads(rows[0][0])
+
+
+PACKAGE = "sdi.api"
+_PARTITIONED: dict[str, str | None] = {}
+
+
+def _province_partitioned(conn: psycopg.Connection, table: str) -> str | None:
+    """The province-partitioned table a published table or view reads (``land.parcels`` for
+    ``land.parcels_current``), or None; cached per process (a table becomes partitioned by a
+    migration, which a restart follows)."""
+    if table not in _PARTITIONED:
+        row = conn.execute(
+            sql_files.load(PACKAGE, "province_partitioned"),
+            {"table": table, "column": PROVINCE_COLUMN},
+        ).fetchone()
+        _PARTITIONED[table] = row[0] if row else None
+    return _PARTITIONED[table]
 
 
 def _in_utc(value: str) -> Any:

@@ -48,9 +48,17 @@ from sdi.settings import Settings, get_settings
 
 # Schemas of the warehouse (migrations 0001..0008): what the ETL writes and the API reads.
 WAREHOUSE_SCHEMAS = ("admin", "land", "construction", "utility", "hazard", "planning", "ops")
+# SECURITY DEFINER functions of the owner that only the ETL role may call: a province's
+# partition made on demand (migration 0012b), the statistics of a loaded table (0012d)
+ETL_FUNCTIONS = (
+    "etl.ensure_province_partition(regclass, text)",
+    "etl.analyze(regclass)",
+)
 # Run-log columns the API shows (catalogue lineage, change feed); never the rejects or
 # contributions, which hold raw rows of the deliveries.
 ETL_PUBLIC_COLUMNS = {
+    # the provinces a bbox can touch: partition pruning in sdi/api/provider.py
+    "etl.partition_extents": ("relation", "province_code", "extent"),
     "etl.runs": (
         "run_id",
         "job",
@@ -309,6 +317,10 @@ def grant_statements(conn: psycopg.Connection, settings: Settings | None = None)
                 ident, etl
             )
         )
+    for function in ETL_FUNCTIONS:  # the owner's work the ETL role may ask for
+        found = conn.execute("SELECT to_regprocedure(%s) IS NOT NULL", (function,)).fetchone()
+        if found and found[0]:
+            out.append(sql.SQL("GRANT EXECUTE ON FUNCTION " + function + " TO {}").format(etl))
     for name, columns in sorted(relations.items()):
         schema, table = name.split(".", 1)
         target = sql.Identifier(schema, table)

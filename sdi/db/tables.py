@@ -137,9 +137,20 @@ class FeatureTable:
     geometry: str
     columns: tuple[Column, ...]
     comment: str = field(default="", compare=False)  # a changed comment is no new revision
+    partition_by: str | None = None  # "province": LIST partitions on province_code (0012b)
 
     def __post_init__(self) -> None:
         split_qualified(self.qualified)
+        if self.partition_by is not None and self.partition_by not in PARTITION_KEYS:
+            raise ConfigError(
+                f"{self.qualified}: partition_by {self.partition_by!r} is not one of "
+                f"{', '.join(PARTITION_KEYS)}"
+            )
+        if self.partition_by and self.column(PARTITION_KEYS[self.partition_by]):
+            raise ConfigError(
+                f"{self.qualified}: {PARTITION_KEYS[self.partition_by]} is the partition key "
+                "every partitioned table has; do not declare it"
+            )
         if self.geometry not in GEOMETRY_TYPES:
             raise ConfigError(
                 f"{self.qualified}: geometry {self.geometry!r} is not one of "
@@ -273,6 +284,15 @@ def create_feature_table(execute: Execute, table: FeatureTable) -> None:
         execute(statement)
     if table.comment:
         execute(f"COMMENT ON TABLE {table.qualified} IS {_literal(table.comment)}")
+    if table.partition_by:
+        for statement in partition_by_province_sql(table.qualified, _fallback_province()):
+            execute(statement)
+
+
+def _fallback_province() -> str:
+    from sdi.settings import get_settings
+
+    return get_settings().province_code
 
 
 def drop_feature_table(execute: Execute, table: FeatureTable) -> None:
@@ -354,6 +374,12 @@ def plan_change(before: FeatureTable, after: FeatureTable) -> Change:
         "declare a new table and load it from the delivery again."
     )
     problems = []
+    if before.partition_by != after.partition_by:
+        problems.append(
+            f"partitioning {before.partition_by or 'none'} → {after.partition_by or 'none'} "
+            "(the rows are copied into a new table: a hand-written migration, with "
+            "sdi.db.tables.partition_by_province_sql / unpartition_sql)"
+        )
     if before.geometry != after.geometry:
         problems.append(f"geometry type {before.geometry} → {after.geometry}")
     for column in before.columns:
@@ -447,9 +473,10 @@ def _repr_table(table: FeatureTable) -> str:
         for c in table.columns
     )
     comment = f"    comment={_q(table.comment)},\n" if table.comment else ""
+    partition = f"    partition_by={_q(table.partition_by)},\n" if table.partition_by else ""
     return (
         f"FeatureTable(\n    {_q(table.qualified)},\n    {_q(table.geometry)},\n"
-        f"    (\n{columns}    ),\n{comment})"
+        f"    (\n{columns}    ),\n{comment}{partition})"
     )
 
 
@@ -570,3 +597,319 @@ def sync_declared(
         written.append(Written(path, revision, table, change))
         head = revision
     return written
+
+
+# -- partitioning by province (issue 14) -----------------------------------------------------
+# A national warehouse keeps the large feature tables (parcels, buildings: their history is
+# in the same table, as closed versions) as PostgreSQL LIST partitions on ``province_code``:
+# one partition per province, created on demand by etl.ensure_province_partition(), and a
+# default partition for a code that has none yet. Primary and unique keys include the
+# partition key (PostgreSQL requires it, and so would Citus: docs/citus.md).
+PARTITION_KEYS: dict[str, str] = {"province": "province_code"}
+PROVINCE_COLUMN = "province_code"
+# Per partitioned table and province: the box around every geometry ever stored there (a
+# superset, kept by a statement trigger), which lets the API turn a bbox into the provinces
+# it can touch (partition pruning: sdi/api/provider.py).
+EXTENTS_TABLE = "etl.partition_extents"
+
+
+def province_support_sql() -> list[str]:
+    """The functions and the extents table every province-partitioned table uses (0012b)."""
+    return [
+        f"""
+        CREATE TABLE {EXTENTS_TABLE} (
+            relation text NOT NULL,
+            province_code varchar(2) NOT NULL,
+            extent geometry(Geometry, 4326) NOT NULL,  -- a point when one point
+            PRIMARY KEY (relation, province_code)
+        )
+        """,
+        f"COMMENT ON TABLE {EXTENTS_TABLE} IS 'Per province-partitioned table and province: "
+        "a box holding every geometry stored there (kept by the tables'' statement triggers)'",
+        # The province of a commune code, from the communes layer (codes are national).
+        """
+        CREATE FUNCTION etl.province_of(commune text) RETURNS varchar
+        LANGUAGE sql STABLE AS $$
+            SELECT province_code FROM admin.communes
+            WHERE commune_code = commune AND valid_to IS NULL AND province_code IS NOT NULL
+            ORDER BY admin_vintage = '2025' DESC LIMIT 1
+        $$
+        """,
+        r"""
+        CREATE FUNCTION etl.ensure_province_partition(parent regclass, code text)
+        RETURNS regclass LANGUAGE plpgsql
+        -- as the tables' owner: the ETL role that calls it owns no table (sdi.db.roles)
+        SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+        DECLARE
+            nsp name;
+            rel name;
+            part text;
+            def_part regclass;
+            waiting boolean := false;
+        BEGIN
+            IF code IS NULL OR code !~ '^[0-9]{2}$' THEN
+                RAISE EXCEPTION 'province code %: two digits expected', code;
+            END IF;
+            SELECT n.nspname, c.relname INTO nsp, rel
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = parent;
+            part := format('%I.%I', nsp, rel || '_p' || code);
+            IF to_regclass(part) IS NOT NULL THEN
+                RETURN part::regclass;
+            END IF;
+            SELECT nullif(p.partdefid, 0)::regclass INTO def_part
+            FROM pg_partitioned_table p WHERE p.partrelid = parent;
+            IF def_part IS NOT NULL THEN
+                EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE province_code = %L)',
+                               def_part, code) INTO waiting;
+            END IF;
+            IF NOT waiting THEN
+                EXECUTE format('CREATE TABLE %s PARTITION OF %s FOR VALUES IN (%L)',
+                               part, parent, code);
+            ELSE
+                -- rows that waited in the default partition move to their province's own
+                EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                               part, parent);
+                EXECUTE format('WITH moved AS (DELETE FROM %s WHERE province_code = %L '
+                               'RETURNING *) INSERT INTO %s SELECT * FROM moved',
+                               def_part, code, part);
+                EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES IN (%L)',
+                               parent, part, code);
+            END IF;
+            RETURN part::regclass;
+        END
+        $$
+        """,
+        # only the ETL role may call it (sdi.db.roles grants it)
+        "REVOKE EXECUTE ON FUNCTION etl.ensure_province_partition(regclass, text) FROM PUBLIC",
+        f"""
+        CREATE FUNCTION etl.grow_partition_extents() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO {EXTENTS_TABLE} AS e (relation, province_code, extent)
+            SELECT TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME, province_code,
+                   ST_Envelope(ST_Extent(geom)::geometry)
+            FROM new_rows GROUP BY province_code
+            ON CONFLICT (relation, province_code) DO UPDATE
+            SET extent = ST_Envelope(ST_Collect(e.extent, EXCLUDED.extent))
+            WHERE NOT ST_Contains(e.extent, EXCLUDED.extent);
+            RETURN NULL;
+        END
+        $$
+        """,
+    ]
+
+
+def drop_province_support_sql() -> list[str]:
+    return [
+        "DROP FUNCTION IF EXISTS etl.grow_partition_extents()",
+        "DROP FUNCTION IF EXISTS etl.ensure_province_partition(regclass, text)",
+        "DROP FUNCTION IF EXISTS etl.province_of(text)",
+        f"DROP TABLE IF EXISTS {EXTENTS_TABLE}",
+    ]
+
+
+def _copy_privileges_sql(source: str, target: str) -> str:
+    """Grant on ``target`` what is granted on ``source`` (table and column privileges):
+    ``sdi db grants`` derives them from the layers, a migration must not lose them."""
+    return f"""
+    DO $$
+    DECLARE g record;
+    BEGIN
+        FOR g IN SELECT a.privilege_type, a.grantee::regrole::text AS grantee
+                 FROM pg_class c, aclexplode(c.relacl) a
+                 WHERE c.oid = '{source}'::regclass AND a.grantee <> 0
+                   AND a.grantee <> c.relowner LOOP
+            EXECUTE format('GRANT %s ON {target} TO %s', g.privilege_type, g.grantee);
+        END LOOP;
+        FOR g IN SELECT at.attname, a.privilege_type, a.grantee::regrole::text AS grantee
+                 FROM pg_attribute at, aclexplode(at.attacl) a
+                 WHERE at.attrelid = '{source}'::regclass AND at.attacl IS NOT NULL
+                   AND a.grantee <> 0 LOOP
+            EXECUTE format('GRANT %s (%I) ON {target} TO %s',
+                           g.privilege_type, g.attname, g.grantee);
+        END LOOP;
+    END
+    $$
+    """
+
+
+def _feature_indexes_sql(qualified: str, key: str | None) -> list[str]:
+    """0001's indexes of a feature table; with a partition key, its unique key includes it."""
+    table = split_qualified(qualified)[1]
+    unique = f"{key}, natural_key" if key else "natural_key"
+    return [
+        f"CREATE UNIQUE INDEX {table}_current_key ON {qualified} ({unique}) WHERE valid_to IS NULL",
+        f"CREATE INDEX {table}_id ON {qualified} (id)",
+        f"CREATE INDEX {table}_run ON {qualified} (run_id)",
+        f"CREATE INDEX {table}_commune ON {qualified} (commune_code) WHERE valid_to IS NULL",
+        f"CREATE INDEX {table}_geom ON {qualified} USING gist (geom)",
+    ]
+
+
+def _dependents_sql(qualified: str) -> tuple[list[str], list[str]]:
+    """What pins a feature table's row type (its ``_current`` view and ``_as_of``
+    function): dropped before the table is replaced and made again after."""
+    drop = [
+        f"DROP FUNCTION IF EXISTS {qualified}_as_of(timestamptz)",
+        f"DROP VIEW IF EXISTS {qualified}_current",
+    ]
+    create = [
+        f"CREATE VIEW {qualified}_current AS SELECT * FROM {qualified} WHERE valid_to IS NULL",
+        as_of_function_sql(qualified),
+    ]
+    return drop, create
+
+
+def _refuse_other_dependents_sql(qualified: str) -> str:
+    """A view or function of someone else on the table would be lost: refuse, by name."""
+    return f"""
+    DO $$
+    DECLARE found text;
+    BEGIN
+        SELECT string_agg(DISTINCT v.oid::regclass::text, ', ') INTO found
+        FROM pg_depend d
+        JOIN pg_rewrite r ON r.oid = d.objid
+        JOIN pg_class v ON v.oid = r.ev_class
+        WHERE d.classid = 'pg_rewrite'::regclass
+          AND d.refobjid IN ('{qualified}'::regclass, to_regclass('{qualified}_current'))
+          AND v.oid NOT IN ('{qualified}'::regclass,
+                            coalesce(to_regclass('{qualified}_current'), 0))
+          AND v.relkind IN ('v', 'm');
+        IF found IS NOT NULL THEN
+            RAISE EXCEPTION 'views % depend on {qualified}: drop them first, they are not '
+                'carried over when the table is partitioned or unpartitioned', found;
+        END IF;
+    END
+    $$
+    """
+
+
+def partition_by_province_sql(
+    qualified: str, fallback: str, *, has_column: bool = False
+) -> list[str]:
+    """Make an existing feature table LIST-partitioned on ``province_code``, data kept.
+
+    The table is renamed, a partitioned one with the same columns (plus ``province_code``
+    unless ``has_column``) takes its name, a partition is made for every province the
+    communes layer knows and the fallback, the rows are copied (each row's province: its
+    commune's, else ``fallback``, the deployment's province), then the old table is dropped
+    and the indexes, the ``_current`` view, ``_as_of()``, the privileges and the extents
+    trigger are made on the new one. Costs one copy of the table."""
+    schema, table = split_qualified(qualified)
+    if not re.fullmatch(r"[0-9]{2}", fallback):
+        raise ConfigError(f"province code {fallback!r}: two digits expected")
+    old = f"{schema}.{table}_unpartitioned"
+    drop, create = _dependents_sql(qualified)
+    key = PROVINCE_COLUMN
+    column = "" if has_column else f", {key} varchar(2) NOT NULL"
+    province = f"o.{key}" if has_column else f"coalesce(m.province_code, '{fallback}')"
+    mapping = (
+        "LEFT JOIN (SELECT DISTINCT ON (commune_code) commune_code, province_code "
+        "FROM admin.communes WHERE valid_to IS NULL AND province_code IS NOT NULL "
+        "ORDER BY commune_code, admin_vintage = '2025' DESC) m ON m.commune_code = o.commune_code"
+    )
+    return [
+        _refuse_other_dependents_sql(qualified),
+        *drop,
+        f"ALTER TABLE {qualified} RENAME TO {table}_unpartitioned",
+        f"ALTER SEQUENCE IF EXISTS {qualified}_version_id_seq "
+        f"RENAME TO {table}_unpartitioned_version_id_seq",
+        f"""
+        CREATE TABLE {qualified} (
+            LIKE {old} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY
+                INCLUDING COMMENTS INCLUDING STORAGE{column}
+        ) PARTITION BY LIST ({key})
+        """,
+        f"ALTER TABLE {qualified} ADD PRIMARY KEY (version_id, {key})",
+        # a writer that does not say the province (SQL of its own) gets the deployment's,
+        # as a commune the communes layer does not know does in the ETL
+        f"ALTER TABLE {qualified} ALTER COLUMN {key} SET DEFAULT '{fallback}'",
+        f"CREATE TABLE {qualified}_default PARTITION OF {qualified} DEFAULT",
+        f"""
+        SELECT etl.ensure_province_partition('{qualified}'::regclass, code)
+        FROM (SELECT province_code AS code FROM admin.communes
+              WHERE province_code ~ '^[0-9]{{2}}$'
+              UNION SELECT '{fallback}') c ORDER BY code
+        """,
+        f"""
+        INSERT INTO {qualified} OVERRIDING SYSTEM VALUE
+        SELECT o.*{"" if has_column else f", {province}"}
+        FROM {old} o {"" if has_column else mapping}
+        """,
+        f"""
+        SELECT setval(pg_get_serial_sequence('{qualified}', 'version_id'),
+                      coalesce((SELECT max(version_id) FROM {qualified}), 0) + 1, false)
+        """,
+        f"""
+        DO $$ BEGIN
+            EXECUTE format('COMMENT ON TABLE {qualified} IS %L',
+                           obj_description('{old}'::regclass, 'pg_class'));
+        END $$
+        """,
+        _copy_privileges_sql(old, qualified),
+        f"DROP TABLE {old}",
+        *_feature_indexes_sql(qualified, key),
+        *create,
+        *_extent_trigger_sql(qualified),
+        f"""
+        INSERT INTO {EXTENTS_TABLE} (relation, province_code, extent)
+        SELECT '{qualified}', {key}, ST_Envelope(ST_Extent(geom)::geometry)
+        FROM {qualified} GROUP BY {key}
+        """,
+        f"ANALYZE {qualified}",
+    ]
+
+
+def _extent_trigger_sql(qualified: str) -> list[str]:
+    table = split_qualified(qualified)[1]
+    return [
+        f"""
+        CREATE TRIGGER {table}_extents_insert AFTER INSERT ON {qualified}
+        REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION etl.grow_partition_extents()
+        """,
+        f"""
+        CREATE TRIGGER {table}_extents_update AFTER UPDATE ON {qualified}
+        REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION etl.grow_partition_extents()
+        """,
+    ]
+
+
+def unpartition_sql(qualified: str, *, drop_column: bool = True) -> list[str]:
+    """The way back: one plain table with 0001's indexes, data kept (``province_code``
+    dropped unless the table declared it)."""
+    schema, table = split_qualified(qualified)
+    old = f"{schema}.{table}_partitioned"
+    drop, create = _dependents_sql(qualified)
+    return [
+        _refuse_other_dependents_sql(qualified),
+        *drop,
+        f"ALTER TABLE {qualified} RENAME TO {table}_partitioned",
+        f"ALTER SEQUENCE IF EXISTS {qualified}_version_id_seq "
+        f"RENAME TO {table}_partitioned_version_id_seq",
+        f"""
+        CREATE TABLE {qualified} (
+            LIKE {old} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY
+                INCLUDING COMMENTS INCLUDING STORAGE
+        )
+        """,
+        f"INSERT INTO {qualified} OVERRIDING SYSTEM VALUE SELECT * FROM {old}",
+        f"""
+        SELECT setval(pg_get_serial_sequence('{qualified}', 'version_id'),
+                      coalesce((SELECT max(version_id) FROM {qualified}), 0) + 1, false)
+        """,
+        f"""
+        DO $$ BEGIN
+            EXECUTE format('COMMENT ON TABLE {qualified} IS %L',
+                           obj_description('{old}'::regclass, 'pg_class'));
+        END $$
+        """,
+        _copy_privileges_sql(old, qualified),
+        f"DROP TABLE {old}",
+        *([f"ALTER TABLE {qualified} DROP COLUMN {PROVINCE_COLUMN}"] if drop_column else []),
+        f"ALTER TABLE {qualified} ADD PRIMARY KEY (version_id)",
+        *_feature_indexes_sql(qualified, None),
+        *create,
+        f"DELETE FROM {EXTENTS_TABLE} WHERE relation = '{qualified}'",
+    ]

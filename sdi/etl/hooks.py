@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from sdi.errors import ConfigError
+from sdi.sql import one as sdi_one
 
 HookFunction = Callable[..., "str | None"]
 
@@ -30,13 +31,22 @@ class AfterLoadHook:
     inputs: frozenset[str]  # schema.table of the loads that trigger it
     function: str  # "module:function", imported on first use
     layers: tuple[str, ...] = ()  # passed on as ``layers=``: the derived tables to rebuild
+    # passed the communes the load touched as ``communes=`` (None: unknown, rebuild whole)
+    scoped: bool = False
 
-    def run(self, conn: psycopg.Connection, table: str, run_id: int) -> str | None:
+    def run(
+        self,
+        conn: psycopg.Connection,
+        table: str,
+        run_id: int,
+        communes: frozenset[str] | None = None,
+    ) -> str | None:
         module, name = self.function.split(":")
         function: HookFunction = getattr(import_module(module), name)
-        if self.layers:
-            return function(conn, table, run_id, layers=self.layers)
-        return function(conn, table, run_id)
+        kwargs: dict[str, object] = {"layers": self.layers} if self.layers else {}
+        if self.scoped:
+            kwargs["communes"] = communes
+        return function(conn, table, run_id, **kwargs)
 
 
 @cache
@@ -54,15 +64,68 @@ def registered() -> tuple[AfterLoadHook, ...]:
     return tuple(hooks)
 
 
+def _to_analyze(
+    conn: psycopg.Connection, table: str, run_id: int, communes: frozenset[str] | None
+) -> list[str]:
+    """The table, or of a table partitioned by province the partitions this run wrote:
+    ANALYZE of the parent samples every province's partition, which a national warehouse
+    would pay at each province's load."""
+    partitioned = sdi_one(
+        conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(%s))",
+            (table,),
+        )
+    )[0]
+    if not partitioned or communes is None:
+        return [table]
+    written = conn.execute(
+        sql.SQL("SELECT DISTINCT tableoid::regclass::text FROM {} WHERE run_id = %s").format(
+            sql.Identifier(*table.split("."))
+        ),
+        (run_id,),
+    ).fetchall()
+    never = sdi_one(
+        conn.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = %s AND tablename = %s)",
+            tuple(table.split(".", 1)),
+        )
+    )[0]
+    # the parent's own statistics (autovacuum never makes them): once, on the first load
+    return [r[0] for r in written] + ([table] if never else [])
+
+
+def analyze(conn: psycopg.Connection, relation: str) -> None:
+    """``ANALYZE relation`` as its owner when the connection's role does not own it (the ETL
+    role: ``etl.analyze``, migration 0012d), else directly."""
+    owned_or_old = sdi_one(
+        conn.execute(
+            "SELECT pg_has_role(c.relowner, 'USAGE') "
+            "OR to_regprocedure('etl.analyze(regclass)') IS NULL "
+            "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            (relation,),
+        )
+    )[0]
+    if owned_or_old:
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*relation.split("."))))
+    else:
+        conn.execute("SELECT etl.analyze(%s::regclass)", (relation,))
+
+
 def after_load(
-    conn: psycopg.Connection, table: str, run_id: int, *, changed: bool = True
+    conn: psycopg.Connection,
+    table: str,
+    run_id: int,
+    *,
+    changed: bool = True,
+    communes: frozenset[str] | None = None,
 ) -> list[str]:
     """Run the hooks derived from ``table``; their summary lines.
 
     A load that changed nothing (``changed=False``: no feature added, updated or retired)
     cannot change what is derived from the warehouse, so no hook runs: a re-run of an unchanged
     delivery stays cheap. ``sdi hazard recompute`` and ``sdi planning refresh`` recompute on
-    demand.
+    demand. ``communes``: those whose features the load touched (hooks registered ``scoped``
+    refresh only what derives from them; None: unknown).
     """
     hooks = [hook for hook in registered() if table in hook.inputs]
     if not hooks or not changed:
@@ -70,6 +133,7 @@ def after_load(
     # The load may have replaced much of the table in this transaction, before autovacuum could
     # look at it; without fresh statistics the derived queries' plans go wrong (an order of
     # magnitude slower right after a first load: docs/etl-performance.md).
-    conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*table.split("."))))
-    summaries = (hook.run(conn, table, run_id) for hook in hooks)
+    for relation in _to_analyze(conn, table, run_id, communes):
+        analyze(conn, relation)
+    summaries = (hook.run(conn, table, run_id, communes) for hook in hooks)
     return [s for s in summaries if s]

@@ -20,10 +20,32 @@ import psycopg
 from psycopg import sql
 
 from sdi.db.tables import REPAIRED_COLUMN
+from sdi.etl.provinces import PROVINCE_COLUMN, delivered_provinces, ensure_partitions, partition_key
 from sdi.etl.results import MergeCounts
 from sdi.etl.rules import MergeRule
 from sdi.etl.stage import DELIVERED_TABLE, STAGE_TABLE, TargetTable
 from sdi.sql import load, one, query
+
+# The communes a load touched, besides those of retired features: those of the versions it
+# wrote (new and changed features; one index scan of run_id).
+_WRITTEN_COMMUNES = (
+    "SELECT coalesce(array_agg(DISTINCT commune_code) FILTER (WHERE commune_code IS NOT NULL), "
+    "'{{}}') FROM {} WHERE run_id = %s"
+)
+
+
+def touched_communes(
+    conn: psycopg.Connection, target: TargetTable, run_id: int, counts: MergeCounts
+) -> MergeCounts:
+    """``counts`` with ``communes``: every commune whose features the load added, changed
+    or retired (None when the target has no commune_code). A feature moved to another commune
+    counts in its new one only."""
+    if "commune_code" not in target.columns:
+        return counts
+    cursor = conn.execute(sql.SQL(_WRITTEN_COMMUNES).format(target.qualified), (run_id,))
+    counts.communes = frozenset(one(cursor)[0]) | (counts.communes or frozenset())
+    return counts
+
 
 COMBINED_TABLE = "sdi_combined"
 
@@ -46,6 +68,7 @@ class Versioned:
     # (md5 of the row, before 2026-11) are not taken for changes; their hash is refreshed.
     differs: sql.Composable | None = None
     refresh: list[str] = field(default_factory=list)  # columns of s copied onto same versions
+    has_communes: bool = False  # the table has commune_code: the merge says which it touched
 
     def scoped(self, alias: str) -> sql.Composable:
         return sql.SQL("").join(
@@ -100,13 +123,18 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
         )
     ).rowcount
     added = conn.execute(query("sdi.etl", "versions_add_new").format(**parts)).rowcount
-    retired = conn.execute(
-        query("sdi.etl", "versions_retire_missing").format(
-            retire_only=sql.SQL(" AND {}").format(v.retire_only) if v.retire_only else sql.SQL(""),
-            delivered=sql.Identifier(v.delivered or v.stage),
-            **parts,
+    retired, retired_communes = one(
+        conn.execute(
+            query("sdi.etl", "versions_retire_missing").format(
+                retire_only=(
+                    sql.SQL(" AND {}").format(v.retire_only) if v.retire_only else sql.SQL("")
+                ),
+                delivered=sql.Identifier(v.delivered or v.stage),
+                commune=sql.SQL("t.commune_code") if v.has_communes else sql.SQL("NULL::text"),
+                **parts,
+            )
         )
-    ).rowcount
+    )
     if v.refresh:
         # Same content read from different bytes (a new source hash), or hashed the old way:
         # remember the new hashes, no new version.
@@ -123,7 +151,11 @@ def merge_versions(conn: psycopg.Connection, v: Versioned, run_id: int, staged: 
             )
         )
     return MergeCounts(
-        added=added, updated=changed, unchanged=staged - added - changed, retired=retired
+        added=added,
+        updated=changed,
+        unchanged=staged - added - changed,
+        retired=retired,
+        communes=frozenset(retired_communes or ()) if v.has_communes else None,
     )
 
 
@@ -146,6 +178,7 @@ def feature_versions(
         retire_only=retire_only,
         delivered=DELIVERED_TABLE if stage == STAGE_TABLE else None,
         refresh=[c for c in ("source_hash",) if c in columns],
+        has_communes="commune_code" in target.columns,
     )
     if "row_hash" in columns:
         compared = [c for c in attributes if c not in ("natural_key", "source_hash")]
@@ -354,11 +387,17 @@ def merge(
     slice_column: str | None = None,
     contribution: tuple[str, MergeRule] | None = None,
     direct: bool = False,
+    provinces: set[str] | None = None,
 ) -> MergeCounts:
     """``direct``: the rows were copied straight into a target without current rows (a first
-    load, see ``JobRun.load``): all of them are new features and nothing is left to do."""
+    load, see ``JobRun.load``): all of them are new features and nothing is left to do.
+
+    A target partitioned by province (``sdi/etl/provinces.py``) is merged province by
+    province: only features of the provinces the delivery brings (its staged rows and
+    ``provinces``, those of the rows it delivered unchanged) are retired, so one province's
+    delivery leaves the others' partitions alone."""
     if direct:
-        return MergeCounts(added=staged)
+        return touched_communes(conn, target, run_id, MergeCounts(added=staged))
     lock_target(conn, target)
     # An empty or small target makes the planner pick nested-loop anti-joins, which rescan the
     # rows the same statement inserts: quadratic in the rows loaded. Hash joins are linear.
@@ -370,10 +409,23 @@ def merge(
         merge_contribution(conn, target, source, columns, run_id, staged)
         combined, combined_columns = combine_contributions(conn, target, rule)
         versions = feature_versions(target, combined_columns, COMBINED_TABLE)
-        return merge_versions(conn, versions, run_id, combined)
+        counts = merge_versions(conn, versions, run_id, combined)
+        return touched_communes(conn, target, run_id, counts)
     slice_column = slice_column if mode == "replace_slice" else None
     versions = feature_versions(target, columns, STAGE_TABLE, slice_column)
+    if PROVINCE_COLUMN in columns and partition_key(conn, target):
+        codes = delivered_provinces(conn, STAGE_TABLE, provinces)
+        ensure_partitions(conn, target, set(codes))
+        # a literal list: the planner prunes the other provinces' partitions from the retire
+        in_provinces = sql.SQL("t.{} = ANY({}::text[])").format(
+            sql.Identifier(PROVINCE_COLUMN), sql.Literal(codes)
+        )
+        versions.retire_only = (
+            sql.SQL("{} AND {}").format(versions.retire_only, in_provinces)
+            if versions.retire_only
+            else in_provinces
+        )
     indexes = drop_indexes_if_empty(conn, target)
     counts = merge_versions(conn, versions, run_id, staged)
     create_indexes(conn, indexes)
-    return counts
+    return touched_communes(conn, target, run_id, counts)

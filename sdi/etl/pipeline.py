@@ -26,6 +26,7 @@ from sdi.errors import RejectThresholdExceeded
 from sdi.etl.merge import create_indexes, drop_indexes_if_empty, has_current_rows
 from sdi.etl.normalise import Issues, Reprojector, map_fields, natural_keys
 from sdi.etl.plausibility import Plausibility
+from sdi.etl.provinces import PROVINCE_COLUMN, Provinces, ensure_partitions, partition_key
 from sdi.etl.readers import read_batches
 from sdi.etl.readers.common import Batch
 from sdi.etl.spec import JobSpec
@@ -129,6 +130,9 @@ class JobRun:
         self.tracks_sources = False  # decided by track_sources() from the target
         self.current_keys: pd.Index | None = None
         self.current_hashes: np.ndarray | None = None
+        # A target partitioned by province: each row's province (sdi/etl/provinces.py)
+        self.provinces: Provinces | None = None
+        self.current_provinces: np.ndarray | None = None
         self.duplicate_geometries = FirstSeen("geometry") if job.unique_geometry else None
         self.hashes_rows = False  # decided by load() from the target
         self.srid_in_column = False  # the target's geometry column fixes the storage SRID
@@ -152,18 +156,22 @@ class JobRun:
         self.tracks_sources = True
         # Two arrays in one binary row: less client CPU than a COPY, which psycopg hands
         # over one row at a time (docs/etl-performance.md).
+        # the provinces of rows delivered unchanged count as delivered (province-scoped retire)
+        province = sql.SQL(", array_agg({})").format(sql.Identifier(PROVINCE_COLUMN))
         cursor = self.conn.execute(
             sql.SQL(
-                "SELECT array_agg(natural_key), array_agg(source_hash) FROM {} "
+                "SELECT array_agg(natural_key), array_agg(source_hash){} FROM {} "
                 "WHERE valid_to IS NULL AND source_hash IS NOT NULL"
-            ).format(target.qualified),
+            ).format(province if self.provinces else sql.SQL(""), target.qualified),
             binary=True,
         )
-        keys, hashes = one(cursor)
+        keys, hashes, *provinces = one(cursor)
         if not keys:
             return  # no current feature carries a source hash yet
         self.current_keys = pd.Index(np.array(keys, dtype=object))
         self.current_hashes = np.array(hashes, dtype=np.int64)
+        if provinces:
+            self.current_provinces = np.array(provinces[0], dtype=object)
 
     def _source_hashes(self, batch: Batch) -> np.ndarray:
         """A 64-bit hash of each delivered row as read (attributes + geometry) and the spec."""
@@ -203,6 +211,8 @@ class JobRun:
                 same[same] = self.current_hashes[position[same]] == hashes[same]
                 if same.any():
                     self.unchanged += int(same.sum())
+                    if self.provinces and self.current_provinces is not None:
+                        self.provinces.seen.update(self.current_provinces[position[same]])
                     keep = ~same
                     batch = batch.subset(keep)  # unchanged rows' geometries never decoded
                     rows, keys, hashes = rows[keep], keys[keep], hashes[keep]
@@ -239,6 +249,8 @@ class JobRun:
         if self.duplicate_geometries and stored is not None:
             wkb = pd.Series(stored.to_numpy(zero_copy_only=False), dtype=object)
             self.duplicate_geometries.check(wkb, rows, batch.path.name, issues)
+        if self.provinces:
+            frame[PROVINCE_COLUMN] = self.provinces.of(frame.get("commune_code"), len(frame))
         self._keep_rejects(batch, frame, rows, issues)
         ok = issues.ok & ~repeats
         # a repaired row that is rejected for another reason is a reject, not a repair
@@ -379,10 +391,19 @@ class JobRun:
         """Read, normalise and COPY every file; returns the stage (``stage.direct``: the rows
         went straight into the target, a first load, and there is nothing to merge)."""
         job = self.job
+        if (
+            PROVINCE_COLUMN in target.columns
+            and PROVINCE_COLUMN not in {f.name for f in job.fields}
+            and partition_key(self.conn, target)
+        ):
+            self.provinces = Provinces(self.conn, self.settings.province_code)
+            ensure_partitions(self.conn, target, self.provinces.codes)
         self.track_sources(target)
         has_key = bool(job.natural_key) and "natural_key" in target.columns
         columns = ["natural_key"] if has_key else []
         columns += [f.name for f in job.fields]
+        if self.provinces:
+            columns.append(PROVINCE_COLUMN)
         if self.tracks_sources:
             columns.append("source_hash")
         # Every feature table has geometry_repaired (migration 0012a, sdi.db.tables): each

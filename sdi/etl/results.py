@@ -11,6 +11,8 @@ class MergeCounts:
     updated: int = 0
     unchanged: int = 0
     retired: int = 0
+    # communes whose features the load added, changed or retired (None: not known)
+    communes: frozenset[str] | None = None
 
 
 @dataclass

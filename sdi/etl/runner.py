@@ -264,6 +264,7 @@ def run_job(
                     slice_column=job.slice_column,
                     contribution=contribution,
                     direct=stage.direct,
+                    provinces=work.provinces.seen if work.provinces else None,
                 )
                 result.counts.unchanged += work.unchanged
                 result.rows_read, result.rejected = work.rows_read, len(work.rejects)
@@ -280,7 +281,13 @@ def run_job(
                 from sdi.etl.hooks import after_load
 
                 c = result.counts
-                after_load(conn, job.table, run_id, changed=c.added + c.updated + c.retired > 0)
+                after_load(
+                    conn,
+                    job.table,
+                    run_id,
+                    changed=c.added + c.updated + c.retired > 0,
+                    communes=c.communes,
+                )
                 result.status = "succeeded"
                 store_rejects(conn, run_id, work.rejects)
                 _finish(conn, run_id, result)

@@ -128,10 +128,13 @@ def _declared(path: Path, data: dict[str, Any]) -> FeatureTable | None:
             target["geometry"],
             tuple(columns),
             comment=f"{data['title']} (declared in etl/jobs/{path.name})",
+            partition_by=target.get("partition_by"),
         )
     except ConfigError as exc:
         raise ConfigError(f"{path}: target: {exc}") from None
     known = {c.name for c in table.columns} | set(FILLABLE_BOOKKEEPING)
+    if table.partition_by:  # a national delivery may say each row's province itself
+        known.add("province_code")
     stray = [name for name in data.get("fields", {}) if name not in known]
     if stray:
         raise ConfigError(

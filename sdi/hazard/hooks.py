@@ -11,10 +11,14 @@ load, and a run marked ``succeeded`` has its warnings up to date.
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
+import sdi.sql
 from sdi.etl.hooks import AfterLoadHook
 from sdi.hazard.model import INPUT_TABLES
 from sdi.sql import one
+
+PACKAGE = "sdi.hazard"
 
 # The disaster risk levels' inputs (sdi.hazard.risk.INPUT_TABLES, kept here too so that
 # registering the hooks imports nothing heavy). River floods are read from the flood warnings:
@@ -36,30 +40,70 @@ RISK_INPUT_TABLES = frozenset(
 )
 
 
+# Loads that change only what is exposed (not the levels): after one of them, a recompute can
+# change nothing unless a touched commune meets an active warning's or level's area.
+EXPOSED_TABLES = frozenset({"land.parcels", "construction.buildings"})
+
+
 def after_load_hooks() -> tuple[AfterLoadHook, ...]:
     """The flood warnings' hook, then the disaster risk levels': recompute after a load of
     any of their input tables."""
     return (
-        AfterLoadHook("flood warnings", INPUT_TABLES, "sdi.hazard.hooks:after_load"),
+        AfterLoadHook("flood warnings", INPUT_TABLES, "sdi.hazard.hooks:after_load", scoped=True),
         AfterLoadHook(
-            "disaster risk levels", RISK_INPUT_TABLES, "sdi.hazard.hooks:after_load_risk"
+            "disaster risk levels",
+            RISK_INPUT_TABLES,
+            "sdi.hazard.hooks:after_load_risk",
+            scoped=True,
         ),
     )
 
 
-def after_load(conn: psycopg.Connection, table: str, run_id: int) -> str | None:
+def _untouched(
+    conn: psycopg.Connection, table: str, communes: frozenset[str] | None, active: str
+) -> bool:
+    """Whether a load of ``table`` that touched ``communes`` leaves the ``active`` areas
+    (a ``_current`` view with a geometry) alone: no touched commune meets one of them. In a
+    national warehouse, a province's delivery far from any warning skips the recompute."""
+    if table not in EXPOSED_TABLES or communes is None:
+        return False
+    codes = sorted(communes)
+    known, meets = one(
+        conn.execute(
+            sdi.sql.query(PACKAGE, "communes_meet_active").format(
+                active=sql.Identifier(*active.split("."))
+            ),
+            (codes, codes),
+        )
+    )
+    return known == len(codes) and not meets  # an unknown commune: recompute
+
+
+def after_load(
+    conn: psycopg.Connection,
+    table: str,
+    run_id: int,
+    communes: frozenset[str] | None = None,
+) -> str | None:
     """Recompute the warnings when ``table`` is one of their inputs; returns a summary line."""
     if table not in INPUT_TABLES:
         return None
     installed = one(conn.execute("SELECT to_regclass('hazard.warnings') IS NOT NULL"))[0]
     if not installed:  # a warehouse not yet upgraded to migration 0004
         return None
+    if _untouched(conn, table, communes, "hazard.warnings_current"):
+        return "warnings: unchanged (no active warning in the communes the load touched)"
     from sdi.hazard.warnings import recompute
 
     return recompute(conn, run_id, trigger=table).summary()
 
 
-def after_load_risk(conn: psycopg.Connection, table: str, run_id: int) -> str | None:
+def after_load_risk(
+    conn: psycopg.Connection,
+    table: str,
+    run_id: int,
+    communes: frozenset[str] | None = None,
+) -> str | None:
     """Recompute the disaster risk levels when ``table`` is one of their inputs."""
     if table not in RISK_INPUT_TABLES:
         return None
@@ -67,4 +111,6 @@ def after_load_risk(conn: psycopg.Connection, table: str, run_id: int) -> str | 
 
     if not risk.installed(conn):  # a warehouse not yet upgraded to migration 0011
         return None
+    if _untouched(conn, table, communes, "hazard.risk_levels_current"):
+        return "risk levels: unchanged (no active level in the communes the load touched)"
     return risk.recompute(conn, run_id, trigger=table).summary()

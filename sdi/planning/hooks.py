@@ -21,15 +21,28 @@ def after_load_hooks() -> tuple[AfterLoadHook, ...]:
     for table, inputs in LAYER_INPUTS.items():
         groups.setdefault(inputs, []).append(table)
     return tuple(
-        AfterLoadHook(", ".join(tables), inputs, "sdi.planning.hooks:after_load", tuple(tables))
+        AfterLoadHook(
+            ", ".join(tables),
+            inputs,
+            "sdi.planning.hooks:after_load",
+            tuple(tables),
+            scoped=True,
+        )
         for inputs, tables in groups.items()
     )
 
 
 def after_load(
-    conn: psycopg.Connection, table: str, run_id: int, *, layers: tuple[str, ...]
+    conn: psycopg.Connection,
+    table: str,
+    run_id: int,
+    *,
+    layers: tuple[str, ...],
+    communes: frozenset[str] | None = None,
 ) -> str | None:
-    """Rebuild ``layers`` after a load of ``table``; their summary line."""
-    from sdi.planning.refresh import refresh
+    """Rebuild ``layers`` after a load of ``table``; their summary line. After a load of
+    parcels or buildings with the ``communes`` it touched, only those communes' rows."""
+    from sdi.planning.refresh import SCOPED_INPUTS, refresh
 
-    return refresh(conn, run_id=run_id, trigger=table, layers=layers).summary()
+    scoped = communes if table in SCOPED_INPUTS else None
+    return refresh(conn, run_id=run_id, trigger=table, layers=layers, communes=scoped).summary()

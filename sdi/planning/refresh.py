@@ -2,9 +2,17 @@
 
 ``refresh(conn, …)`` runs in the caller's transaction: the ETL calls it right after a load of
 an input (``sdi/etl/hooks.py``), so a run marked ``succeeded`` has its derived layers up to
-date and a failed refresh rolls the load back. Each table is rebuilt whole (DELETE + INSERT,
-so readers keep seeing the previous rows until commit) under an EXCLUSIVE table lock that
+date and a failed refresh rolls the load back. Each table is rebuilt (DELETE + INSERT, so
+readers keep seeing the previous rows until commit) under an EXCLUSIVE table lock that
 serialises two concurrent refreshes without blocking readers.
+
+After a load of parcels or buildings (:data:`SCOPED_INPUTS`) only the rows of the communes
+the load touched are rebuilt (``communes=``; in a national warehouse, one province's
+delivery leaves the other provinces' derived rows alone): a parcel's conflicts, hazards and
+its commune's indicators depend on that parcel and its commune only. Stalled permits
+depend on buildings within ``PERMIT_MATCH_DISTANCE_M`` of a permit, which may lie in the
+next commune: they are rebuilt for the touched communes and their neighbours
+(:class:`Scope`). Any other load rebuilds the tables whole.
 
 Spatial predicates compare the stored, GiST-indexed EPSG:4326 columns; distances are measured
 on the spheroid (geography) after an index-friendly bounding-box pre-filter, and areas come
@@ -55,6 +63,76 @@ class RefreshResult:
         return line + (f" ({'; '.join(self.notes)})" if self.notes else "")
 
 
+# Loads whose changes reach derived rows only in the communes of the features they touched.
+SCOPED_INPUTS = frozenset({"land.parcels", "construction.buildings"})
+# Derived table → which communes a scoped refresh rebuilds: the touched ones, or those and
+# their neighbours (a permit's stall depends on buildings up to 50 m away). Others: whole.
+SCOPE_OF_TABLE = {
+    "planning.land_use_conflicts": "touched",
+    "planning.buildings_without_permit": "touched",
+    "planning.hazard_parcels": "touched",
+    "planning.hazard_buildings": "touched",
+    "planning.commune_indicators": "touched",
+    "planning.stalled_permits": "near",
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The communes a scoped refresh works on: ``touched`` by the load, ``near`` (those and
+    their neighbours within the permit distance), ``around`` (``near`` and theirs: every
+    building within the distance of a permit in ``near``), and the provinces of ``around``
+    (the partitions of a province-partitioned table to read)."""
+
+    touched: list[str]
+    near: list[str]
+    around: list[str]
+    provinces: list[str]
+
+
+def _neighbours(conn: psycopg.Connection, communes: list[str], box_deg: float) -> list[str]:
+    """``communes`` and those whose polygon comes within ``box_deg`` of theirs."""
+    cursor = conn.execute(
+        "SELECT coalesce(array_agg(DISTINCT n.commune_code), '{}') "
+        "FROM admin.communes_current c JOIN admin.communes_current n "
+        "ON n.geom && ST_Expand(c.geom, %s) WHERE c.commune_code = ANY(%s)",
+        (box_deg, communes),
+    )
+    return sorted({*communes, *sdi.sql.one(cursor)[0]})
+
+
+def scope_of(conn: psycopg.Connection, communes: Iterable[str], fallback_province: str) -> Scope:
+    touched = sorted(set(communes))
+    box = model.PERMIT_MATCH_DISTANCE_M / _METRES_PER_DEGREE_LOWER_BOUND
+    near = _neighbours(conn, touched, box)
+    around = _neighbours(conn, near, box)
+    known: dict[str, str] = dict(
+        conn.execute(
+            "SELECT DISTINCT commune_code, province_code FROM admin.communes_current "
+            "WHERE commune_code = ANY(%s) AND province_code IS NOT NULL",
+            (around,),
+        ).fetchall()
+    )
+    provinces = set(known.values())
+    if len(known) < len(around):  # a commune the layer does not know: the fallback's rows
+        provinces.add(fallback_province)
+    return Scope(touched, near, around, sorted(provinces))
+
+
+def _most_provinces(conn: psycopg.Connection, scope: Scope) -> bool:
+    """Whether the communes a load touched lie in more than half of the provinces the
+    communes layer knows."""
+    touched, known = sdi.sql.one(
+        conn.execute(
+            "SELECT count(DISTINCT province_code) FILTER (WHERE commune_code = ANY(%s)), "
+            "count(DISTINCT province_code) FROM admin.communes_current "
+            "WHERE province_code IS NOT NULL",
+            (scope.touched,),
+        )
+    )
+    return 2 * touched > max(known, 1)
+
+
 @dataclass
 class _Context:
     conn: psycopg.Connection
@@ -62,6 +140,22 @@ class _Context:
     province_srid: int
     notes: list[str]
     temp_tables: list[str] = field(default_factory=list)  # built once per refresh, then dropped
+    scope: Scope | None = None
+    level: str = "touched"  # the scope of the table being built (SCOPE_OF_TABLE)
+
+    def relation(self, name: str, level: str | None = None) -> sql.Composable:
+        """``name`` (a ``_current`` view), or in a scoped refresh its rows in the communes
+        of ``level`` (default: the table's), read from their provinces' partitions only."""
+        identifier = sql.Identifier(*name.split("."))
+        if self.scope is None:
+            return identifier
+        communes = getattr(self.scope, level or self.level)
+        condition = sql.SQL("commune_code = ANY({}::text[])").format(sql.Literal(communes))
+        if "province_code" in self.columns(name) and name != "admin.communes_current":
+            condition = sql.SQL("{} AND province_code = ANY({}::text[])").format(
+                condition, sql.Literal(self.scope.provinces)
+            )
+        return sql.SQL("(SELECT * FROM {} WHERE {})").format(identifier, condition)
 
     def exists(self, relation: str) -> bool:
         return sdi.sql.one(self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (relation,)))[0]
@@ -85,7 +179,7 @@ def _land_use_conflicts(ctx: _Context) -> int:
     compat = model.load_compatibility()
     uses = sorted(compat.permitted)
     inserted = ctx.conn.execute(
-        _query("land_use_conflicts"),
+        _query("land_use_conflicts").format(parcels=ctx.relation("land.parcels_current")),
         {
             "uses": uses,
             "codes": [",".join(sorted(compat.permitted[u])) for u in uses],
@@ -126,7 +220,12 @@ def _permit_parameters(ctx: _Context) -> dict[str, object]:
     }
     if PAIRS_TABLE not in ctx.temp_tables:
         pairs = sql.Identifier(PAIRS_TABLE)
-        ctx.conn.execute(_query("permit_pairs"), params)
+        # scoped: the permits near the touched communes, and every building near them
+        statement = _query("permit_pairs").format(
+            permits=ctx.relation("construction.permits_current", "near"),
+            buildings=ctx.relation("construction.buildings_current", "around"),
+        )
+        ctx.conn.execute(statement, params)
         ctx.conn.execute(sql.SQL("CREATE INDEX ON {} (building_id)").format(pairs))
         ctx.conn.execute(sql.SQL("CREATE INDEX ON {} (permit_id)").format(pairs))
         ctx.conn.execute(sql.SQL("ANALYZE {}").format(pairs))
@@ -135,18 +234,23 @@ def _permit_parameters(ctx: _Context) -> dict[str, object]:
 
 
 def _buildings_without_permit(ctx: _Context) -> int:
-    return ctx.conn.execute(_query("buildings_without_permit"), _permit_parameters(ctx)).rowcount
+    params = _permit_parameters(ctx)
+    buildings = ctx.relation("construction.buildings_current")
+    statement = _query("buildings_without_permit").format(buildings=buildings)
+    return ctx.conn.execute(statement, params).rowcount
 
 
 def _stalled_permits(ctx: _Context) -> int:
-    return ctx.conn.execute(_query("stalled_permits"), _permit_parameters(ctx)).rowcount
+    params = _permit_parameters(ctx)
+    permits = ctx.relation("construction.permits_current")
+    return ctx.conn.execute(_query("stalled_permits").format(permits=permits), params).rowcount
 
 
 # -- parcels and buildings in hazard zones -----------------------------------------------------
 
 
 def _hazard_layer(ctx: _Context, target: str, source: str, columns: tuple[str, ...]) -> int:
-    source_id = sql.Identifier(*source.split("."))
+    source_id = ctx.relation(source)
     hits = [_query("hazard_hits_flood").format(source=source_id)]
     classes: list[sql.Composable] = []
     for hazard in ZONE_HAZARDS:
@@ -220,7 +324,11 @@ def _commune_indicators(ctx: _Context) -> int:
     land_use = code_list("land_use")
     groups = land_use.group_of()
     return ctx.conn.execute(
-        _query("commune_indicators"),
+        _query("commune_indicators").format(
+            parcels=ctx.relation("land.parcels_current"),
+            buildings=ctx.relation("construction.buildings_current"),
+            communes=ctx.relation("admin.communes_current"),
+        ),
         {
             "codes": list(groups),
             "groups": list(groups.values()),
@@ -284,12 +392,15 @@ def refresh(
     run_id: int | None = None,
     trigger: str = "manual",
     layers: Iterable[str] | None = None,
+    communes: Iterable[str] | None = None,
 ) -> RefreshResult:
     """Rebuild the derived tables ``layers`` (default: all) inside the caller's transaction.
 
     ``run_id`` is the ETL run (or ``sdi planning refresh`` run) recorded with the rows;
     ``trigger`` says why (the loaded table, 'manual', 'incidents'). A warehouse not yet
-    upgraded to migration 0008 is left alone (``result.skipped`` says so).
+    upgraded to migration 0008 is left alone (``result.skipped`` says so). ``communes``: rebuild
+    only what derives from the features of these communes (the tables of
+    :data:`SCOPE_OF_TABLE`; the others whole) — for a load of :data:`SCOPED_INPUTS`.
     """
     from sdi.settings import get_settings
 
@@ -303,13 +414,29 @@ def refresh(
         raise ValueError(
             f"unknown derived table(s) {', '.join(unknown)}; known: {', '.join(BUILDERS)}"
         )
-    ctx = _Context(conn, run_id, get_settings().province_srid, result.notes)
+    settings = get_settings()
+    ctx = _Context(conn, run_id, settings.province_srid, result.notes)
+    scope = scope_of(conn, communes, settings.province_code) if communes is not None else None
+    if scope is not None and _most_provinces(conn, scope):
+        # A load over most provinces (a first national load; every load of a one-province
+        # deployment): the per-commune filters would cost more than they save, and the
+        # whole rebuild's plans are the tuned ones (docs/planning.md "Speed").
+        result.notes.append(f"{len(scope.touched)} communes touched: rebuilt whole")
+        scope = None
     with conn.transaction():
         for table in wanted:
             started = time.perf_counter()
             table_id = sql.Identifier(*table.split("."))
             conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table_id))
-            conn.execute(sql.SQL("DELETE FROM {}").format(table_id))
+            ctx.scope = scope if table in SCOPE_OF_TABLE else None
+            ctx.level = SCOPE_OF_TABLE.get(table, "touched")
+            if ctx.scope is None:
+                conn.execute(sql.SQL("DELETE FROM {}").format(table_id))
+            else:
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE commune_code = ANY(%s)").format(table_id),
+                    (getattr(ctx.scope, ctx.level),),
+                )
             result.rows[table] = BUILDERS[table](ctx)
             result.seconds[table] = time.perf_counter() - started
             conn.execute(

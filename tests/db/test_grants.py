@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
@@ -82,3 +84,32 @@ def test_the_etl_runs_as_the_etl_role_which_reads_no_key_and_alters_nothing(
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 etl.execute(statement)
+        # the owner's functions it may call: it cannot ANALYZE what it does not own, so it asks
+        # etl.analyze (0012d), which takes warehouse tables only
+        etl.execute("SELECT etl.analyze('land.zoning'::regclass)")
+        with pytest.raises(psycopg.errors.RaiseException, match="not a table of the warehouse"):
+            etl.execute("SELECT etl.analyze('auth.api_keys'::regclass)")
+
+
+def test_the_etl_role_refreshes_the_statistics_of_what_it_loads(
+    loaded: dict, migrated: str, settings: Settings
+) -> None:
+    """The after-load ANALYZE (sdi.etl.hooks.analyze) happens although the ETL role owns no
+    table: through etl.analyze, as the owner."""
+    from sdi.db.roles import etl_url
+    from sdi.etl.hooks import analyze
+
+    def analysed() -> object:
+        with psycopg.connect(migrated, autocommit=True) as conn:
+            return conn.execute(
+                "SELECT last_analyze FROM pg_stat_all_tables "
+                "WHERE relid = 'utility.street_lamps'::regclass"
+            ).fetchone()[0]
+
+    before = analysed()
+    with psycopg.connect(etl_url(migrated, settings), autocommit=True) as etl:
+        analyze(etl, "utility.street_lamps")
+    deadline = time.monotonic() + 5  # the statistics collector reports a little later
+    while (after := analysed()) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert after is not None and (before is None or after > before)

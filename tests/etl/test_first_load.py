@@ -218,7 +218,8 @@ def test_first_load_into_an_empty_table_writes_almost_no_wal(warehouse, settings
     # big enough that the table is past wal_skip_threshold (2 MB): smaller ones are logged whole
     write_parcels(tmp_path, parcel_table(scale=1))
     job, job_settings = _parcels_job(settings, tmp_path)
-    file_of = "SELECT pg_relation_filenode('land.parcels')"
+    # land.parcels is partitioned by province (0012b): its rows are in Quảng Ninh's partition
+    file_of = "SELECT pg_relation_filenode('land.parcels_p22')"
     lsn = "SELECT pg_current_wal_insert_lsn()"
 
     def load() -> tuple[int, int]:
@@ -228,7 +229,7 @@ def test_first_load_into_an_empty_table_writes_almost_no_wal(warehouse, settings
         assert result.status == "succeeded" and result.counts.added > 1000, result.message
         return conn.execute(
             "SELECT pg_current_wal_insert_lsn() - %s::pg_lsn, "
-            "pg_total_relation_size('land.parcels')",
+            "pg_total_relation_size('land.parcels_p22')",
             (str(start),),
         ).fetchone()
 
@@ -239,7 +240,10 @@ def test_first_load_into_an_empty_table_writes_almost_no_wal(warehouse, settings
     assert wal < size / 3, (wal, size)
 
     conn.execute("TRUNCATE land.parcels, etl.runs CASCADE")
-    conn.execute("CREATE TABLE public.odd (version_id bigint REFERENCES land.parcels)")
+    conn.execute(
+        "CREATE TABLE public.odd (version_id bigint, province_code varchar(2), "
+        "FOREIGN KEY (version_id, province_code) REFERENCES land.parcels)"
+    )
     before = conn.execute(file_of).fetchone()[0]
     wal, size = load()
     assert conn.execute(file_of).fetchone()[0] == before

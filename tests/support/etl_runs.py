@@ -191,12 +191,12 @@ def table_state(conn: psycopg.Connection, table: str, order: str = "version_id")
 
 def row_writes(conn: psycopg.Connection, table: str) -> int:
     """Rows ever inserted, updated or deleted in ``table`` by any transaction, rolled back or
-    not (the statistics collector's counters): the proof that a run wrote before it died."""
-    schema, name = table.split(".")
+    not (the statistics collector's counters): the proof that a run wrote before it died.
+    A partitioned table has no counters of its own: those of its partitions are summed."""
     return conn.execute(
-        "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables "
-        "WHERE schemaname = %s AND relname = %s",
-        (schema, name),
+        "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint "
+        "FROM pg_stat_user_tables s JOIN pg_partition_tree(%s::regclass) p ON p.relid = s.relid",
+        (table,),
     ).fetchone()[0]
 
 

@@ -11,13 +11,13 @@ buildings of such an area (surge and landslide zones: their evacuation list), by
 kept the same way. Internal, derived: no history of their own.
 
 Revision ID: 0012c
-Revises: 0012a
+Revises: 0012b
 """
 
 from alembic import op
 
 revision = "0012c"
-down_revision = "0012a"
+down_revision = "0012b"
 branch_labels = None
 depends_on = None
 

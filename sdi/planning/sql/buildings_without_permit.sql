@@ -6,7 +6,7 @@ SELECT b.id, b.natural_key, b.commune_code, b.admin_vintage, b.building_code, b.
        CASE WHEN b.year_built < %(register_since)s THEN 'built_before_register'
             ELSE 'no_permit' END,
        %(run_id)s::bigint, b.geom
-FROM construction.buildings_current b
+FROM {buildings} b
 WHERE NOT EXISTS (
     SELECT 1 FROM sdi_permit_building_pairs m WHERE m.building_id = b.id AND m.date_fits
 )

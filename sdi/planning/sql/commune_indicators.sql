@@ -1,6 +1,7 @@
 -- A parcel with several codes ("ODT+TMD") has its area split evenly between them, so areas add
 -- up to the parcelled area. Entropy: -Σ p·ln p / ln K over the K land-use groups (0: one group,
--- 1: all groups in equal shares).
+-- 1: all groups in equal shares). Parcels, buildings and communes: the current rows, or
+-- those of the communes a load touched (refresh.py).
 WITH groups (code, grp) AS (SELECT * FROM unnest(%(codes)s::text[], %(groups)s::text[])),
 -- One pass over the parcels of known communes: area per commune and code. Each parcel adds
 -- 1 / (its number of codes) per code, so the shares add up to the number of parcels.
@@ -9,8 +10,8 @@ code_areas AS (
            sum(coalesce(p.area_m2, ST_Area(ST_Transform(p.geom, %(srid)s)))
                / cardinality(p.land_use_codes)) AS area,
            sum(1.0 / cardinality(p.land_use_codes)) AS parcel_shares
-    FROM land.parcels_current p
-    JOIN admin.communes_current USING (commune_code, admin_vintage)
+    FROM {parcels} p
+    JOIN {communes} cc USING (commune_code, admin_vintage)
     CROSS JOIN LATERAL unnest(p.land_use_codes) AS c (code)
     GROUP BY 1, 2, 3
 ),
@@ -41,8 +42,8 @@ parcels AS (
 buildings AS (
     SELECT b.commune_code, b.admin_vintage, count(*) AS n,
            sum(coalesce(b.footprint_m2, ST_Area(ST_Transform(b.geom, %(srid)s)))) AS footprint
-    FROM construction.buildings_current b
-    JOIN admin.communes_current USING (commune_code, admin_vintage)
+    FROM {buildings} b
+    JOIN {communes} cc USING (commune_code, admin_vintage)
     GROUP BY 1, 2
 )
 INSERT INTO planning.commune_indicators (
@@ -57,9 +58,9 @@ SELECT c.id, c.natural_key, c.commune_code, c.admin_vintage, c.commune_name,
        b.footprint / nullif(m.parcel_area, 0),
        coalesce(b.n, 0) / nullif(m.parcel_area / 10000.0, 0),
        coalesce(g.area, 0), coalesce(g.area, 0) / nullif(m.parcel_area, 0),
-       m.mix, coalesce(m.by_group, '{}'),
+       m.mix, coalesce(m.by_group, '{{}}'),
        %(run_id)s::bigint, c.geom
-FROM admin.communes_current c
+FROM {communes} c
 LEFT JOIN parcels p USING (commune_code, admin_vintage)
 LEFT JOIN mix m USING (commune_code, admin_vintage)
 LEFT JOIN green g USING (commune_code, admin_vintage)

@@ -8,6 +8,6 @@ SELECT p.id, p.natural_key, p.commune_code, p.admin_vintage, p.permit_no, p.issu
        (extract(year FROM age(now()::date, p.issued_on)) * 12
         + extract(month FROM age(now()::date, p.issued_on)))::integer,
        %(run_id)s::bigint, p.geom
-FROM construction.permits_current p
+FROM {permits} p
 WHERE p.issued_on <= (now() - make_interval(months => %(months)s))::date
   AND NOT EXISTS (SELECT 1 FROM sdi_permit_building_pairs m WHERE m.permit_id = p.id)
