@@ -1,7 +1,9 @@
 -- The indexes of a table but its primary key, optionally only those of some access methods
 -- (gist, btree, …): schema, name and definition of each. Parameters: the table's qualified
--- name, the methods (text[] or NULL for all) twice.
-SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid)
+-- name, the methods (text[] or NULL for all) twice. The definition of a partitioned table's
+-- index reads "ON ONLY": made again so, it would be an invalid index on the parent alone,
+-- without its partitions' (no GiST index on any province's parcels).
+SELECT n.nspname, c.relname, regexp_replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
