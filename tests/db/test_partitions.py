@@ -82,6 +82,22 @@ def test_loaded_parcels_sit_in_their_province_and_stay_queryable_as_of(loaded, d
     assert extent == (True,)
 
 
+def test_after_a_first_load_every_partition_has_every_index_of_its_table(loaded, db) -> None:
+    """A first load drops the GiST index and makes it again after the COPY: made from its
+    "ON ONLY" definition it was an invalid index of the parent alone, and every query on
+    the geometry read whole partitions."""
+    invalid = db.execute(
+        "SELECT i.indexrelid::regclass::text FROM pg_partitioned_table p "
+        "JOIN pg_index i ON i.indrelid = p.partrelid WHERE NOT i.indisvalid"
+    ).fetchall()
+    assert invalid == []
+    gist = db.execute(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'land' "
+        "AND tablename = 'parcels_p22' AND indexdef LIKE '%USING gist (geom)%'"
+    ).fetchone()[0]
+    assert gist == 1
+
+
 # -- one province's delivery replaces only its own slice ---------------------------------------
 
 

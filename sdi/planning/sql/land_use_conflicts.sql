@@ -15,9 +15,9 @@ zones AS MATERIALIZED (
 hits AS (
     SELECT DISTINCT ON (p.id) p.id, zn.id AS zone_id
     FROM zones zn
-    -- a lateral probe per zone (OFFSET 0 keeps it one): with the parcels of some communes
-    -- only, the planner otherwise read those parcels by commune and tested each against
-    -- every zone of the nation (minutes at a million parcels)
+    -- a lateral probe per zone (OFFSET 0 keeps it one), also when only the parcels of some
+    -- communes are read (a scoped refresh): never those parcels first, each tested against
+    -- every zone
     CROSS JOIN LATERAL (
         SELECT p.id FROM {parcels} p
         WHERE p.geom && zn.geom
