@@ -49,10 +49,13 @@ from sdi.settings import Settings, get_settings
 # Schemas of the warehouse (migrations 0001..0008): what the ETL writes and the API reads.
 WAREHOUSE_SCHEMAS = ("admin", "land", "construction", "utility", "hazard", "planning", "ops")
 # SECURITY DEFINER functions of the owner that only the ETL role may call: a province's
-# partition made on demand (migration 0012b), the statistics of a loaded table (0012d)
+# partition made on demand (migration 0012b), the statistics of a loaded table and the
+# indexes of an empty one dropped for a bulk load and made again after it (0012d)
 ETL_FUNCTIONS = (
     "etl.ensure_province_partition(regclass, text)",
     "etl.analyze(regclass)",
+    "etl.suspend_indexes(regclass, text[])",
+    "etl.restore_indexes(regclass)",
 )
 # Run-log columns the API shows (catalogue lineage, change feed); never the rejects or
 # contributions, which hold raw rows of the deliveries.
@@ -280,6 +283,18 @@ def _schemas(conn: psycopg.Connection, names: list[str]) -> list[str]:
             "SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s) ORDER BY nspname", (names,)
         )
     ]
+
+
+def asks_owner(conn: psycopg.Connection, relation: str, function: str) -> bool:
+    """Whether this connection's role must ask the owner's ``function`` (one of
+    :data:`ETL_FUNCTIONS`) to act on ``relation``: it does not own the table (the ETL role),
+    and the warehouse has the function (else it acts itself, as before migration 0012d)."""
+    row = conn.execute(
+        "SELECT NOT pg_has_role(c.relowner, 'USAGE') AND to_regprocedure(%s) IS NOT NULL "
+        "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+        (function, relation),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def grant_statements(conn: psycopg.Connection, settings: Settings | None = None) -> list[str]:

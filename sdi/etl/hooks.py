@@ -97,18 +97,12 @@ def _to_analyze(
 def analyze(conn: psycopg.Connection, relation: str) -> None:
     """``ANALYZE relation`` as its owner when the connection's role does not own it (the ETL
     role: ``etl.analyze``, migration 0012d), else directly."""
-    owned_or_old = sdi_one(
-        conn.execute(
-            "SELECT pg_has_role(c.relowner, 'USAGE') "
-            "OR to_regprocedure('etl.analyze(regclass)') IS NULL "
-            "FROM pg_class c WHERE c.oid = to_regclass(%s)",
-            (relation,),
-        )
-    )[0]
-    if owned_or_old:
-        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*relation.split("."))))
-    else:
+    from sdi.db.roles import asks_owner
+
+    if asks_owner(conn, relation, "etl.analyze(regclass)"):
         conn.execute("SELECT etl.analyze(%s::regclass)", (relation,))
+    else:
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(*relation.split("."))))
 
 
 def after_load(

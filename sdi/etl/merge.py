@@ -337,42 +337,62 @@ def has_current_rows(conn: psycopg.Connection, target: TargetTable) -> bool:
     return one(cursor)[0]
 
 
+@dataclass
+class SuspendedIndexes:
+    """Indexes dropped for a bulk load, to be made again after it: their definitions, kept by
+    the owner's ``etl.suspend_indexes`` when this role owns no table (``by_owner``)."""
+
+    relation: str
+    definitions: list[str] = field(default_factory=list)
+    by_owner: bool = False
+
+
 def drop_indexes_if_empty(
     conn: psycopg.Connection, target: TargetTable, methods: tuple[str, ...] | None = None
-) -> list[str]:
+) -> SuspendedIndexes:
     """On a table with no rows at all, drop the indexes (but the primary key; only those of
-    the access ``methods`` given, e.g. ``("gist",)``) and return their definitions: building
-    them once after a bulk load is faster than maintaining them row by row
+    the access ``methods`` given, e.g. ``("gist",)``) and return them: building them once
+    after a bulk load is faster than maintaining them row by row
     (``docs/etl-performance.md``). Dropping needs an exclusive lock until commit — harmless on
-    an empty table, which no one is reading.
+    an empty table, which no one is reading. The ETL role, which owns no table, asks the
+    owner's ``etl.suspend_indexes`` (migration 0012d).
 
     The empty table is also truncated (when no foreign key refers to it): its rows and
     indexes then go to new files, for which PostgreSQL at ``wal_level = minimal`` (the local
     cluster's default) writes no WAL — it flushes the files at commit instead (the saving:
     ``docs/etl-performance.md``); a rollback still leaves the table as it was."""
+    from sdi.db.roles import asks_owner
+
+    relation = f"{target.schema}.{target.name}"
     cursor = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(target.qualified))
     empty = not one(cursor)[0]
     if not empty:
-        return []
+        return SuspendedIndexes(relation)
     cursor = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_constraint "
         "WHERE contype = 'f' AND confrelid = %s::regclass)",
-        (f"{target.schema}.{target.name}",),
+        (relation,),
     )
     referenced = one(cursor)[0]
     if not referenced:
         conn.execute(sql.SQL("TRUNCATE {}").format(target.qualified))
-    indexes = conn.execute(
-        load("sdi.etl", "target_indexes"),
-        (f"{target.schema}.{target.name}", *[list(methods) if methods else None] * 2),
-    ).fetchall()
+    wanted = list(methods) if methods else None
+    if asks_owner(conn, relation, "etl.suspend_indexes(regclass, text[])"):
+        suspended = conn.execute(
+            "SELECT etl.suspend_indexes(%s::regclass, %s::text[])", (relation, wanted)
+        ).fetchall()
+        return SuspendedIndexes(relation, [d for (d,) in suspended], by_owner=True)
+    indexes = conn.execute(load("sdi.etl", "target_indexes"), (relation, wanted, wanted)).fetchall()
     for schema, name, _ in indexes:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
-    return [definition for _, _, definition in indexes]
+    return SuspendedIndexes(relation, [definition for _, _, definition in indexes])
 
 
-def create_indexes(conn: psycopg.Connection, definitions: list[str]) -> None:
-    for definition in definitions:
+def create_indexes(conn: psycopg.Connection, suspended: SuspendedIndexes) -> None:
+    if suspended.by_owner:
+        conn.execute("SELECT etl.restore_indexes(%s::regclass)", (suspended.relation,))
+        return
+    for definition in suspended.definitions:
         conn.execute(definition)
 
 

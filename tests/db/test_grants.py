@@ -113,3 +113,45 @@ def test_the_etl_role_refreshes_the_statistics_of_what_it_loads(
     while (after := analysed()) == before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert after is not None and (before is None or after > before)
+
+
+def test_the_etl_role_drops_and_remakes_the_indexes_of_an_empty_table_through_the_owner(
+    loaded: dict, migrated: str, settings: Settings
+) -> None:
+    """A first load's indexes (sdi.etl.merge.drop_indexes_if_empty): the ETL role owns no
+    table, so the owner's etl.suspend_indexes drops them and etl.restore_indexes makes them
+    again from definitions the caller cannot write."""
+    from sdi.db.roles import etl_url
+
+    table = "planning.land_use_conflicts"  # derived, emptied and rebuilt here in a rollback
+
+    def indexes(conn: psycopg.Connection) -> set[str]:
+        return {
+            name
+            for (name,) in conn.execute(
+                "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass",
+                (table,),
+            )
+        }
+
+    with psycopg.connect(etl_url(migrated, settings)) as etl:
+        before = indexes(etl)
+        with etl.transaction(force_rollback=True):
+            etl.execute(f"DELETE FROM {table}")
+            dropped = etl.execute(
+                "SELECT etl.suspend_indexes(%s::regclass, NULL)", (table,)
+            ).fetchall()
+            assert dropped and len(indexes(etl)) < len(before)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                etl.execute("INSERT INTO pg_temp.sdi_suspended_indexes VALUES (NULL, 'x')")
+        with etl.transaction(force_rollback=True):
+            etl.execute(f"DELETE FROM {table}")
+            etl.execute("SELECT etl.suspend_indexes(%s::regclass, NULL)", (table,))
+            (made,) = etl.execute("SELECT etl.restore_indexes(%s::regclass)", (table,)).fetchone()
+            assert made == len(dropped) and indexes(etl) == before
+        # a temporary table of the caller's under that name is refused, not trusted
+        with etl.transaction(force_rollback=True):
+            etl.execute("CREATE TEMP TABLE sdi_suspended_indexes (relation regclass, d text)")
+            etl.execute(f"DELETE FROM {table}")
+            with pytest.raises(psycopg.errors.RaiseException, match="not the owner"):
+                etl.execute("SELECT etl.suspend_indexes(%s::regclass, NULL)", (table,))

@@ -1,7 +1,7 @@
 -- The indexes of a table but its primary key, optionally only those of some access methods
 -- (gist, btree, …): schema, name and definition of each. Parameters: the table's qualified
 -- name, the methods (text[] or NULL for all) twice. Only the indexes this role may drop (it
--- owns them, or is a member of their owner): the ETL role, which owns no table, keeps them all.
+-- owns them, or is a member of their owner); the ETL role asks etl.suspend_indexes (0012d).
 -- The definition of a partitioned table's index reads "ON ONLY": made again so, it would be an
 -- invalid index on the parent alone, without its partitions' (no GiST index on any province's
 -- parcels).
