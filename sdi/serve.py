@@ -246,16 +246,7 @@ class Server:
                 print("OGC API is not running")
             self.pid_file.unlink(missing_ok=True)
             return
-        os.killpg(pid, signal.SIGTERM)
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
+        stop_group(pid, self.pid_file, grace_s=10)
         if not quiet:
             print(f"OGC API stopped (pid {pid})")
 
@@ -369,14 +360,7 @@ class Balancer:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return
-        os.killpg(pid, signal.SIGTERM)
-        for _ in range(100):
-            if _gone(pid):
-                break
-            time.sleep(0.1)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
+        stop_group(pid, self.pid_file, grace_s=10)
         if not quiet:
             print(f"HAProxy stopped (pid {pid})")
 
@@ -466,16 +450,23 @@ class Worker:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return
-        os.killpg(pid, signal.SIGTERM)  # running jobs get the worker's grace period to finish
-        for _ in range(250):
-            if _gone(pid):
-                break
-            time.sleep(0.1)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
+        # running jobs get the worker's grace period to finish
+        stop_group(pid, self.pid_file, grace_s=25)
         if not quiet:
             print(f"job worker stopped (pid {pid})")
+
+
+def stop_group(pid: int, pid_file: Path, grace_s: float) -> None:
+    """SIGTERM to the process group ``pid`` leads, SIGKILL if it is not gone within
+    ``grace_s`` seconds; its pid file removed."""
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while not _gone(pid):
+        if time.monotonic() > deadline:
+            os.killpg(pid, signal.SIGKILL)
+            break
+        time.sleep(0.1)
+    pid_file.unlink(missing_ok=True)
 
 
 def _gone(pid: int) -> bool:

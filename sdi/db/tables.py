@@ -708,6 +708,26 @@ def drop_province_support_sql() -> list[str]:
     ]
 
 
+def _move_rows_sql(old: str, qualified: str, insert: str) -> list[str]:
+    """The rows of ``old`` into the new table ``qualified`` (by ``insert``), its version ids
+    continued, its comment and privileges kept; ``old`` dropped (0012b both ways)."""
+    return [
+        insert,
+        f"""
+        SELECT setval(pg_get_serial_sequence('{qualified}', 'version_id'),
+                      coalesce((SELECT max(version_id) FROM {qualified}), 0) + 1, false)
+        """,
+        f"""
+        DO $$ BEGIN
+            EXECUTE format('COMMENT ON TABLE {qualified} IS %L',
+                           obj_description('{old}'::regclass, 'pg_class'));
+        END $$
+        """,
+        _copy_privileges_sql(old, qualified),
+        f"DROP TABLE {old}",
+    ]
+
+
 def _copy_privileges_sql(source: str, target: str) -> str:
     """Grant on ``target`` what is granted on ``source`` (table and column privileges):
     ``sdi db grants`` derives them from the layers, a migration must not lose them."""
@@ -724,6 +744,7 @@ def _copy_privileges_sql(source: str, target: str) -> str:
         FOR g IN SELECT at.attname, a.privilege_type, a.grantee::regrole::text AS grantee
                  FROM pg_attribute at, aclexplode(at.attacl) a
                  WHERE at.attrelid = '{source}'::regclass AND at.attacl IS NOT NULL
+                   AND NOT at.attisdropped
                    AND a.grantee <> 0 LOOP
             EXECUTE format('GRANT %s (%I) ON {target} TO %s',
                            g.privilege_type, g.attname, g.grantee);
@@ -831,23 +852,15 @@ def partition_by_province_sql(
               WHERE province_code ~ '^[0-9]{{2}}$'
               UNION SELECT '{fallback}') c ORDER BY code
         """,
-        f"""
-        INSERT INTO {qualified} OVERRIDING SYSTEM VALUE
-        SELECT o.*{"" if has_column else f", {province}"}
-        FROM {old} o {"" if has_column else mapping}
-        """,
-        f"""
-        SELECT setval(pg_get_serial_sequence('{qualified}', 'version_id'),
-                      coalesce((SELECT max(version_id) FROM {qualified}), 0) + 1, false)
-        """,
-        f"""
-        DO $$ BEGIN
-            EXECUTE format('COMMENT ON TABLE {qualified} IS %L',
-                           obj_description('{old}'::regclass, 'pg_class'));
-        END $$
-        """,
-        _copy_privileges_sql(old, qualified),
-        f"DROP TABLE {old}",
+        *_move_rows_sql(
+            old,
+            qualified,
+            f"""
+            INSERT INTO {qualified} OVERRIDING SYSTEM VALUE
+            SELECT o.*{"" if has_column else f", {province}"}
+            FROM {old} o {"" if has_column else mapping}
+            """,
+        ),
         *_feature_indexes_sql(qualified, key),
         *create,
         *_extent_trigger_sql(qualified),
@@ -894,19 +907,9 @@ def unpartition_sql(qualified: str, *, drop_column: bool = True) -> list[str]:
                 INCLUDING COMMENTS INCLUDING STORAGE
         )
         """,
-        f"INSERT INTO {qualified} OVERRIDING SYSTEM VALUE SELECT * FROM {old}",
-        f"""
-        SELECT setval(pg_get_serial_sequence('{qualified}', 'version_id'),
-                      coalesce((SELECT max(version_id) FROM {qualified}), 0) + 1, false)
-        """,
-        f"""
-        DO $$ BEGIN
-            EXECUTE format('COMMENT ON TABLE {qualified} IS %L',
-                           obj_description('{old}'::regclass, 'pg_class'));
-        END $$
-        """,
-        _copy_privileges_sql(old, qualified),
-        f"DROP TABLE {old}",
+        *_move_rows_sql(
+            old, qualified, f"INSERT INTO {qualified} OVERRIDING SYSTEM VALUE SELECT * FROM {old}"
+        ),
         *([f"ALTER TABLE {qualified} DROP COLUMN {PROVINCE_COLUMN}"] if drop_column else []),
         f"ALTER TABLE {qualified} ADD PRIMARY KEY (version_id)",
         *_feature_indexes_sql(qualified, None),

@@ -268,3 +268,23 @@ def test_bbox_and_cql2_queries_scan_only_their_province_partition(loaded, db, se
         db.execute("DELETE FROM etl.partition_extents WHERE province_code = '01'")
         db.execute("DROP TABLE IF EXISTS land.parcels_p01")
         db.commit()
+
+
+def test_the_partitioning_downgrades_and_upgrades_again(migrated: str, settings) -> None:
+    """0012b down to plain tables and up again keeps the privileges and the partitions (the
+    column privileges of the dropped province_code column once broke the second upgrade)."""
+    from alembic import command
+
+    from sdi.db.migrate import alembic_config, current_revision, upgrade
+    from tests.support.etl_runs import scratch_database
+
+    partitioned = "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = %s::regclass"
+    with scratch_database(migrated, settings, "sdi_test_unpartition") as url:
+        command.downgrade(alembic_config(url, settings), "0012a")
+        assert current_revision(url) == "0012a"
+        with psycopg.connect(url) as conn:
+            assert conn.execute(partitioned, ("land.parcels",)).fetchone()[0] == 0
+        upgrade(url, settings)
+        with psycopg.connect(url) as conn:
+            for table in ("land.parcels", "construction.buildings"):
+                assert conn.execute(partitioned, (table,)).fetchone()[0] == 1
