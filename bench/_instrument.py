@@ -222,7 +222,10 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("WKB: reproject in place (incl. PROJ)", ["sdi.etl.wkb:Layout.reproject"]),
     ("transform → EPSG:4326 (pyproj)", ["sdi.etl.normalise:Reprojector.to_storage"]),
     ("transform → province CRS", ["sdi.etl.normalise:Reprojector.to_province"]),
-    ("source hash: read current hashes (COPY TO)", ["sdi.etl.pipeline:JobRun.track_sources"]),
+    (
+        "source hash: read current hashes",
+        ["sdi.etl.unchanged:CurrentHashes.read", "sdi.etl.pipeline:JobRun.track_sources"],
+    ),
     (
         "source hash: hash rows (to_wkb + hash_pandas_object)",
         ["sdi.etl.pipeline:JobRun._source_hashes"],
@@ -256,7 +259,11 @@ SECTIONS: list[tuple[str, list[str]]] = [
     ("stage: create (other)", ["sdi.etl.stage:Stage.__init__"]),
     ("stage: introspect target (other)", ["sdi.etl.stage:TargetTable.introspect"]),
     ("merge: other", ["sdi.etl.merge:merge", "sdi.etl.runner:merge"]),
+    ("merge: touched communes", ["sdi.etl.merge:touched_communes"]),
     ("after_load hook (flood warnings)", ["sdi.hazard.hooks:after_load"]),
+    ("after_load hook (planning refresh)", ["sdi.planning.hooks:after_load"]),
+    ("after_load: ANALYZE", ["sdi.etl.hooks:analyze"]),
+    ("after_load: what to ANALYZE", ["sdi.etl.hooks:_to_analyze"]),
     ("bookkeeping: record encodings", ["sdi.etl.runner:record_encodings"]),
     (
         "bookkeeping: store rejects",
@@ -304,8 +311,14 @@ class Instrumented:
 
     def __enter__(self) -> Instrumented:
         c = self.clock
-        lazy = ("sdi.etl.pipeline", "sdi.etl.merge", "sdi.etl.readers.ogr", "sdi.etl.stage")
-        for module in (*lazy, "sdi.hazard.hooks"):
+        lazy = (
+            "sdi.etl.pipeline",
+            "sdi.etl.unchanged",
+            "sdi.etl.merge",
+            "sdi.etl.readers.ogr",
+            "sdi.etl.stage",
+        )
+        for module in (*lazy, "sdi.hazard.hooks", "sdi.planning.hooks", "sdi.etl.hooks"):
             _module(module)  # lazily imported by the runner: import them to patch them
         for name, candidates in GENERATORS:
             self._time_all(name, candidates, generator=True)

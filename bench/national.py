@@ -1,7 +1,7 @@
 """Cost growth of the national warehouse: from 1 M to 10 M parcels over 34 provinces.
 
     .venv/bin/python -m bench.national [--parcels 1000000,10000000] [--provinces 34]
-        [--province-parcels 50000] [--duration 8] [--rounds 2]
+        [--province-parcels 50000] [--duration 8] [--rounds 2] [--profile]
     ./dev bench national [...]
 
 Per step (total parcels), a nation is generated once (``sdi.samples.nation``, cached under
@@ -195,6 +195,22 @@ def redeliver(url: str, data: Path, work: Path, rounds: int) -> list[dict]:
     return out
 
 
+def profiled_redelivery(url: str, work: Path, rounds: int) -> list[dict]:
+    """One more re-delivery after the timed rounds (of the changed file after an even number
+    of them, else of the original), its stages timed (bench/_instrument.py): where a
+    province's re-delivery spends its time."""
+    from bench._instrument import Clock, Instrumented
+
+    now, then = ("changed", "plain") if rounds % 2 == 0 else ("plain", "changed")
+    clock = Clock()
+    with Instrumented(clock):
+        run(url, jobs_dir(work), "land_parcels", work / now)
+    top = clock.report()[:15]
+    say("re-delivery stages: " + "; ".join(f"{r['section']} {r['seconds']} s" for r in top))
+    run(url, jobs_dir(work), "land_parcels", work / then)  # as the timed rounds left it
+    return top
+
+
 def steady_warnings(url: str) -> float:
     from sdi.hazard.warnings import recompute
 
@@ -329,6 +345,8 @@ def bench_step(args, parcels: int) -> dict:
     }
     step["api"] = api(url, work, args.duration)
     step["redelivery"] = redeliver(url, data, work, args.rounds)
+    if args.profile:
+        step["redelivery_stages"] = profiled_redelivery(url, work, args.rounds)
     step["warnings_steady_s"] = round(steady_warnings(url), 3)
     return step
 
@@ -382,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--province-parcels", type=int, default=50_000)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--profile", action="store_true", help="one more re-delivery with its stages timed"
+    )
     args = parser.parse_args(argv)
     steps = []
     for parcels in (int(p) for p in args.parcels.split(",")):

@@ -139,21 +139,6 @@ class Server:
             "--no-server-header",
             "--timeout-graceful-shutdown",
             "10",
-            *self.recycling(),
-        ]
-
-    def recycling(self) -> list[str]:
-        """Workers replaced after a number of requests (with jitter, so not all at once); only
-        with two or more, since uvicorn's supervisor restarts them (with one, the server would
-        stop). The memory ceiling is checked by the workers themselves (sdi.api.limits)."""
-        s = self.settings
-        if s.workers < 2 or not s.server_max_requests:
-            return []
-        return [
-            "--limit-max-requests",
-            str(s.server_max_requests),
-            "--limit-max-requests-jitter",
-            str(s.server_max_requests_jitter),
         ]
 
     # -- lifecycle ---------------------------------------------------------------------

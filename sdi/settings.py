@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     server_max_memory_mb: int = Field(
         1024, description="A server worker process above this resident size is replaced (0: never)"
     )
+    server_drain_s: float = Field(
+        6.0,
+        description="Seconds a server worker process being replaced still serves, answering "
+        "`Connection: close`, before it stops: longer than the keep-alive timeout (5 s), so "
+        "no client's kept-alive connection is cut",
+    )
     # Hardening (issue 13): roles by purpose, the database away, signed cursors, logs.
     api_database_url: str | None = Field(
         None,

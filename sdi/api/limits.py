@@ -20,12 +20,16 @@ inside :class:`sdi.api.auth.AccessControl`, so the client's identity is known):
 3. **Request bodies** (``SDI_MAX_BODY_BYTES``, every route): a ``Content-Length`` above it is a
    ``413`` before anything is read; a body without a length (chunked) is read as it arrives
    and answered ``413`` as soon as it passes the limit; a body within it is handed on whole.
-4. **Memory ceiling** (``SDI_SERVER_MAX_MEMORY_MB``): after a response, a worker process whose
-   resident size is above it asks itself to stop gracefully (SIGTERM: it finishes the requests
-   it has); uvicorn's supervisor starts a fresh one. Only with two or more workers, and one
-   worker at a time (:func:`take_recycle_slot`: at most one every 30 s), so the service never
-   stops whole. (``--limit-max-requests`` with jitter recycles them by count,
-   :mod:`sdi.serve`.)
+4. **Workers replaced** (:class:`Recycler`): a worker process is replaced after
+   ``SDI_SERVER_MAX_REQUESTS`` responses (plus a random share of the jitter) or when its
+   resident size is above ``SDI_SERVER_MAX_MEMORY_MB``. It first *drains*: for
+   ``SDI_SERVER_DRAIN_S`` seconds, longer than the keep-alive timeout, it still serves but
+   answers ``Connection: close``, so every keep-alive client moves to another worker at its
+   next request and none is cut mid-request (uvicorn's own ``--limit-max-requests`` closes
+   idle keep-alive connections at once, which a client that sent a request just then sees as
+   a dropped connection). Then it stops gracefully (SIGTERM) and uvicorn's supervisor starts
+   a fresh one. Only with two or more workers, one at a time (:func:`take_recycle_slot`: at
+   most one every 30 s), so the service never stops whole.
 
 All answers are OGC exception bodies naming the limit and the setting.
 """
@@ -37,6 +41,7 @@ import fcntl
 import logging
 import math
 import os
+import random
 import signal
 import threading
 import time
@@ -54,8 +59,8 @@ from sdi.settings import Settings, get_settings
 LOGGER = logging.getLogger("sdi.api.limits")
 
 MAX_CLIENTS = 50_000  # buckets kept per worker; the least recently used go first
-MEMORY_CHECK_EVERY = 20  # responses between two looks at the resident size
-RECYCLE_SPACING = 30.0  # seconds between two workers stopping for the memory ceiling
+MEMORY_CHECK_EVERY = 20  # responses between two looks at the resident size or the slot
+RECYCLE_SPACING = 30.0  # seconds between two workers being replaced
 
 
 UPLOAD_PATH = "/processes/etl-run/execution"  # deliveries: sdi.api.etl_process
@@ -248,8 +253,7 @@ class Limits:
         )
         self.keyed = SharedRateLimiter(settings.rate_limit_key) if settings.rate_limit_key else None
         self.processes_running = 0
-        self.responses = 0
-        self.stopping = False
+        self.recycler = Recycler(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -287,11 +291,11 @@ class Limits:
                 return
             self.processes_running += 1
         try:
-            await self._bounded(scope, receive, send)
+            await self._bounded(scope, receive, self.recycler.wrap(send))
         finally:
             if execution:
                 self.processes_running -= 1
-            self._after_response()
+            self.recycler.after_response()
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Read a body whole (it is small: the limit) and hand it on, or answer 413."""
@@ -348,27 +352,6 @@ class Limits:
         s = self.settings
         return s.rate_limit_anonymous if identity.key_id is None else s.rate_limit_key
 
-    def _after_response(self) -> None:
-        self.responses += 1
-        ceiling = self.settings.server_max_memory_mb
-        if (
-            not ceiling
-            or self.stopping
-            or self.settings.workers < 2
-            or self.responses % MEMORY_CHECK_EVERY
-        ):
-            return
-        resident = resident_mb()
-        if resident > ceiling and take_recycle_slot(self.settings.state_dir / "server"):
-            self.stopping = True
-            LOGGER.warning(
-                "worker %d uses %.0f MB, above SDI_SERVER_MAX_MEMORY_MB=%d: replacing it",
-                os.getpid(),
-                resident,
-                ceiling,
-            )
-            os.kill(os.getpid(), signal.SIGTERM)
-
 
 async def _too_large(send: Send, limit: int) -> None:
     await send_error(
@@ -380,9 +363,53 @@ async def _too_large(send: Send, limit: int) -> None:
     )
 
 
+class Recycler:
+    """When this worker process is replaced, and its drain (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        several = settings.workers >= 2  # with one, uvicorn would not start another
+        jitter = settings.server_max_requests_jitter
+        self.max_responses = (
+            settings.server_max_requests + random.randint(0, max(jitter, 0))
+            if several and settings.server_max_requests
+            else 0
+        )
+        self.ceiling = settings.server_max_memory_mb if several else 0
+        self.responses = 0
+        self.draining = False
+
+    def wrap(self, send: Send) -> Send:
+        """``send`` that adds ``Connection: close`` to answers while the worker drains."""
+
+        async def sending(message: Message) -> None:
+            if self.draining and message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        return sending
+
+    def after_response(self) -> None:
+        self.responses += 1
+        if self.draining or self.responses % MEMORY_CHECK_EVERY:
+            return
+        why = None
+        if self.max_responses and self.responses >= self.max_responses:
+            why = f"served {self.responses} requests (SDI_SERVER_MAX_REQUESTS)"
+        elif self.ceiling and (resident := resident_mb()) > self.ceiling:
+            why = f"uses {resident:.0f} MB, above SDI_SERVER_MAX_MEMORY_MB={self.ceiling}"
+        if why is None or not take_recycle_slot(self.settings.state_dir / "server"):
+            return
+        self.draining = True
+        drain = self.settings.server_drain_s
+        LOGGER.warning("worker %d %s: replacing it after a %.0f s drain", os.getpid(), why, drain)
+        asyncio.get_running_loop().call_later(drain, os.kill, os.getpid(), signal.SIGTERM)
+
+
 def take_recycle_slot(run_dir: Path, spacing: float = RECYCLE_SPACING) -> bool:
     """Whether this worker may stop for a fresh one now: not if another did in the last
-    ``spacing`` seconds (its replacement may still be starting), so workers above the ceiling
+    ``spacing`` seconds (it may still be draining, its replacement starting), so workers due
     together are replaced one at a time and the service never has none."""
     stamp = run_dir / "recycled_at"
     try:

@@ -233,7 +233,11 @@ class _SharedRotatingHandler(logging.handlers.RotatingFileHandler):
 def _client_error_noise(record: logging.LogRecord) -> bool:
     """Drop pygeoapi's own ERROR line about a request it then answers with an error (``Bad
     CQL text: …`` and the like, without traceback): its answer is logged once, as a warning
-    for a 4xx (:mod:`sdi.api.pygeoapi_patches`)."""
+    for a 4xx (:mod:`sdi.api.pygeoapi_patches`). Drop too the warning pygeoapi 0.24 writes
+    for every items request without ``offset`` (the ``TypeError`` of ``int(None)``): one
+    line per ordinary read would fill the log and rotate the useful lines out."""
+    if record.name == "pygeoapi.api.itemtypes" and isinstance(record.msg, TypeError):
+        return False
     return not (
         record.name.startswith("pygeoapi.api.")
         and record.levelno >= logging.ERROR

@@ -203,11 +203,12 @@ def _patch_exception_log() -> None:
         unavailable = int(status) == 503  # the database away: known, one line per request
         if int(status) >= 500 and not unavailable:
             return original(self, status, headers, format_, code, description)
-        text = " ".join(str(description).split())
-        if len(text) > _LOGGED_DESCRIPTION:
-            text = text[:_LOGGED_DESCRIPTION] + "…"
-        level = logging.ERROR if unavailable else logging.WARNING
-        logger.log(level, "%s %s: %s", int(status), code, text)
+        if int(status) >= 400:  # not a 204 (an empty tile): an answer, not an error
+            text = " ".join(str(description).split())
+            if len(text) > _LOGGED_DESCRIPTION:
+                text = text[:_LOGGED_DESCRIPTION] + "…"
+            level = logging.ERROR if unavailable else logging.WARNING
+            logger.log(level, "%s %s: %s", int(status), code, text)
         _quiet.active = True  # pygeoapi's own ERROR line of this call is dropped (_Quiet)
         try:
             return original(self, status, headers, format_, code, description)

@@ -69,12 +69,48 @@ class Versioned:
     differs: sql.Composable | None = None
     refresh: list[str] = field(default_factory=list)  # columns of s copied onto same versions
     has_communes: bool = False  # the table has commune_code: the merge says which it touched
+    provinces: list[str] | None = None  # a table partitioned by province: the ones to read
 
     def scoped(self, alias: str) -> sql.Composable:
-        return sql.SQL("").join(
+        conditions = [
             sql.SQL(" AND {} = {}").format(sql.Identifier(alias, column), sql.Literal(value))
             for column, value in self.scope
-        )
+        ]
+        if self.provinces is not None:
+            conditions.append(sql.SQL(" AND {}").format(in_provinces(alias, self.provinces)))
+        return sql.SQL("").join(conditions)
+
+
+def in_provinces(alias: str, codes: list[str]) -> sql.Composable:
+    """``alias.province_code = ANY(codes)``: a literal list, so that the planner prunes the
+    other provinces' partitions."""
+    return sql.SQL("{} = ANY({}::text[])").format(
+        sql.Identifier(alias, PROVINCE_COLUMN), sql.Literal(codes)
+    )
+
+
+def provinces_moved_from(
+    conn: psycopg.Connection, target: TargetTable, stage: str, codes: list[str]
+) -> set[str]:
+    """The provinces besides ``codes`` that hold a current version of a staged feature (a
+    feature moved to another province is closed where it was). Found by probing each other
+    partition's key index per staged row, not by scanning the nation's rows."""
+    conn.execute("SET LOCAL enable_nestloop = on")
+    cursor = conn.execute(
+        sql.SQL(
+            "SELECT coalesce(array_agg(DISTINCT t.{province}), '{{}}') FROM {stage} s "
+            "JOIN {table} t ON t.natural_key = s.natural_key AND t.valid_to IS NULL "
+            "WHERE t.{province} <> ALL(%s::text[])"
+        ).format(
+            province=sql.Identifier(PROVINCE_COLUMN),
+            stage=sql.Identifier(stage),
+            table=target.qualified,
+        ),
+        (codes,),
+    )
+    moved = set(one(cursor)[0])
+    conn.execute("SET LOCAL enable_nestloop = off")
+    return moved
 
 
 def _geometry_expression(target: TargetTable, alias: str) -> sql.Composable:
@@ -436,14 +472,15 @@ def merge(
     if PROVINCE_COLUMN in columns and partition_key(conn, target):
         codes = delivered_provinces(conn, STAGE_TABLE, provinces)
         ensure_partitions(conn, target, set(codes))
-        # a literal list: the planner prunes the other provinces' partitions from the retire
-        in_provinces = sql.SQL("t.{} = ANY({}::text[])").format(
-            sql.Identifier(PROVINCE_COLUMN), sql.Literal(codes)
-        )
+        # Versions are read in the delivered provinces and those its features move from;
+        # features are retired in the delivered provinces only.
+        moved = provinces_moved_from(conn, target, STAGE_TABLE, codes)
+        versions.provinces = sorted({*codes, *moved})
+        retire = in_provinces("t", codes)
         versions.retire_only = (
-            sql.SQL("{} AND {}").format(versions.retire_only, in_provinces)
+            sql.SQL("{} AND {}").format(versions.retire_only, retire)
             if versions.retire_only
-            else in_provinces
+            else retire
         )
     indexes = drop_indexes_if_empty(conn, target)
     counts = merge_versions(conn, versions, run_id, staged)

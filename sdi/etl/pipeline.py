@@ -19,7 +19,6 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from psycopg import sql
 
 from sdi.db.tables import REPAIRED_COLUMN
 from sdi.errors import RejectThresholdExceeded
@@ -31,6 +30,7 @@ from sdi.etl.readers import read_batches
 from sdi.etl.readers.common import Batch
 from sdi.etl.spec import JobSpec
 from sdi.etl.stage import Stage, TargetTable
+from sdi.etl.unchanged import CurrentHashes
 from sdi.etl.validate import FirstSeen, check_bounds, check_geometry
 from sdi.etl.wkb import Layout, as_multi
 from sdi.settings import Settings
@@ -128,11 +128,9 @@ class JobRun:
         # source hashes are keyed by the spec: a changed mapping changes every hash
         self.hash_key = hashlib.sha256(job.spec_sha256.encode()).hexdigest()[:16]
         self.tracks_sources = False  # decided by track_sources() from the target
-        self.current_keys: pd.Index | None = None
-        self.current_hashes: np.ndarray | None = None
+        self.current: CurrentHashes | None = None
         # A target partitioned by province: each row's province (sdi/etl/provinces.py)
         self.provinces: Provinces | None = None
-        self.current_provinces: np.ndarray | None = None
         self.duplicate_geometries = FirstSeen("geometry") if job.unique_geometry else None
         self.hashes_rows = False  # decided by load() from the target
         self.srid_in_column = False  # the target's geometry column fixes the storage SRID
@@ -143,8 +141,9 @@ class JobRun:
 
     # -- unchanged rows ------------------------------------------------------------------
     def track_sources(self, target: TargetTable) -> None:
-        """Remember the source hash of every current feature, so that rows delivered again
-        unchanged skip normalisation, staging and merging altogether."""
+        """Remember the source hash of every current feature (of a partitioned target: of the
+        provinces delivered, sdi/etl/unchanged.py), so that rows delivered again unchanged
+        skip normalisation, staging and merging altogether."""
         job = self.job
         if not (
             job.natural_key
@@ -154,24 +153,7 @@ class JobRun:
         ):
             return
         self.tracks_sources = True
-        # Two arrays in one binary row: less client CPU than a COPY, which psycopg hands
-        # over one row at a time (docs/etl-performance.md).
-        # the provinces of rows delivered unchanged count as delivered (province-scoped retire)
-        province = sql.SQL(", array_agg({})").format(sql.Identifier(PROVINCE_COLUMN))
-        cursor = self.conn.execute(
-            sql.SQL(
-                "SELECT array_agg(natural_key), array_agg(source_hash){} FROM {} "
-                "WHERE valid_to IS NULL AND source_hash IS NOT NULL"
-            ).format(province if self.provinces else sql.SQL(""), target.qualified),
-            binary=True,
-        )
-        keys, hashes, *provinces = one(cursor)
-        if not keys:
-            return  # no current feature carries a source hash yet
-        self.current_keys = pd.Index(np.array(keys, dtype=object))
-        self.current_hashes = np.array(hashes, dtype=np.int64)
-        if provinces:
-            self.current_provinces = np.array(provinces[0], dtype=object)
+        self.current = CurrentHashes(self.conn, target, job, self.provinces)
 
     def _source_hashes(self, batch: Batch) -> np.ndarray:
         """A 64-bit hash of each delivered row as read (attributes + geometry) and the spec."""
@@ -200,19 +182,13 @@ class JobRun:
         hashes = None
         if self.tracks_sources or self.hashes_rows:
             hashes = self._source_hashes(batch)
-            if (
-                keys is not None
-                and self.current_keys is not None
-                and self.current_hashes is not None
-                and len(self.current_keys)
-            ):
-                position = self.current_keys.get_indexer(keys.to_numpy(dtype=object))
-                same = (position >= 0) & issues.ok
-                same[same] = self.current_hashes[position[same]] == hashes[same]
+            if keys is not None and self.current is not None:
+                same, provinces = self.current.match(keys, hashes, issues.ok)
                 if same.any():
                     self.unchanged += int(same.sum())
-                    if self.provinces and self.current_provinces is not None:
-                        self.provinces.seen.update(self.current_provinces[position[same]])
+                    if self.provinces and provinces is not None:
+                        # the provinces of rows delivered unchanged count as delivered
+                        self.provinces.seen.update(provinces)
                     keep = ~same
                     batch = batch.subset(keep)  # unchanged rows' geometries never decoded
                     rows, keys, hashes = rows[keep], keys[keep], hashes[keep]
@@ -438,6 +414,8 @@ class JobRun:
         constants = None
         self.keeps_delivered = not direct
         if direct:
+            self.current = None  # no current feature to compare with
+        if direct:
             now = one(self.conn.execute("SELECT now()"))[0]  # the transaction's start
             constants = {"run_id": run_id, "valid_from": now}
             indexes = drop_indexes_if_empty(self.conn, target, methods=("gist",))
@@ -453,6 +431,9 @@ class JobRun:
                     if batch.encoding is not None:
                         self.encodings[str(path)] = (batch.encoding, batch.encoding_evidence)
                     self.rows_read += len(batch.frame)
+                    if self.current is not None and (wanted := self.current.wanted(batch.frame)):
+                        with stage.paused():  # the connection is the COPY's until it ends
+                            self.current.read(wanted)
                     stage.write(self.normalise(batch, target))
                     if progress:
                         progress(len(batch.frame))

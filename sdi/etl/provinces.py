@@ -58,14 +58,19 @@ class Provinces:
         """Every province a row may be given: the partitions to have before the COPY."""
         return {*self.by_commune.values(), self.fallback}
 
-    def of(self, communes: pd.Series | None, length: int) -> np.ndarray:
+    def lookup(self, communes: pd.Series | None, length: int) -> np.ndarray:
+        """The province of each commune code (the fallback for a code not known)."""
         if communes is None:
-            out = np.full(length, self.fallback, dtype=object)
-        else:
-            # as Python objects: the column may be Arrow-backed, whose map() keeps Arrow types
-            codes = pd.Series(communes.to_numpy(dtype=object, na_value=None))
-            out = codes.map(self.by_commune).to_numpy(dtype=object)
-            out[pd.isna(out)] = self.fallback
+            return np.full(length, self.fallback, dtype=object)
+        # as Python objects: the column may be Arrow-backed, whose map() keeps Arrow types
+        codes = pd.Series(communes.to_numpy(dtype=object, na_value=None))
+        out = codes.map(self.by_commune).to_numpy(dtype=object)
+        out[pd.isna(out)] = self.fallback
+        return out
+
+    def of(self, communes: pd.Series | None, length: int) -> np.ndarray:
+        """:meth:`lookup`, and the provinces are remembered as the delivery's."""
+        out = self.lookup(communes, length)
         self.seen.update(out.tolist())
         return out
 

@@ -13,10 +13,12 @@ not know fall back to CSV written by Arrow.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import queue
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -334,9 +336,26 @@ class Stage:
                 item = self._queue.get()  # unblock the main thread; it stops at its next write
 
     def __enter__(self) -> Stage:
+        if self.binary:  # one encoder per COPY: each stream has its header and trailer
+            self._encoder = ArrowToPostgresBinaryEncoder(self._schema)
         self._thread = threading.Thread(target=self._send, name="sdi-copy", daemon=True)
         self._thread.start()
         return self
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """End the COPY (what it sent is kept) so that the block can use the connection,
+        then go on with another."""
+        self._end_copy(aborted=False)
+        if self._error is not None:
+            raise self._error
+        yield
+        self.__enter__()
+
+    def _end_copy(self, aborted: bool) -> None:
+        assert self._thread is not None
+        self._queue.put(_End(aborted=aborted))
+        self._thread.join()
 
     def write(self, frame: pd.DataFrame) -> None:
         """Queue one batch (columns named as in ``self.columns``; geom as WKB bytes)."""
@@ -353,9 +372,7 @@ class Stage:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._thread is not None
-        self._queue.put(_End(aborted=kind is not None))
-        self._thread.join()
+        self._end_copy(aborted=kind is not None)
         if kind is None and self._error is not None:
             raise self._error
         for sequence, following in self._numbered.values():

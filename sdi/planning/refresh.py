@@ -178,8 +178,15 @@ class _Context:
 def _land_use_conflicts(ctx: _Context) -> int:
     compat = model.load_compatibility()
     uses = sorted(compat.permitted)
+    parcels = ctx.relation("land.parcels_current")
+    near_parcels: sql.Composable = sql.SQL("true")
+    if ctx.scope is not None:  # the box of the scoped parcels, computed once
+        near_parcels = sql.SQL(
+            "z.geom && (SELECT ST_SetSRID(ST_Extent(s.geom)::geometry, max(ST_SRID(s.geom))) "
+            "FROM {} s)"
+        ).format(parcels)
     inserted = ctx.conn.execute(
-        _query("land_use_conflicts").format(parcels=ctx.relation("land.parcels_current")),
+        _query("land_use_conflicts").format(parcels=parcels, near_parcels=near_parcels),
         {
             "uses": uses,
             "codes": [",".join(sorted(compat.permitted[u])) for u in uses],

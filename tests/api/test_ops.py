@@ -366,3 +366,34 @@ def test_a_client_error_is_one_warning_line_truncated(api, settings) -> None:
         assert len(line) < 1200 and "Traceback" not in line
         assert " ERROR " not in line
     assert oct(log.stat().st_mode & 0o777) == "0o640"
+
+
+def test_ordinary_reads_write_nothing_to_the_log(api, settings) -> None:
+    """pygeoapi 0.24 warns of every items request without ``offset`` and of every empty
+    tile (a 204): neither is an error, and one line per read would rotate the useful ones out."""
+    log = settings.state_dir / "server" / "api.log"
+    before = log.stat().st_size if log.exists() else 0
+    assert api.get("/collections/lamps/items", params={"limit": 2}).status_code == 200
+    # a tile of the parcels far from the cities: no feature, 204
+    from sdi.api.tiles import tile_range
+    from sdi.layers import load_layers
+
+    parcels = next(layer for layer in load_layers() if layer.id == "parcels")
+    z = parcels.tiles["min_zoom"]
+    x, _, y, _ = tile_range((106.4, 20.6, 108.2, 21.7), z)
+    empty = api.get(f"/collections/parcels/tiles/WebMercatorQuad/{z}/{y}/{x}", params={"f": "mvt"})
+    assert empty.status_code == 204
+    # then a client error, which is logged: the lines before it are the reads'
+    assert api.get("/collections/lamps/items", params={"filter": "x ="}).status_code == 400
+    marker = "Bad CQL text"
+    deadline = time.monotonic() + 5
+    text = ""
+    while time.monotonic() < deadline and marker not in text:
+        with log.open("rb") as f:
+            f.seek(before)
+            text = f.read().decode(errors="replace")
+        time.sleep(0.1)
+    assert marker in text  # the log is written, in order
+    written = text[: text.index(marker)]
+    assert "int() argument" not in written
+    assert "NoContent" not in written

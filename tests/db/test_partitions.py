@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 import yaml
@@ -176,6 +177,67 @@ def test_a_province_delivery_replaces_only_its_own_partition(nation, settings, t
     assert dict(then) == {"22": len(a), "01": len(b)}
 
 
+def test_a_province_delivery_reads_only_its_own_provinces_source_hashes(nation, settings) -> None:
+    """Rows delivered again unchanged are told by their source hashes: a province's delivery
+    reads those of its own partition, not the nation's (sdi/etl/unchanged.py)."""
+    from dataclasses import replace
+
+    from sdi.etl.provinces import Provinces
+    from sdi.etl.spec import discover_jobs, load_job
+    from sdi.etl.stage import TargetTable
+    from sdi.etl.unchanged import CurrentHashes
+
+    _, conn = nation
+    current = {
+        province: conn.execute(
+            "SELECT array_agg(commune_code), array_agg(natural_key), array_agg(source_hash) "
+            "FROM land.parcels_current WHERE province_code = %s",
+            (province,),
+        ).fetchone()
+        for province in ("22", "01")
+    }
+    assert all(current[p][0] for p in current), "the previous test loads both provinces"
+    job = load_job(discover_jobs(settings)["land_parcels"], settings)
+    target = TargetTable.introspect(conn, job.table)
+    hashes = CurrentHashes(conn, target, job, Provinces(conn, settings.province_code))
+    assert hashes.read_provinces == set()  # nothing read before a batch arrives
+
+    communes, keys, source = current["22"]
+    assert hashes.wanted(pd.DataFrame({"MAXA": communes})) == ["22"]
+    hashes.read(["22"])
+    assert hashes.read_provinces == {"22"}
+    assert hashes.wanted(pd.DataFrame({"MAXA": communes})) == []
+    changed = np.array(source, dtype=np.int64)
+    changed[::2] += 1  # every other row changed since
+    same, provinces = hashes.match(pd.Series(keys), changed, np.ones(len(keys), dtype=bool))
+    assert same.tolist() == [i % 2 == 1 for i in range(len(keys))]
+    assert set(provinces) == {"22"}
+    # a row of the other province in a later batch: its province is read then
+    assert hashes.wanted(pd.DataFrame({"MAXA": [communes[0], current["01"][0][0]]})) == ["01"]
+    hashes.read(["01"])
+    assert hashes.read_provinces == {"22", "01"}
+    same, _ = hashes.match(
+        pd.Series(current["01"][1]),
+        np.array(current["01"][2], dtype=np.int64),
+        np.ones(len(current["01"][1]), dtype=bool),
+    )
+    assert same.all()
+
+    # a commune column mapped through a value map: the province is told only after
+    # normalisation, so every province's hashes are read at once
+    fields = [
+        replace(f, value_map={"x": "y"}) if f.name == "commune_code" else f for f in job.fields
+    ]
+    everything = CurrentHashes(
+        conn, target, replace(job, fields=fields), Provinces(conn, settings.province_code)
+    )
+    assert everything.read_provinces is None
+    same, _ = everything.match(
+        pd.Series(keys), np.array(source, dtype=np.int64), np.ones(len(keys), dtype=bool)
+    )
+    assert same.all()
+
+
 def test_a_commune_unknown_to_the_communes_layer_goes_to_the_deployment_province(
     nation, settings, tmp_path
 ) -> None:
@@ -186,8 +248,6 @@ def test_a_commune_unknown_to_the_communes_layer_goes_to_the_deployment_province
     one_city["key"] = "99999-" + one_city["SOTO"].astype(str) + "-" + one_city["SOTHUA"].astype(str)
     rest = parcel_table(scale=0.05)
     rest = rest[rest["city"].isin(["ha_long", "uong_bi"])]
-    import pandas as pd
-
     write_parcels(tmp_path / "d", pd.concat([rest, one_city]))
     _run(settings, url, tmp_path / "d")
     province = conn.execute(

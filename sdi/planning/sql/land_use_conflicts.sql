@@ -4,13 +4,16 @@
 -- permitted) runs before the point-in-zone geometry, so only possible conflicts pay for it.
 -- Where zones overlap, a parcel conflicting with several is listed once (lowest zone id); the
 -- de-duplication sorts ids only, and the parcels' columns are fetched afterwards.
--- The parcels: land.parcels_current, or those of the communes a load touched (refresh.py).
+-- The parcels: land.parcels_current, or those of the communes a load touched (refresh.py);
+-- then only the zones that meet the box of those parcels probe them ({near_parcels}), not
+-- every zone of a nation.
 WITH rules (planned_use, permitted) AS (
     SELECT u, string_to_array(c, ',') FROM unnest(%(uses)s::text[], %(codes)s::text[]) AS t (u, c)
 ),
 zones AS MATERIALIZED (
     SELECT z.id, z.geom, r.permitted
     FROM land.zoning_current z JOIN rules r ON r.planned_use = z.planned_land_use
+    WHERE {near_parcels}
 ),
 hits AS (
     SELECT DISTINCT ON (p.id) p.id, zn.id AS zone_id
