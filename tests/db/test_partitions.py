@@ -238,6 +238,33 @@ def test_a_province_delivery_reads_only_its_own_provinces_source_hashes(nation, 
     assert same.all()
 
 
+def test_the_merge_finds_the_province_a_delivered_feature_moves_from(nation) -> None:
+    """Versions are closed in the delivered provinces and in those the delivery's features
+    were in before (sdi.etl.merge.provinces_moved_from), found by key, whatever the province."""
+    from sdi.etl.merge import provinces_moved_from
+    from sdi.etl.stage import TargetTable
+
+    _, conn = nation
+    key_of = {
+        province: conn.execute(
+            "SELECT natural_key FROM land.parcels_current WHERE province_code = %s LIMIT 1",
+            (province,),
+        ).fetchone()[0]
+        for province in ("22", "01")
+    }
+    target = TargetTable.introspect(conn, "land.parcels")
+    with conn.transaction(force_rollback=True):
+        conn.execute("CREATE TEMP TABLE moved_stage (natural_key text) ON COMMIT DROP")
+        conn.execute(
+            "INSERT INTO moved_stage VALUES (%s), (%s), ('new-feature')",
+            (key_of["22"], key_of["01"]),
+        )
+        assert provinces_moved_from(conn, target, "moved_stage", ["22"]) == {"01"}
+        assert provinces_moved_from(conn, target, "moved_stage", ["22", "01"]) == set()
+        # the planner's setting is put back for the merge's own statements
+        assert conn.execute("SHOW enable_nestloop").fetchone()[0] == "off"
+
+
 def test_a_commune_unknown_to_the_communes_layer_goes_to_the_deployment_province(
     nation, settings, tmp_path
 ) -> None:
