@@ -12,7 +12,7 @@ running service (``./dev up``; default ``SDI_PUBLIC_URL`` or http://SDI_HOST:SDI
    loop, each starting again as soon as it has an answer (429s included: the worst case).
    They run in a process of their own, so that the client work of sending them does not
    count in the readers' latencies (one event loop for both measured its own load: read p99
-   2.07x quiet with the flooders in the readers' loop, DATA_SEPARATE with them apart).
+   2.07x quiet with the flooders in the readers' loop, 1.73x with them apart, docs/jobs.md).
 
 Each phase runs ``--warmup`` seconds (default 10) before it measures: the first seconds of 51
 clients connecting at once to freshly started clients are a connection storm, not the
