@@ -112,5 +112,6 @@ def after_load_risk(
     if not risk.installed(conn):  # a warehouse not yet upgraded to migration 0011
         return None
     if _untouched(conn, table, communes, "hazard.risk_levels_current"):
+        risk.note_load(conn, table, communes)
         return "risk levels: unchanged (no active level in the communes the load touched)"
-    return risk.recompute(conn, run_id, trigger=table).summary()
+    return risk.recompute(conn, run_id, trigger=table, communes=communes).summary()

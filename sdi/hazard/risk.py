@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+import shapely
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -498,14 +499,91 @@ def _write_combined(
 OBSERVATIONS = frozenset({"hazard.rain_readings", "hazard.typhoon_track", "hazard.gauge_readings"})
 
 
+# The areas counted ahead of a bulletin (when the exposed layers changed): the communes of the
+# watched provinces (the deployment's and those with an active level) and every surge and
+# landslide zone, except those already counted (md5 of the polygon as the figures are keyed).
 _WARM_AREAS = """
-SELECT NULL::text, 'commune', commune_code, ST_AsBinary(ST_Multi(geom))
-FROM admin.communes_current
-UNION ALL
-SELECT zone_code, 'zone', NULL, ST_AsBinary(ST_Multi(geom)) FROM hazard.storm_surge_zones_current
-UNION ALL
-SELECT zone_code, 'zone', NULL, ST_AsBinary(ST_Multi(geom)) FROM hazard.landslide_zones_current
+SELECT m.md5, a.zone, a.kind, a.commune, a.wkb FROM (
+    SELECT NULL::text AS zone, 'commune' AS kind, commune_code AS commune,
+           ST_AsBinary(ST_Multi(geom)) AS wkb
+    FROM admin.communes_current WHERE province_code = ANY(%(provinces)s)
+    UNION ALL
+    SELECT zone_code, 'zone', NULL, ST_AsBinary(ST_Multi(geom))
+    FROM hazard.storm_surge_zones_current
+    UNION ALL
+    SELECT zone_code, 'zone', NULL, ST_AsBinary(ST_Multi(geom)) FROM hazard.landslide_zones_current
+) a CROSS JOIN LATERAL (SELECT md5(a.wkb)) AS m (md5)
+WHERE m.md5 <> ALL(%(counted)s::text[])
 """
+
+# The cached areas a load of exposed features that touched some communes may have changed:
+# those meeting the touched communes' extent (widened: a feature may straddle a boundary).
+_NEAR_TOUCHED = """
+WITH touched AS (
+    SELECT ST_Expand(ST_SetSRID(ST_Extent(geom)::geometry, max(ST_SRID(geom))), %(near)s) AS box
+    FROM admin.communes_current WHERE commune_code = ANY(%(communes)s::text[])
+),
+areas AS (
+    SELECT ST_Multi(geom) AS geom FROM admin.communes_current
+    UNION ALL SELECT ST_Multi(geom) FROM hazard.storm_surge_zones_current
+    UNION ALL SELECT ST_Multi(geom) FROM hazard.landslide_zones_current
+)
+SELECT coalesce(array_agg(md5(ST_AsBinary(a.geom))), '{}') FROM areas a, touched t
+WHERE a.geom && t.box
+"""
+NEAR_DEG = 0.01  # about 1 km: how far past the touched communes' extent figures are dropped
+# Loads of exposed features (hazard.hooks.EXPOSED_TABLES) and their parts of the stamp
+# (sdi/hazard/sql/exposure_stamp.sql: latest run and current rows of each exposed layer).
+_STAMP_PARTS = {"construction.buildings": (0, 1), "land.parcels": (2, 3)}
+
+
+def _forget_near(
+    conn: psycopg.Connection,
+    stamp: str,
+    table: str,
+    communes: frozenset[str],
+    active: list[Area],
+) -> int:
+    """After a load of ``table`` that touched ``communes``: drop the cached figures of the
+    areas meeting them, keep the others under the new stamp (only the load's own parts of
+    the stamp may differ, else everything is dropped); returns how many were dropped.
+
+    In a national warehouse a province's delivery so recounts its own areas, not the
+    nation's."""
+    parts = _STAMP_PARTS[table]
+    now = stamp.split("|")
+    cursor = conn.execute(_NEAR_TOUCHED, {"near": NEAR_DEG, "communes": sorted(communes)})
+    near = set(one(cursor)[0])
+    if active:  # active areas (rain, typhoon swaths, flood zones) meeting the touched ones
+        box = one(
+            conn.execute(
+                "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM (SELECT "
+                "ST_Expand(ST_Extent(geom), %s) AS b FROM admin.communes_current "
+                "WHERE commune_code = ANY(%s::text[])) e",
+                (NEAR_DEG, sorted(communes)),
+            )
+        )
+        if box[0] is not None:
+            window = shapely.box(*box)
+            for area in active:
+                if shapely.from_wkb(area.wkb).intersects(window):
+                    near.add(hashlib.md5(area.wkb).hexdigest())
+    keep: list[str] = []
+    drop: list[str] = []
+    for md5, was in conn.execute(
+        "SELECT area_md5, stamp FROM hazard.area_exposure WHERE stamp <> %s", (stamp,)
+    ).fetchall():
+        before = was.split("|")
+        others_same = len(before) == len(now) and all(
+            b == n for i, (b, n) in enumerate(zip(before, now, strict=True)) if i not in parts
+        )
+        (keep if others_same and md5 not in near else drop).append(md5)
+    conn.execute(
+        "UPDATE hazard.area_exposure SET stamp = %s WHERE area_md5 = ANY(%s)", (stamp, keep)
+    )
+    conn.execute("DELETE FROM hazard.area_exposure WHERE area_md5 = ANY(%s)", (drop,))
+    return len(drop)
+
 
 # The evacuation list of an area rebuilt from its kept residential buildings.
 _EVACUATION_FROM_KEPT = """
@@ -521,8 +599,25 @@ ORDER BY a.key, b.building_code
 """
 
 
+def note_load(
+    conn: psycopg.Connection,
+    table: str,
+    communes: frozenset[str] | None,
+    settings: Settings | None = None,
+) -> None:
+    """A load of ``table`` that touched ``communes`` and did not recompute the levels (no
+    active level meets them): the cached exposure of the areas meeting them is dropped, the
+    rest kept valid (:func:`_forget_near`), so the next recompute does not count them all."""
+    if table in _STAMP_PARTS and communes is not None:
+        _forget_near(conn, exposure_stamp(conn, settings or get_settings()), table, communes, [])
+
+
 def _exposure(
-    conn: psycopg.Connection, active: list[Area], trigger: str, settings: Settings
+    conn: psycopg.Connection,
+    active: list[Area],
+    trigger: str,
+    settings: Settings,
+    communes: frozenset[str] | None = None,
 ) -> dict[str, dict]:
     """Exposure of every active area (key → figures), with the evacuation list.
 
@@ -533,11 +628,19 @@ def _exposure(
     hourly rainfall delivery, a typhoon bulletin — an area whose polygon was counted before
     (under any hazard) is not counted again. When the exposed layers changed under figures
     in use, or on a manual recompute, every commune, surge zone and landslide zone is counted
-    at once, so that a bulletin raising the whole province later finds them counted.
+    at once, so that a bulletin raising the whole province later finds them counted: those of
+    the watched provinces (the deployment's and those with an active level). After a load of
+    parcels or buildings that touched ``communes``, only the figures of areas meeting them
+    are dropped (:func:`_forget_near`).
     """
     area_md5 = {a.key: hashlib.md5(a.wkb).hexdigest() for a in active}
     stamp = exposure_stamp(conn, settings)
-    stale = conn.execute("DELETE FROM hazard.area_exposure WHERE stamp <> %s", (stamp,)).rowcount
+    if communes is not None and trigger in _STAMP_PARTS:
+        stale = _forget_near(conn, stamp, trigger, communes, active)
+    else:
+        stale = conn.execute(
+            "DELETE FROM hazard.area_exposure WHERE stamp <> %s", (stamp,)
+        ).rowcount
     cached = {
         md5: figures
         for md5, figures in conn.execute(
@@ -596,9 +699,20 @@ def _exposure(
     if stale or trigger == "manual":
         counted = {md5 for (md5,) in conn.execute("SELECT area_md5 FROM hazard.area_exposure")}
         counted |= set(md5_of_job.values())
-        for zone, kind, commune, wkb in conn.execute(_WARM_AREAS):
-            md5 = hashlib.md5(bytes(wkb)).hexdigest()
-            if md5 in counted:
+        watched = {
+            settings.province_code,
+            *(
+                p
+                for (p,) in conn.execute(
+                    "SELECT DISTINCT province_code FROM admin.communes_current "
+                    "WHERE commune_code = ANY(%s::text[]) AND province_code IS NOT NULL",
+                    (sorted({a.commune_code for a in active if a.commune_code}),),
+                )
+            ),
+        }
+        warm = conn.execute(_WARM_AREAS, {"provinces": sorted(watched), "counted": sorted(counted)})
+        for md5, zone, kind, commune, wkb in warm.fetchall():
+            if md5 in counted:  # the same polygon twice (a commune that is also a zone)
                 continue
             counted.add(md5)
             job = f"warm:{md5}"
@@ -678,9 +792,11 @@ def recompute(
     trigger: str = "manual",
     settings: Settings | None = None,
     rules: RuleSet | None = None,
+    communes: frozenset[str] | None = None,
 ) -> RiskResult:
     """Bring the risk levels, their history, the combined levels, the commune rainfall, the
-    evacuation list and the CAP messages up to date (one transaction)."""
+    evacuation list and the CAP messages up to date (one transaction). ``communes``: those a
+    load of ``trigger`` (parcels, buildings) touched, whose areas' exposure is recounted."""
     settings = settings or get_settings()
     rules = rules or load_rules()
     start = time.perf_counter()
@@ -696,7 +812,7 @@ def recompute(
         _run(conn, "risk_commune_rainfall", params)
         areas = _rain_areas(conn, params) + _typhoon_areas(conn) + _flood_areas(conn)
         active = judge(areas, rules)
-        exposure = _exposure(conn, active, trigger, settings)
+        exposure = _exposure(conn, active, trigger, settings, communes)
         result.events, messages = _write_levels(conn, run_id, active, exposure)
         result.active = len(active)
         result.communes = _write_combined(conn, run_id, active, exposure, rules)

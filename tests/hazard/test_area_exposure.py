@@ -88,3 +88,48 @@ def test_commune_figures_are_kept_until_an_exposed_layer_changes(db) -> None:
     ).fetchone()
     assert after == (before + 1, exposure_stamp(db))
     assert db.execute(missing, (exposure_stamp(db),)).fetchone()[0] == 0
+
+
+def test_a_load_that_touched_some_communes_recounts_only_the_areas_near_them(db) -> None:
+    """A parcels or buildings load reports the communes it touched: the figures of areas
+    meeting them are counted again, the others are kept (restamped, not recounted) — in a
+    national warehouse a province's delivery does not recount the nation."""
+    run_id = db.execute("SELECT max(run_id) FROM etl.runs").fetchone()[0]
+    db.execute("DELETE FROM hazard.area_exposure")
+    risk.recompute(db, run_id, trigger="manual")  # every commune counted
+    # the first commune, and the commune farthest from it
+    (commune, wkb), (_, far_wkb) = db.execute(
+        """WITH first AS (SELECT commune_code, geom FROM admin.communes_current
+                          ORDER BY commune_code LIMIT 1)
+           SELECT * FROM (SELECT f.commune_code, ST_AsBinary(ST_Multi(f.geom)) FROM first f) a
+           UNION ALL
+           SELECT * FROM (SELECT c.commune_code, ST_AsBinary(ST_Multi(c.geom))
+                          FROM admin.communes_current c, first f
+                          ORDER BY ST_Distance(c.geom, f.geom) DESC LIMIT 1) b"""
+    ).fetchall()
+    figures = (
+        "SELECT (figures->>'buildings')::int, computed_at, stamp FROM hazard.area_exposure "
+        "WHERE area_md5 = md5(%s)"
+    )
+    before, _, _ = db.execute(figures, (bytes(wkb),)).fetchone()
+    far_before = db.execute(figures, (bytes(far_wkb),)).fetchone()
+    db.execute(
+        """INSERT INTO construction.buildings (natural_key, building_code, use_type, floors,
+               commune_code, run_id, valid_from, row_hash, geom)
+           SELECT 'T-AE-2', 'T-AE-2', 'residential', 2, c.commune_code, %s, now(),
+                  md5('T-AE-2')::uuid,
+                  ST_Multi(ST_Buffer(ST_PointOnSurface(c.geom)::geography, 5)::geometry)
+           FROM admin.communes_current c WHERE c.commune_code = %s""",
+        (run_id, commune),
+    )
+    stamp = exposure_stamp(db)
+    risk.recompute(db, run_id, trigger="construction.buildings", communes=frozenset({commune}))
+    assert db.execute(figures, (bytes(wkb),)).fetchone()[0::2] == (before + 1, stamp)
+    far_after = db.execute(figures, (bytes(far_wkb),)).fetchone()
+    assert far_after == (far_before[0], far_before[1], stamp)  # kept: same count, same time
+    # a load that does not recompute the levels notes itself the same way
+    db.execute("DELETE FROM construction.buildings WHERE natural_key = 'T-AE-2'")
+    risk.note_load(db, "construction.buildings", frozenset({commune}))
+    stamp = exposure_stamp(db)
+    assert db.execute(figures, (bytes(wkb),)).fetchone() is None  # dropped: counted when needed
+    assert db.execute(figures, (bytes(far_wkb),)).fetchone() == (*far_before[:2], stamp)
