@@ -38,6 +38,7 @@ from sdi.api.bbox import CRS84
 from sdi.api.db import columns, connection, provider_error
 from sdi.api.geojson import FeatureTexts
 from sdi.api.paging import CURSOR_PARAM, Cursor, SortKey
+from sdi.db.extents import provinces_of_box
 from sdi.db.tables import PROVINCE_COLUMN
 
 LOGGER = logging.getLogger(__name__)
@@ -391,13 +392,7 @@ class PostGISProvider(BaseProvider):
         if west > east:  # across the antimeridian: not worth it
             return None
         south, north = min(south, north), max(south, north)
-        codes = [
-            row[0]
-            for row in conn.execute(
-                sql_files.load(PACKAGE, "provinces_of_bbox"),
-                {"relation": base, "w": west, "s": south, "e": east, "n": north},
-            )
-        ]
+        codes = provinces_of_box(conn, base, west, south, east, north)
         if not codes:  # no province has a row there
             return sql.SQL("FALSE"), {}
         column = sql.Identifier("t", PROVINCE_COLUMN)

@@ -93,24 +93,49 @@ def provinces_moved_from(
     conn: psycopg.Connection, target: TargetTable, stage: str, codes: list[str]
 ) -> set[str]:
     """The provinces besides ``codes`` that hold a current version of a staged feature (a
-    feature moved to another province is closed where it was). Found by probing each other
-    partition's key index per staged row, not by scanning the nation's rows."""
-    conn.execute("SET LOCAL enable_nestloop = on")
-    cursor = conn.execute(
+    feature moved to another province is closed where it was).
+
+    Only staged features with no current version in ``codes`` can have moved (in a province's
+    re-delivery: its new features, usually few, often none); those are looked up in each other
+    province's key index (province, key), not by scanning the nation's rows."""
+    table = target.qualified
+    conn.execute(
         sql.SQL(
-            "SELECT coalesce(array_agg(DISTINCT t.{province}), '{{}}') FROM {stage} s "
-            "JOIN {table} t ON t.natural_key = s.natural_key AND t.valid_to IS NULL "
-            "WHERE t.{province} <> ALL(%s::text[])"
-        ).format(
-            province=sql.Identifier(PROVINCE_COLUMN),
-            stage=sql.Identifier(stage),
-            table=target.qualified,
-        ),
-        (codes,),
+            "CREATE TEMP TABLE sdi_maybe_moved ON COMMIT DROP AS "
+            "SELECT s.natural_key FROM {stage} s WHERE NOT EXISTS ("
+            "SELECT 1 FROM {table} t WHERE t.natural_key = s.natural_key "
+            "AND t.valid_to IS NULL AND {delivered})"
+        ).format(stage=sql.Identifier(stage), table=table, delivered=in_provinces("t", codes))
     )
-    moved = set(one(cursor)[0])
-    conn.execute("SET LOCAL enable_nestloop = off")
-    return moved
+    try:
+        if not one(conn.execute("SELECT count(*) FROM sdi_maybe_moved"))[0]:
+            return set()
+        conn.execute("ANALYZE sdi_maybe_moved")
+        others = [  # the provinces of the other partitions, from their bounds
+            code
+            for (code,) in conn.execute(
+                "SELECT DISTINCT v[1] FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid, "
+                "regexp_matches(pg_get_expr(c.relpartbound, c.oid), $$'([^']*)'$$, 'g') v "
+                "WHERE i.inhparent = %s::regclass AND v[1] <> ALL(%s::text[])",
+                (f"{target.schema}.{target.name}", codes),
+            )
+        ]
+        conn.execute("SET LOCAL enable_nestloop = on")
+        cursor = conn.execute(
+            sql.SQL(
+                "SELECT coalesce(array_agg(DISTINCT o.code), '{{}}') "
+                "FROM sdi_maybe_moved m CROSS JOIN unnest(%s::text[]) AS o (code) "
+                "WHERE EXISTS (SELECT 1 FROM {table} t WHERE t.{province} = o.code "
+                "AND t.natural_key = m.natural_key AND t.valid_to IS NULL)"
+            ).format(table=table, province=sql.Identifier(PROVINCE_COLUMN)),
+            (others,),
+        )
+        moved = set(one(cursor)[0])
+        conn.execute("SET LOCAL enable_nestloop = off")
+        return moved
+    finally:
+        conn.execute("DROP TABLE sdi_maybe_moved")
 
 
 def _geometry_expression(target: TargetTable, alias: str) -> sql.Composable:

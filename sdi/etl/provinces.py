@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from sdi.db.extents import partitioned_by_province
 from sdi.db.tables import PROVINCE_COLUMN
 from sdi.etl.stage import TargetTable
 from sdi.sql import one
@@ -22,14 +23,8 @@ from sdi.sql import one
 
 def partition_key(conn: psycopg.Connection, target: TargetTable) -> str | None:
     """The target's partition column when it is LIST-partitioned on province_code."""
-    cursor = conn.execute(
-        "SELECT a.attname FROM pg_partitioned_table p "
-        "JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0] "
-        "WHERE p.partrelid = to_regclass(%s) AND p.partstrat = 'l' AND p.partnatts = 1",
-        (f"{target.schema}.{target.name}",),
-    )
-    row = cursor.fetchone()
-    return row[0] if row and row[0] == PROVINCE_COLUMN else None
+    partitioned = partitioned_by_province(conn, f"{target.schema}.{target.name}")
+    return PROVINCE_COLUMN if partitioned else None
 
 
 def ensure_partitions(conn: psycopg.Connection, target: TargetTable, codes: set[str]) -> None:

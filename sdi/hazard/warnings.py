@@ -15,6 +15,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 import sdi.sql
+from sdi.db.extents import partitioned_by_province, provinces_of_box
+from sdi.db.tables import PROVINCE_COLUMN
 from sdi.etl.codes import code_list
 from sdi.hazard import model
 from sdi.settings import Settings, get_settings
@@ -114,8 +116,11 @@ WARNING_COLUMNS = (
 )
 
 
-def _statement(name: str) -> sql.Composed | sql.SQL:
-    """``sql/<name>.sql``; the templates get the exposure fragments and the warning columns."""
+def _statement(name: str, **parts: sql.Composable) -> sql.Composed | sql.SQL:
+    """``sql/<name>.sql``; the templates get the exposure fragments and the warning columns,
+    or ``parts``."""
+    if parts:
+        return sdi.sql.query(PACKAGE, name).format(**parts)
     if name in ("warning_next", "exposure_of_areas", "risk_exposure"):
         return sdi.sql.query(PACKAGE, name).format(
             **{
@@ -140,11 +145,13 @@ def _statement(name: str) -> sql.Composed | sql.SQL:
     return sql.SQL(sdi.sql.load(PACKAGE, name))
 
 
-def _run(conn: psycopg.Connection, name: str, params: dict | None = None) -> int:
+def _run(
+    conn: psycopg.Connection, name: str, params: dict | None = None, **parts: sql.Composable
+) -> int:
     """Execute the statements of ``sql/<name>.sql`` (one or more, ';'-separated); returns the
     last one's rowcount."""
     rowcount = 0
-    for part in _statement(name).as_string(conn).split(";\n"):
+    for part in _statement(name, **parts).as_string(conn).split(";\n"):
         if part.strip():
             rowcount = (
                 conn.execute(part, params).rowcount if params else conn.execute(part).rowcount
@@ -170,11 +177,40 @@ def _model_params(settings: Settings) -> dict:
     }
 
 
-def _expose(conn: psycopg.Connection, params: dict) -> None:
+# The exposed layers partitioned by province in a national warehouse (sdi/db/extents.py).
+_EXPOSED_LAYERS = {"buildings": "construction.buildings", "parcels": "land.parcels"}
+
+
+def _exposed_layers(conn: psycopg.Connection, settings: Settings) -> dict[str, sql.Composable]:
+    """The current rows of the exposed layers the areas (``sdi_zone_parts``) can meet: of a
+    table partitioned by province, those of the provinces whose stored extent meets the
+    areas' (a literal list: the planner reads only those partitions, and the lookups by id
+    probe their indexes only, not the nation's)."""
+    box = sdi.sql.one(
+        conn.execute(
+            "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) "
+            "FROM (SELECT ST_Extent(geom) AS b FROM sdi_zone_parts) e"
+        )
+    )
+    out: dict[str, sql.Composable] = {}
+    for name, table in _EXPOSED_LAYERS.items():
+        current = sql.Identifier(*f"{table}_current".split("."))
+        out[name] = current
+        prunable = box[0] is not None and settings.storage_srid == 4326
+        if prunable and partitioned_by_province(conn, table):
+            codes = provinces_of_box(conn, table, *box)
+            out[name] = sql.SQL("(SELECT * FROM {} WHERE {} = ANY({}::text[]))").format(
+                current, sql.Identifier(PROVINCE_COLUMN), sql.Literal(codes)
+            )
+    return out
+
+
+def _expose(conn: psycopg.Connection, params: dict, settings: Settings) -> None:
     """What lies in each area of sdi_warning_zone: the sdi_exposed_* temporary tables."""
-    _run(conn, "exposed_buildings")
+    layers = _exposed_layers(conn, settings)
+    _run(conn, "exposed_buildings", buildings=layers["buildings"])
     conn.execute("ANALYZE sdi_exposed_buildings")
-    _run(conn, "exposed_parcels", params)
+    _run(conn, "exposed_parcels", params, parcels=layers["parcels"])
     conn.execute("ANALYZE sdi_exposed_parcels")
     _run(conn, "facility_parcels", params)
     _run(conn, "facility_buildings", params)
@@ -211,7 +247,7 @@ def recompute(
         _run(conn, "peak")
         _run(conn, "zones", params)
         _run(conn, "zones_local", params)
-        _expose(conn, params)
+        _expose(conn, params, settings)
         _run(conn, "warning_next", params)
         _run(conn, "warning_ids")
         _run(conn, "events", params)
@@ -256,8 +292,10 @@ class ExposureInputError(ValueError):
     """The area, gauge or water level asked about cannot be used (a client error)."""
 
 
-def _exposure_in_transaction(conn: psycopg.Connection, params: dict) -> tuple[dict, bytes | None]:
-    _expose(conn, params)
+def _exposure_in_transaction(
+    conn: psycopg.Connection, params: dict, settings: Settings
+) -> tuple[dict, bytes | None]:
+    _expose(conn, params, settings)
     cur = conn.execute(_statement("exposure_of_areas"), params)
     row = cur.fetchone()
     if row is None:  # no area: nothing exposed
@@ -281,12 +319,13 @@ def exposure_of_area(
     Returns ``({"figures": {...}, "geometry": GeoJSON}, wkb)``. Runs in a transaction of its
     own (a savepoint inside the caller's), only temporary tables are written.
     """
-    params = _model_params(settings or get_settings())
+    settings = settings or get_settings()
+    params = _model_params(settings)
     with conn.transaction():
         _drop_temp(conn)
         _run(conn, "polygon_area", {"wkb": area_wkb})
         _run(conn, "zones_local", params)
-        result = _exposure_in_transaction(conn, params)
+        result = _exposure_in_transaction(conn, params, settings)
         _drop_temp(conn)
     return result
 
@@ -305,7 +344,8 @@ def exposure_of_many(
     buildings in the same pass. ``communes`` (key → commune codes) gives the communes of the
     areas that are known (a commune's own area: itself); the others' are those sharing some of
     their interior. Runs in a transaction of its own (a savepoint)."""
-    params = _model_params(settings or get_settings())
+    settings = settings or get_settings()
+    params = _model_params(settings)
     result: dict[str, dict] = {}
     with conn.transaction():
         _drop_temp(conn)
@@ -321,7 +361,7 @@ def exposure_of_many(
         )
         _run(conn, "zones_local", params)
         _run(conn, "risk_areas_communes")
-        _expose(conn, params)
+        _expose(conn, params, settings)
         cur = conn.execute(_statement("risk_exposure"), params)
         names = [c.name for c in cur.description or ()]
         for row in cur.fetchall():
@@ -382,12 +422,13 @@ def exposure_of_gauge_level(
     level = model.level_of(water_level_m, thresholds)
     if level == 0:
         return 0, thresholds, {}, None
-    params = {**_model_params(settings or get_settings()), "gauge": gauge_code, "level": level}
+    settings = settings or get_settings()
+    params = {**_model_params(settings), "gauge": gauge_code, "level": level}
     with conn.transaction():
         _drop_temp(conn)
         _run(conn, "gauge_level", params)
         _run(conn, "zones", params)
         _run(conn, "zones_local", params)
-        exposure, wkb = _exposure_in_transaction(conn, params)
+        exposure, wkb = _exposure_in_transaction(conn, params, settings)
         _drop_temp(conn)
     return level, thresholds, exposure, wkb

@@ -4,11 +4,12 @@
 -- the province CRS by the load, to 0.01 m²; computed when missing). The parcels meeting the
 -- boundary are found from the boundary's side (sdi_zone_edges: a few probes instead of one per
 -- parcel); theirs is the sum of their intersections with the pieces, which partition the zone.
--- The pairs are found first without their geometries.
+-- The pairs are found first without their geometries. {parcels}: land.parcels_current, of a
+-- national warehouse only the provinces the zones can meet (warnings._exposed_layers).
 CREATE TEMP TABLE sdi_edge_parcels ON COMMIT DROP AS
 SELECT DISTINCT e.gauge_code, p.id
 FROM sdi_zone_edges e
-JOIN land.parcels_current p ON ST_Intersects(p.geom, e.geom);
+JOIN {parcels} p ON ST_Intersects(p.geom, e.geom);
 ANALYZE sdi_edge_parcels;
 CREATE TEMP TABLE sdi_exposed_parcels ON COMMIT DROP AS
 SELECT h.gauge_code, p.id, p.natural_key, p.land_use_codes, p.commune_code, p.geom,
@@ -24,6 +25,6 @@ SELECT h.gauge_code, p.id, p.natural_key, p.land_use_codes, p.commune_code, p.ge
 FROM (
     SELECT DISTINCT z.gauge_code, p.id
     FROM sdi_zone_parts z
-    JOIN land.parcels_current p ON ST_Intersects(p.geom, z.geom)
+    JOIN {parcels} p ON ST_Intersects(p.geom, z.geom)
 ) h
-JOIN land.parcels_current p ON p.id = h.id
+JOIN {parcels} p ON p.id = h.id
