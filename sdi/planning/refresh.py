@@ -193,9 +193,12 @@ def _land_use_conflicts(ctx: _Context) -> int:
             "run_id": ctx.run_id,
         },
     )
-    unassessed = ctx.conn.execute(
-        "SELECT planned_land_use, count(*) FROM land.zoning_current "
-        "WHERE planned_land_use IS NULL OR planned_land_use <> ALL (%s) GROUP BY 1 ORDER BY 1",
+    unassessed = ctx.conn.execute(  # of the zones the refresh concerns (near_parcels)
+        sql.SQL(
+            "SELECT planned_land_use, count(*) FROM land.zoning_current z "
+            "WHERE (planned_land_use IS NULL OR planned_land_use <> ALL (%s)) AND {} "
+            "GROUP BY 1 ORDER BY 1"
+        ).format(near_parcels),
         (uses,),
     ).fetchall()
     if unassessed:

@@ -23,8 +23,12 @@ SELECT h.gauge_code, p.id, p.natural_key, p.land_use_codes, p.commune_code, p.ge
                   WHERE z.gauge_code = h.gauge_code AND ST_Intersects(z.geom, p.geom))
        END AS area_in_zone_m2
 FROM (
-    SELECT DISTINCT z.gauge_code, p.id
+    SELECT DISTINCT z.gauge_code, p.id, p.province_code
     FROM sdi_zone_parts z
     JOIN {parcels} p ON ST_Intersects(p.geom, z.geom)
 ) h
-JOIN {parcels} p ON p.id = h.id
+-- fetched back by id in the parcel's own partition (a lateral probe: one partition's id index,
+-- not every included partition's rows hashed)
+CROSS JOIN LATERAL (
+    SELECT * FROM {parcels} x WHERE x.id = h.id AND x.province_code = h.province_code OFFSET 0
+) p
