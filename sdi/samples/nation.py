@@ -1,8 +1,9 @@
 """A nation of sample data: ``sdi sample generate --provinces N`` (issue 14).
 
 The 34 provinces of 2025 (codes: ``etl/reference/vn_provinces.csv``) each get a copy of the
-Quảng Ninh sample's geography — its 54 communes, their parcels and zoning — moved to the
-province's centre (Quảng Ninh itself stays where it is, with its real commune codes), with
+Quảng Ninh sample's geography — its 54 communes, their parcels and zoning — moved to a slot of
+its own near the province's centre, so that no two provinces overlap (Quảng Ninh itself stays
+where it is, with its real commune codes; ``_slots``), with
 as many parcels as the province's share of the country's population gives it: Hồ Chí Minh
 City about 12.5 % of the parcels, Lai Châu about 0.45 %. Commune codes of the other provinces
 are made up and unique nationally: the province code and 900 + the template commune's
@@ -121,11 +122,48 @@ def _offset(code: str) -> tuple[float, float]:
     return x - x0, y - y0
 
 
-def _moved(geometry: np.ndarray, code: str) -> np.ndarray:
-    if code == TEMPLATE:
+SLOT_MARGIN = 1.05  # a slot is 5 % larger than the template: two provinces never touch
+SLOT_BOUNDS = (102.2, 8.4, 109.8, 23.4)  # lon/lat every slot lies within (the country's box)
+
+
+def _slots(template: tuple[float, float, float, float], codes: list[str]) -> dict[str, tuple]:
+    """Each province's offset (metres, EPSG:5899) from Quảng Ninh's template: a slot of the
+    template's size of its own in a grid around Quảng Ninh (which keeps its place), the free
+    slot nearest to the province's centre, the most populous provinces choosing first.
+
+    Every province is a copy of Quảng Ninh's 130 km of geography: moved to the provinces' own
+    centres (tens of km apart in the north) they would overlap, and a province's area would
+    hold its neighbours' parcels too (the cost-growth bench would count them)."""
+    minx, miny, maxx, maxy = template
+    width, height = (maxx - minx) * SLOT_MARGIN, (maxy - miny) * SLOT_MARGIN
+    to_lonlat = Transformer.from_crs(CADASTRAL_EPSG, WGS84_EPSG, always_xy=True)
+    west, south, east, north = SLOT_BOUNDS
+    free = []
+    for i in range(-15, 16):
+        for j in range(-35, 36):
+            if (i, j) == (0, 0):
+                continue
+            dx, dy = i * width, j * height
+            lons, lats = to_lonlat.transform(
+                [minx + dx, maxx + dx, minx + dx, maxx + dx],
+                [miny + dy, miny + dy, maxy + dy, maxy + dy],
+            )
+            inside = min(lons) >= west and max(lons) <= east
+            if inside and min(lats) >= south and max(lats) <= north:
+                free.append((dx, dy))
+    out: dict[str, tuple] = {TEMPLATE: (0.0, 0.0)}
+    for code in sorted((c for c in codes if c != TEMPLATE), key=lambda c: -PROVINCES[c][4]):
+        x, y = _offset(code)
+        best = min(free, key=lambda slot: (slot[0] - x) ** 2 + (slot[1] - y) ** 2)
+        free.remove(best)
+        out[code] = best
+    return out
+
+
+def _moved(geometry: np.ndarray, offset: tuple) -> np.ndarray:
+    if offset == (0.0, 0.0):
         return geometry
-    dx, dy = _offset(code)
-    return shapely.transform(geometry, lambda xy: xy + np.array([dx, dy]))
+    return shapely.transform(geometry, lambda xy: xy + np.array(offset))
 
 
 def commune_codes(template: pd.Series, code: str) -> dict[str, str]:
@@ -176,6 +214,7 @@ def generate_nation(
     # One template large enough for the largest province, of which the others take a
     # subset; a fixed province has its own (the same parcels whatever the nation's size).
     largest = max((n for c, n in counts.items() if c not in (fixed or {})), default=0)
+    offsets = _slots(tuple(shapely.total_bounds(communes["geometry"].to_numpy())), list(counts))
     rng = np.random.default_rng(seed)
     files: dict[str, dict] = {}
     all_communes, all_zoning = [], []
@@ -186,7 +225,7 @@ def generate_nation(
         rows = np.sort(rng.choice(len(template), size=size, replace=False))
         province = template.iloc[rows].copy()
         province["MAXA"] = province["MAXA"].map(mapping).fillna(province["MAXA"])
-        province["geometry"] = _moved(province["geometry"].to_numpy(), code)
+        province["geometry"] = _moved(province["geometry"].to_numpy(), offsets[code])
         rel = f"land/parcels_{code}.gpkg"
         write_gpkg(
             province,
@@ -203,12 +242,12 @@ def generate_nation(
         moved["province_code"] = code
         if code != TEMPLATE:
             moved["city"] = code + "-" + moved["city"]
-        moved["geometry"] = _moved(communes["geometry"].to_numpy(), code)
+        moved["geometry"] = _moved(communes["geometry"].to_numpy(), offsets[code])
         all_communes.append(moved)
         z = template_zoning.copy()
         z["ma_xa"] = z["ma_xa"].map(mapping).fillna(z["ma_xa"])
         z["ma_khu"] = code + "-" + z["ma_khu"].astype(str)
-        z["geometry"] = _moved(template_zoning["geometry"].to_numpy(), code)
+        z["geometry"] = _moved(template_zoning["geometry"].to_numpy(), offsets[code])
         all_zoning.append(z)
     admin = pd.concat(all_communes, ignore_index=True)
     admin["geometry"] = to_multi(reproject(shapely.segmentize(admin["geometry"].to_numpy(), 100.0)))
