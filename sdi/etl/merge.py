@@ -122,12 +122,15 @@ def provinces_moved_from(
             )
         ]
         conn.execute("SET LOCAL enable_nestloop = on")
+        # a lateral probe per (feature, province): one index lookup in one partition each
+        # (an EXISTS is planned as a semi-join over every partition's keys: 9.5 s against
+        # 0.08 s for 500 features in a 10 M-parcel nation)
         cursor = conn.execute(
             sql.SQL(
                 "SELECT coalesce(array_agg(DISTINCT o.code), '{{}}') "
                 "FROM sdi_maybe_moved m CROSS JOIN unnest(%s::text[]) AS o (code) "
-                "WHERE EXISTS (SELECT 1 FROM {table} t WHERE t.{province} = o.code "
-                "AND t.natural_key = m.natural_key AND t.valid_to IS NULL)"
+                "CROSS JOIN LATERAL (SELECT 1 FROM {table} t WHERE t.{province} = o.code "
+                "AND t.natural_key = m.natural_key AND t.valid_to IS NULL LIMIT 1) AS found"
             ).format(table=table, province=sql.Identifier(PROVINCE_COLUMN)),
             (others,),
         )
