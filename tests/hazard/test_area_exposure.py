@@ -27,6 +27,19 @@ def _independent(db: psycopg.Connection, commune: str) -> tuple[int, int, float]
     ).fetchone()
 
 
+def _new_building(db: psycopg.Connection, key: str, commune: str, run_id: int) -> None:
+    """A residential building at the commune's interior point, as a load would write it."""
+    db.execute(
+        """INSERT INTO construction.buildings (natural_key, building_code, use_type, floors,
+               commune_code, run_id, valid_from, row_hash, geom)
+           SELECT %(key)s, %(key)s, 'residential', 2, c.commune_code, %(run)s, now(),
+                  md5(%(key)s)::uuid,
+                  ST_Multi(ST_Buffer(ST_PointOnSurface(c.geom)::geography, 5)::geometry)
+           FROM admin.communes_current c WHERE c.commune_code = %(commune)s""",
+        {"key": key, "run": run_id, "commune": commune},
+    )
+
+
 @pytest.fixture()
 def db(loaded: dict, migrated: str):
     with psycopg.connect(migrated) as conn:
@@ -70,15 +83,7 @@ def test_commune_figures_are_kept_until_an_exposed_layer_changes(db) -> None:
     assert before == _independent(db, commune)[0]
     # a new building in the commune (a load of the layer): the stamp changes, the figures
     # under the old stamp go, and every commune is counted again
-    db.execute(
-        """INSERT INTO construction.buildings (natural_key, building_code, use_type, floors,
-               commune_code, run_id, valid_from, row_hash, geom)
-           SELECT 'T-AE-1', 'T-AE-1', 'residential', 2, c.commune_code, %s, now(),
-                  md5('T-AE-1')::uuid,
-                  ST_Multi(ST_Buffer(ST_PointOnSurface(c.geom)::geography, 5)::geometry)
-           FROM admin.communes_current c WHERE c.commune_code = %s""",
-        (run_id, commune),
-    )
+    _new_building(db, "T-AE-1", commune, run_id)
     assert exposure_stamp(db) != stamp
     risk.recompute(db, run_id, trigger="hazard.rain_readings")
     after = db.execute(
@@ -113,15 +118,7 @@ def test_a_load_that_touched_some_communes_recounts_only_the_areas_near_them(db)
     )
     before, _, _ = db.execute(figures, (bytes(wkb),)).fetchone()
     far_before = db.execute(figures, (bytes(far_wkb),)).fetchone()
-    db.execute(
-        """INSERT INTO construction.buildings (natural_key, building_code, use_type, floors,
-               commune_code, run_id, valid_from, row_hash, geom)
-           SELECT 'T-AE-2', 'T-AE-2', 'residential', 2, c.commune_code, %s, now(),
-                  md5('T-AE-2')::uuid,
-                  ST_Multi(ST_Buffer(ST_PointOnSurface(c.geom)::geography, 5)::geometry)
-           FROM admin.communes_current c WHERE c.commune_code = %s""",
-        (run_id, commune),
-    )
+    _new_building(db, "T-AE-2", commune, run_id)
     stamp = exposure_stamp(db)
     risk.recompute(db, run_id, trigger="construction.buildings", communes=frozenset({commune}))
     assert db.execute(figures, (bytes(wkb),)).fetchone()[0::2] == (before + 1, stamp)
