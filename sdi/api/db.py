@@ -64,20 +64,30 @@ class DatabaseAway(ProviderConnectionError):
     default_msg = UNAVAILABLE_MESSAGE
 
 
+def _causes(exc: BaseException | None, limit: int = 10):
+    """``exc`` and the exceptions it was raised from (at most ``limit``)."""
+    while exc is not None and limit > 0:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+        limit -= 1
+
+
+def connection_lost(exc: BaseException | None) -> psycopg.OperationalError | None:
+    """The lost or refused connection ``exc`` was raised from, if any (a statement timeout
+    is no lost connection)."""
+    for cause in _causes(exc):
+        if isinstance(cause, psycopg.OperationalError) and not isinstance(
+            cause, psycopg.errors.QueryCanceled
+        ):
+            return cause
+    return None
+
+
 def is_unavailable(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or an exception it was raised from) says the database is away:
     a lost or refused connection, the pool's timeout, or a :class:`DatabaseAway`."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, (DatabaseAway, PoolTimeout)):
-            return True
-        if isinstance(exc, psycopg.OperationalError) and not isinstance(
-            exc, psycopg.errors.QueryCanceled
-        ):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
+    away = any(isinstance(cause, (DatabaseAway, PoolTimeout)) for cause in _causes(exc))
+    return away or connection_lost(exc) is not None
 
 
 class _Pool(ConnectionPool):

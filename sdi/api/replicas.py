@@ -39,6 +39,7 @@ from http.cookies import SimpleCookie
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from sdi.api.db import connection_lost
 from sdi.settings import Settings, get_settings
 
 LOGGER = logging.getLogger(__name__)
@@ -142,20 +143,6 @@ def response_headers(intent: Intent | None) -> list[tuple[bytes, bytes]]:
     lsn = format_lsn(intent.wrote_lsn).encode()
     cookie = f"{LSN_COOKIE}={lsn.decode()}; Path=/; Max-Age={COOKIE_MAX_AGE}; SameSite=Lax"
     return [(LSN_HEADER, lsn), (b"set-cookie", cookie.encode())]
-
-
-def connection_lost(exc: BaseException | None) -> psycopg.OperationalError | None:
-    """The lost or refused connection ``exc`` was raised from, if any (a statement timeout
-    is no lost connection)."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, psycopg.OperationalError) and not isinstance(
-            exc, psycopg.errors.QueryCanceled
-        ):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
 
 
 def from_replica(exc: BaseException) -> bool:
